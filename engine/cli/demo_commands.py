@@ -1,0 +1,55 @@
+"""``crm demo``: from a fresh install to a seeded CRM in one command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from engine.cli.main import report_errors
+from engine.cli.site_commands import create_site, migrate_site
+from engine.context import Actor
+from engine.demo import load_demo
+from engine.site import SITE_FILE, Site
+
+DEMO_LOGIN = "admin"
+DEMO_PASSWORD = "visioncrm-demo"
+
+
+@click.command()
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("crm-demo"), show_default=True, help="Where to create the demo site.")
+@click.option("--pack", "packs", multiple=True, default=("core",), show_default=True)
+@click.option("--locale", type=click.Choice(["en", "zh"]), default="zh", show_default=True)
+@report_errors
+def demo(directory: Path, packs: tuple[str, ...], locale: str) -> None:
+    """Create (or reopen) a demo site on SQLite with demo data."""
+    fresh = not (directory / SITE_FILE).exists()
+    if fresh:
+        create_site(directory, name="VisionCRM demo", packs=list(packs),
+                    database_url="sqlite:///crm.db", locale=locale)
+    with Site.open(directory) as site:
+        click.echo("Migrating the database:")
+        migrate_site(site, allow_destructive=False, applied_by="demo")
+        if fresh:
+            site.users.create(DEMO_LOGIN, password=DEMO_PASSWORD, display_name="Demo admin",
+                              language=locale, roles=["admin"], is_admin=True)
+            actor = site.users.actor(DEMO_LOGIN)
+            paths = [Path(p.path) for p in site.registry.packs.values()]
+            with click.progressbar(length=1, label="Loading demo data") as bar:
+                def progress(done: int, total: int) -> None:
+                    bar.length = total
+                    bar.update(1)
+
+                count = load_demo(site.records, actor, paths, progress)
+            click.echo(f"Created {count} demo records.")
+        else:
+            actor = Actor.system()
+        customers = site.records.count(actor, "customer") if "customer" in site.registry.entities else 0
+    click.echo(f"\nDemo site ready in {directory.resolve()} ({customers} customers).")
+    click.echo(f"Log in as {DEMO_LOGIN} / {DEMO_PASSWORD}")
+    click.echo(f"Try:  crm --site {directory} record list opportunity --sort -amount")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(demo)

@@ -1,0 +1,154 @@
+"""The one place where VisionCRM's exceptions live.
+
+Every exception carries the HTTP status a web adapter should answer with and
+a message written for the person who caused it, so the CLI, the UI and the
+API can report errors the same way without knowing where they came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class CrmError(Exception):
+    """Base class: a message for users and the HTTP status that goes with it."""
+
+    status: int = 500
+    code: str = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong in a definition file, located as precisely as we can.
+
+    ``line`` and ``column`` are 1-based; ``path`` is the dotted path inside
+    the document (``fields.amount.type``) so the message makes sense even
+    when a position is unknown (for example a problem found after merging
+    several files).
+    """
+
+    file: str
+    line: int | None
+    column: int | None
+    path: str
+    message: str
+    severity: str = field(default="error", compare=False)
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        inside = f" [{self.path}]" if self.path else ""
+        return f"{where}:{inside} {self.severity}: {self.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+            "path": self.path,
+            "message": self.message,
+            "severity": self.severity,
+        }
+
+
+class DefinitionError(CrmError):
+    """The definitions (packs, overlays, crm.yaml) cannot be used as they are."""
+
+    status = 422
+    code = "invalid_definitions"
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems = sorted(problems)
+        errors = [p for p in self.problems if p.severity == "error"]
+        lines = "\n".join(str(p) for p in errors)
+        super().__init__(f"{len(errors)} problem(s) in the definitions:\n{lines}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "problems": [p.to_dict() for p in self.problems]}
+
+
+class SiteNotFound(CrmError):
+    status = 404
+    code = "site_not_found"
+
+
+class NotFound(CrmError):
+    """A record, entity or user that does not exist *or that the actor may not see*."""
+
+    status = 404
+    code = "not_found"
+
+
+class PermissionDenied(CrmError):
+    status = 403
+    code = "forbidden"
+
+
+class ValidationFailed(CrmError):
+    """A record payload with field-level messages, all of them at once."""
+
+    status = 422
+    code = "validation_failed"
+
+    def __init__(self, errors: Mapping[str, list[str]], message: str | None = None) -> None:
+        self.errors = {k: list(v) for k, v in errors.items()}
+        summary = "; ".join(f"{k}: {', '.join(v)}" for k, v in self.errors.items())
+        super().__init__(message or f"Some values are not valid — {summary}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "errors": self.errors}
+
+
+class Conflict(CrmError):
+    """Someone else changed the record since it was read; nothing was written."""
+
+    status = 409
+    code = "conflict"
+
+    def __init__(self, message: str, current: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.current = dict(current) if current is not None else None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        if self.current is not None:
+            data["current"] = self.current
+        return data
+
+
+class MigrationRefused(CrmError):
+    """A migration would lose data and was not allowed to."""
+
+    status = 409
+    code = "migration_refused"
+
+    def __init__(self, message: str, reasons: Iterable[str] = ()) -> None:
+        self.reasons = list(reasons)
+        full = message + ("".join(f"\n  - {r}" for r in self.reasons))
+        super().__init__(full)
+
+
+class MigrationFailed(CrmError):
+    """A migration stopped part-way; the database was rolled back to where it was."""
+
+    status = 500
+    code = "migration_failed"
+
+
+class SchemaOutOfDate(CrmError):
+    """The database was migrated to other definitions than the ones this process runs."""
+
+    status = 503
+    code = "definitions_changed"

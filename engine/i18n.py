@@ -1,0 +1,106 @@
+"""The engine's own words in English and Chinese.
+
+Labels of entities and fields come from the YAML; this catalogue holds the
+messages the engine itself writes (validation, conflicts), so an actor gets
+every message in their language.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+MESSAGES: dict[str, dict[str, str]] = {
+    "required": {"en": "This field is required.", "zh": "此字段为必填项。"},
+    "unknown_field": {"en": "There is no such field.", "zh": "没有这个字段。"},
+    "not_settable": {
+        "en": "This field is set by the system and cannot be given a value.",
+        "zh": "此字段由系统设置,不能手动赋值。",
+    },
+    "not_applicable": {
+        "en": "This field does not apply here: {condition} is not met.",
+        "zh": "此字段在当前情况下不适用:条件 {condition} 不成立。",
+    },
+    "readonly": {"en": "This field is read-only.", "zh": "此字段为只读。"},
+    "expected_text": {"en": "Expected text.", "zh": "应为文本。"},
+    "too_long": {
+        "en": "At most {max} characters (got {length}).",
+        "zh": "最多 {max} 个字符(当前 {length} 个)。",
+    },
+    "too_short": {"en": "At least {min} characters.", "zh": "至少 {min} 个字符。"},
+    "pattern": {"en": "Does not have the expected form.", "zh": "格式不正确。"},
+    "expected_integer": {"en": "Expected a whole number.", "zh": "应为整数。"},
+    "expected_number": {"en": "Expected a number.", "zh": "应为数字。"},
+    "too_many_decimals": {
+        "en": "At most {scale} digits after the decimal point.",
+        "zh": "小数点后最多 {scale} 位。",
+    },
+    "too_large_number": {
+        "en": "The number is too large (at most {digits} digits before the decimal point).",
+        "zh": "数字过大(整数部分最多 {digits} 位)。",
+    },
+    "below_min": {"en": "Must be at least {min}.", "zh": "不能小于 {min}。"},
+    "above_max": {"en": "Must be at most {max}.", "zh": "不能大于 {max}。"},
+    "expected_boolean": {"en": "Expected yes or no.", "zh": "应为是或否。"},
+    "expected_date": {
+        "en": "Expected a date such as 2024-03-01.",
+        "zh": "应为日期,例如 2024-03-01。",
+    },
+    "expected_datetime": {
+        "en": "Expected a date and time such as 2024-03-01T09:30:00+08:00.",
+        "zh": "应为日期时间,例如 2024-03-01T09:30:00+08:00。",
+    },
+    "invalid_choice": {
+        "en": "'{value}' is not one of the choices: {choices}.",
+        "zh": "“{value}”不在可选项中:{choices}。",
+    },
+    "invalid_email": {"en": "Not a valid e-mail address.", "zh": "邮箱地址无效。"},
+    "invalid_phone": {
+        "en": "Not a valid phone number (digits, spaces and + - ( ) only).",
+        "zh": "电话号码无效(只能包含数字、空格和 + - ( ))。",
+    },
+    "invalid_url": {
+        "en": "Not a valid web address (it must start with http:// or https://).",
+        "zh": "网址无效(必须以 http:// 或 https:// 开头)。",
+    },
+    "expected_reference": {
+        "en": "Expected the id of a {entity} record.",
+        "zh": "应为{entity}记录的编号。",
+    },
+    "reference_missing": {
+        "en": "There is no {entity} with id {value}.",
+        "zh": "不存在编号为 {value} 的{entity}。",
+    },
+    "expected_list": {"en": "Expected a list.", "zh": "应为列表。"},
+    "expected_lines": {
+        "en": "Expected a list of lines, each a set of field values.",
+        "zh": "应为明细行列表,每行为字段值的集合。",
+    },
+    "line_error": {"en": "Line {number}: {field}: {message}", "zh": "第 {number} 行:{field}:{message}"},
+    "not_unique": {
+        "en": "'{value}' is already used by another record.",
+        "zh": "“{value}”已被其他记录使用。",
+    },
+    "expected_json": {"en": "Expected JSON data.", "zh": "应为 JSON 数据。"},
+    "conflict": {
+        "en": "This record was changed by someone else since you opened it "
+        "(your version {expected}, now {current}); nothing was saved.",
+        "zh": "此记录在您打开后已被他人修改(您的版本 {expected},当前版本 {current}),未保存任何内容。",
+    },
+    "not_found": {"en": "{entity} {id} was not found.", "zh": "未找到{entity} {id}。"},
+    "still_referenced": {
+        "en": "This record is still used by {count} {entity} record(s); remove those links first.",
+        "zh": "此记录仍被 {count} 条{entity}记录引用,请先解除这些关联。",
+    },
+    "invalid_filter": {"en": "Cannot filter on this: {reason}", "zh": "无法按此筛选:{reason}"},
+    "not_archivable": {
+        "en": "{entity} records cannot be archived.",
+        "zh": "{entity}记录不能归档。",
+    },
+}
+
+
+def message(key: str, language: str | None = "en", **params: Any) -> str:
+    """A message in the actor's language (English when no translation exists)."""
+    texts = MESSAGES[key]
+    lang = "zh" if language and language.startswith("zh") else "en"
+    return texts.get(lang, texts["en"]).format(**params)

@@ -1,0 +1,1 @@
+"""Definitions as written by consultants: YAML files, their schemas and their checks."""

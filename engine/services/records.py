@@ -1,0 +1,794 @@
+"""The record service: the one path for every read and write of entity records.
+
+Every caller — CLI, web UI, API, import, jobs — comes through here with an
+:class:`~engine.context.Actor`.  Each write runs, in one transaction: the
+access check, coercion of every given value, defaults, conditions,
+computed fields, validation (all fields' messages at once), sequence
+numbers, the optimistic-lock check, the write itself and its audit rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from engine.context import Actor, Clock, SystemClock
+from engine.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from engine.i18n import message
+from engine.metadata.model import SYSTEM_COLUMNS, Entity, Field, Registry
+from engine.services.access import AccessPolicy, AllowAll
+from engine.services.audit import write_audit
+from engine.services.compute import ComputedOrder, apply_computed, apply_defaults
+from engine.services.sequences import next_number
+from engine.services.values import ValueProblem, check_limits, coerce
+from engine.storage.database import write_transaction
+from engine.storage.queries import OPERATORS, UNORDERED_TYPES, Filter, Sort, condition
+from engine.storage.queries import search_condition as text_search
+from engine.storage.tables import Schema
+
+#: System columns a caller may filter and sort on, with the type their values have.
+SYSTEM_FIELD_TYPES = {
+    "id": "integer",
+    "created_at": "datetime",
+    "updated_at": "datetime",
+    "created_by": "integer",
+    "updated_by": "integer",
+    "owner": "integer",
+    "version": "integer",
+    "archived": "boolean",
+}
+_SYSTEM_FIELDS = {k: Field(key=k, type=t, label=None) for k, t in SYSTEM_FIELD_TYPES.items()}  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a list; ``total`` is None when the caller did not ask to count."""
+
+    rows: list[dict[str, Any]]
+    limit: int
+    offset: int
+    total: int | None
+    has_more: bool
+
+
+class _Errors:
+    """Field messages gathered during one write, in the actor's language."""
+
+    def __init__(self, language: str) -> None:
+        self.language = language
+        self.by_field: dict[str, list[str]] = defaultdict(list)
+
+    def add(self, key: str, msg_key: str, **params: Any) -> None:
+        self.by_field[key].append(message(msg_key, self.language, **params))
+
+    def problem(self, key: str, problem: ValueProblem) -> None:
+        self.add(key, problem.key, **problem.params)
+
+    def raise_if_any(self) -> None:
+        if self.by_field:
+            raise ValidationFailed(dict(self.by_field))
+
+
+class RecordService:
+    """Create, read, update, archive, delete and list records of any entity."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        schema: Schema,
+        engine: Engine,
+        *,
+        clock: Clock | None = None,
+        policy: AccessPolicy | None = None,
+    ) -> None:
+        self.registry = registry
+        self.schema = schema
+        self.engine = engine
+        self.clock = clock or SystemClock()
+        self.policy = policy or AllowAll()
+        self._order = ComputedOrder()
+
+    # -- plumbing ----------------------------------------------------------
+
+    @contextmanager
+    def _write(self, conn: Connection | None) -> Iterator[Connection]:
+        if conn is not None:
+            yield conn
+            return
+        with write_transaction(self.engine) as new:
+            yield new
+
+    @contextmanager
+    def _read(self, conn: Connection | None) -> Iterator[Connection]:
+        if conn is not None:
+            yield conn
+            return
+        with self.engine.connect() as new:
+            yield new
+
+    def entity(self, key: str) -> Entity:
+        try:
+            return self.registry.entities[key]
+        except KeyError:
+            raise NotFound(f"There is no entity '{key}'.") from None
+
+    def _allow(self, actor: Actor, entity: Entity, action: str) -> None:
+        if not self.policy.can(actor, entity, action):
+            raise PermissionDenied(f"You may not {action} {entity.plural.get(actor.language)}.")
+
+    def _visible(self, actor: Actor, entity: Entity, table: Table) -> list:
+        scope = self.policy.row_filter(actor, entity, table)
+        return [] if scope is None else [scope]
+
+    def _not_found(self, actor: Actor, entity: Entity, record_id: Any) -> NotFound:
+        return NotFound(
+            message("not_found", actor.language, entity=entity.label.get(actor.language), id=record_id)
+        )
+
+    # -- reading -----------------------------------------------------------
+
+    def _finish(self, entity: Entity, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Fill the fields computed on read (after lines are loaded, which they may sum)."""
+        if any(f.type == "computed" and not f.stored for f in entity.fields.values()) or any(
+            f.type == "lines" for f in entity.fields.values()
+        ):
+            now = self.clock.now()
+            for record in records:
+                apply_computed(entity.fields, record, now, self._order, stored=False)
+        return records
+
+    def _load_children(
+        self, conn: Connection, entity: Entity, records: list[dict[str, Any]]
+    ) -> None:
+        ids = [r["id"] for r in records]
+        if not ids:
+            return
+        by_id = {r["id"]: r for r in records}
+        for field in entity.fields.values():
+            if field.type == "lines":
+                table = self.schema.child(entity.key, field.key)
+                for r in records:
+                    r[field.key] = []
+                rows = conn.execute(
+                    select(table).where(table.c.parent_id.in_(ids)).order_by(
+                        table.c.parent_id, table.c.position, table.c.id
+                    )
+                ).mappings()
+                for row in rows:
+                    line = {k: v for k, v in row.items() if k != "parent_id"}
+                    by_id[row["parent_id"]][field.key].append(line)
+            elif field.type == "many_to_many":
+                table = self.schema.child(entity.key, field.key)
+                for r in records:
+                    r[field.key] = []
+                rows = conn.execute(
+                    select(table.c.source_id, table.c.target_id)
+                    .where(table.c.source_id.in_(ids))
+                    .order_by(table.c.target_id)
+                )
+                for source_id, target_id in rows:
+                    by_id[source_id][field.key].append(target_id)
+
+    def _fetch(
+        self, conn: Connection, actor: Actor, entity: Entity, record_id: Any, *, lock: bool = False
+    ) -> dict[str, Any]:
+        table = self.schema.table(entity.key)
+        try:
+            record_id = int(record_id)
+        except (TypeError, ValueError):
+            raise self._not_found(actor, entity, record_id) from None
+        query = select(table).where(table.c.id == record_id, *self._visible(actor, entity, table))
+        if lock and conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = conn.execute(query).mappings().first()
+        if row is None:
+            raise self._not_found(actor, entity, record_id)
+        record = dict(row)
+        self._load_children(conn, entity, [record])
+        return self._finish(entity, [record])[0]
+
+    def get(
+        self, actor: Actor, entity_key: str, record_id: Any, *, conn: Connection | None = None
+    ) -> dict[str, Any]:
+        entity = self.entity(entity_key)
+        self._allow(actor, entity, "read")
+        with self._read(conn) as c:
+            return self._fetch(c, actor, entity, record_id)
+
+    def _typed_filter(self, actor: Actor, entity: Entity, flt: Filter) -> Any:
+        field = entity.fields.get(flt.field) or _SYSTEM_FIELDS.get(flt.field)
+        errors = _Errors(actor.language)
+        if field is None:
+            errors.add(flt.field, "invalid_filter", reason=f"there is no field '{flt.field}'")
+        elif not (field.has_column if field.key in entity.fields else True):
+            errors.add(flt.field, "invalid_filter", reason=f"a {field.type} field has no column")
+        elif flt.op not in OPERATORS:
+            errors.add(
+                flt.field, "invalid_filter",
+                reason=f"unknown operator '{flt.op}'; use one of {', '.join(OPERATORS)}",
+            )
+        elif flt.op in ("lt", "le", "gt", "ge", "between") and field.value_type in UNORDERED_TYPES:
+            errors.add(flt.field, "invalid_filter", reason=f"a {field.value_type} has no order")
+        errors.raise_if_any()
+        assert field is not None
+        lookup = Field(key=field.key, type="integer", label=None) if field.type == "reference" else field  # type: ignore[arg-type]
+        if field.type == "choice" and field.multiple:
+            lookup = Field(key=field.key, type="choice", label=None, choices=field.choices)  # type: ignore[arg-type]
+        try:
+            if flt.op == "isnull":
+                value = coerce(Field(key="x", type="boolean", label=None), flt.value)  # type: ignore[arg-type]
+            elif flt.op == "contains":
+                value = str(flt.value)
+            elif flt.op in ("in", "between"):
+                items = flt.value.split(",") if isinstance(flt.value, str) else list(flt.value)
+                value = [coerce(lookup, item) for item in items]
+                if flt.op == "between" and len(value) != 2:
+                    raise ValueProblem("invalid_filter", reason="between takes two values")
+            else:
+                value = coerce(lookup, flt.value)
+        except ValueProblem as problem:
+            errors.problem(flt.field, problem)
+            errors.raise_if_any()
+        return value
+
+    def _list_query(
+        self,
+        actor: Actor,
+        entity: Entity,
+        filters: Sequence[Filter],
+        search: str | None,
+        include_archived: bool,
+    ) -> tuple[Table, list]:
+        table = self.schema.table(entity.key)
+        where = self._visible(actor, entity, table)
+        if not include_archived:
+            where.append(table.c.archived.is_(False))
+        for flt in filters:
+            value = self._typed_filter(actor, entity, flt)
+            where.append(condition(table, flt.field, flt.op, value))
+        if search and search.strip():
+            columns = [f.key for f in entity.fields.values() if f.searchable and f.has_column]
+            if not columns:
+                columns = [entity.title_field] if entity.title_field else []
+            if columns:
+                where.append(text_search(table, columns, search))
+        return table, where
+
+    def list(
+        self,
+        actor: Actor,
+        entity_key: str,
+        *,
+        filters: Sequence[Filter] = (),
+        search: str | None = None,
+        sort: Sequence[Sort] = (),
+        limit: int = 50,
+        offset: int = 0,
+        include_archived: bool = False,
+        with_total: bool = True,
+        with_children: bool = False,
+        conn: Connection | None = None,
+    ) -> Page:
+        entity = self.entity(entity_key)
+        self._allow(actor, entity, "read")
+        limit = max(1, min(int(limit), 1000))
+        offset = max(0, int(offset))
+        table, where = self._list_query(actor, entity, filters, search, include_archived)
+        order = []
+        errors = _Errors(actor.language)
+        for item in sort:
+            field = entity.fields.get(item.field) or _SYSTEM_FIELDS.get(item.field)
+            if field is None or (item.field in entity.fields and not field.has_column):
+                errors.add(item.field, "invalid_filter", reason="cannot sort on this field")
+                continue
+            col = table.c[item.field]
+            order.append((col.desc() if item.descending else col.asc()).nulls_last())
+        errors.raise_if_any()
+        order.append(table.c.id.desc() if not sort else table.c.id.asc())
+        query = select(table).where(*where).order_by(*order).limit(limit + 1).offset(offset)
+        with self._read(conn) as c:
+            rows = [dict(r) for r in c.execute(query).mappings()]
+            has_more = len(rows) > limit
+            rows = rows[:limit]
+            if with_children:
+                self._load_children(c, entity, rows)
+            self._finish(entity, rows)
+            total = None
+            if with_total:
+                total = c.execute(
+                    select(func.count()).select_from(table).where(*where)
+                ).scalar_one()
+        return Page(rows=rows, limit=limit, offset=offset, total=total, has_more=has_more)
+
+    def count(
+        self,
+        actor: Actor,
+        entity_key: str,
+        *,
+        filters: Sequence[Filter] = (),
+        search: str | None = None,
+        include_archived: bool = False,
+        conn: Connection | None = None,
+    ) -> int:
+        entity = self.entity(entity_key)
+        self._allow(actor, entity, "read")
+        table, where = self._list_query(actor, entity, filters, search, include_archived)
+        with self._read(conn) as c:
+            return c.execute(select(func.count()).select_from(table).where(*where)).scalar_one()
+
+    # -- writing: preparing values -----------------------------------------
+
+    def _coerce_lines(
+        self, field: Field, value: Any, errors: _Errors, now: dt.datetime
+    ) -> list[dict[str, Any]] | None:
+        if value is None:
+            return []
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, Mapping) for v in value):
+            errors.add(field.key, "expected_lines")
+            return None
+        lines = []
+        for index, raw in enumerate(value):
+            line: dict[str, Any] = {}
+            for key, item in raw.items():
+                sub = field.fields.get(key)
+                where = f"{field.key}[{index}].{key}"
+                if key == "id":
+                    continue
+                if sub is None:
+                    errors.add(where, "unknown_field")
+                elif not sub.is_input:
+                    errors.add(where, "not_settable")
+                else:
+                    try:
+                        line[key] = coerce(sub, item)
+                    except ValueProblem as problem:
+                        errors.problem(where, problem)
+            apply_defaults(field.fields, line, now)
+            lines.append(line)
+        return lines
+
+    def _coerce_input(
+        self, actor: Actor, entity: Entity, values: Mapping[str, Any], errors: _Errors,
+        now: dt.datetime, *, existing: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        typed: dict[str, Any] = {}
+        for key, value in values.items():
+            field = entity.fields.get(key)
+            if field is None:
+                if key == "owner":
+                    try:
+                        typed["owner"] = coerce(
+                            Field(key="owner", type="reference", label=None, to="user"), value  # type: ignore[arg-type]
+                        )
+                    except ValueProblem as problem:
+                        errors.problem(key, problem)
+                elif key in SYSTEM_COLUMNS:
+                    # A record sent back as it was read carries its id and version: fine.
+                    echoed = key == "version" or (existing is not None and existing.get(key) == value)
+                    if not echoed:
+                        errors.add(key, "not_settable")
+                else:
+                    errors.add(key, "unknown_field")
+                continue
+            if not field.is_input:
+                errors.add(key, "not_settable")
+                continue
+            if field.type == "lines":
+                lines = self._coerce_lines(field, value, errors, now)
+                if lines is not None:
+                    typed[key] = lines
+                continue
+            try:
+                typed[key] = coerce(field, value)
+            except ValueProblem as problem:
+                errors.problem(key, problem)
+                continue
+            if (
+                field.readonly
+                and existing is not None
+                and typed[key] != existing.get(key)
+            ):
+                errors.add(key, "readonly")
+        return typed
+
+    def _validate(
+        self,
+        conn: Connection,
+        actor: Actor,
+        entity: Entity,
+        record: dict[str, Any],
+        given: set[str],
+        errors: _Errors,
+        record_id: int | None,
+    ) -> None:
+        for field in entity.fields.values():
+            key = field.key
+            if field.visible_if is not None and not field.visible_if.evaluate(record, now=self.clock.now()):
+                blank = record.get(key) in (None, "", [])
+                if key in given and not blank:
+                    errors.add(key, "not_applicable", condition=field.visible_if.source)
+                if not blank:
+                    record[key] = [] if field.type in ("lines", "many_to_many") else None
+                continue
+            value = record.get(key)
+            required = field.required or (
+                field.required_if is not None
+                and bool(field.required_if.evaluate(record, now=self.clock.now()))
+            )
+            if required and field.is_input and value in (None, "", []):
+                errors.add(key, "required")
+                continue
+            problem = check_limits(field, value)
+            if problem is not None:
+                errors.problem(key, problem)
+            if field.type == "lines" and isinstance(value, list):
+                for index, line in enumerate(value):
+                    for sub in field.fields.values():
+                        where = f"{key}[{index}].{sub.key}"
+                        if sub.required and line.get(sub.key) in (None, "", []):
+                            errors.add(where, "required")
+                        elif (p := check_limits(sub, line.get(sub.key))) is not None:
+                            errors.problem(where, p)
+        self._check_references(conn, actor, entity, record, given, errors)
+        self._check_unique(conn, entity, record, errors, record_id)
+
+    def _check_references(
+        self, conn: Connection, actor: Actor, entity: Entity, record: dict[str, Any],
+        given: set[str], errors: _Errors,
+    ) -> None:
+        wanted: dict[str, set[int]] = defaultdict(set)
+        places: list[tuple[str, str, Any]] = []
+        for field in entity.fields.values():
+            if field.key not in given or errors.by_field.get(field.key):
+                continue
+            value = record.get(field.key)
+            if field.type == "reference" and value is not None:
+                wanted[field.to].add(value)
+                places.append((field.key, field.to, [value]))
+            elif field.type == "many_to_many" and value:
+                wanted[field.to].update(value)
+                places.append((field.key, field.to, value))
+            elif field.type == "lines" and value:
+                for sub in field.fields.values():
+                    if sub.type == "reference":
+                        for index, line in enumerate(value):
+                            if line.get(sub.key) is not None:
+                                wanted[sub.to].add(line[sub.key])
+                                places.append((f"{field.key}[{index}].{sub.key}", sub.to, [line[sub.key]]))
+        if "owner" in given and record.get("owner") is not None:
+            wanted["__user__"].add(record["owner"])
+            places.append(("owner", "__user__", [record["owner"]]))
+        found: dict[str, set[int]] = {}
+        for target, ids in wanted.items():
+            if target == "__user__":
+                table = self.schema.system("crm_user")
+                where = [table.c.id.in_(ids)]
+            else:
+                table = self.schema.table(target)
+                target_entity = self.registry.entities[target]
+                where = [table.c.id.in_(ids), *self._visible(actor, target_entity, table)]
+            found[target] = set(conn.execute(select(table.c.id).where(*where)).scalars())
+        for key, target, ids in places:
+            for value in ids:
+                if value not in found[target]:
+                    label = "user" if target == "__user__" else (
+                        self.registry.entities[target].label.get(actor.language)
+                    )
+                    errors.add(key, "reference_missing", entity=label, value=value)
+
+    def _check_unique(
+        self, conn: Connection, entity: Entity, record: dict[str, Any], errors: _Errors,
+        record_id: int | None,
+    ) -> None:
+        table = self.schema.table(entity.key)
+        for field in entity.fields.values():
+            if not field.unique or record.get(field.key) is None or errors.by_field.get(field.key):
+                continue
+            query = select(table.c.id).where(table.c[field.key] == record[field.key])
+            if record_id is not None:
+                query = query.where(table.c.id != record_id)
+            if conn.execute(query.limit(1)).first() is not None:
+                errors.add(field.key, "not_unique", value=record[field.key])
+
+    def _column_values(self, entity: Entity, record: Mapping[str, Any]) -> dict[str, Any]:
+        return {f.key: record.get(f.key) for f in entity.column_fields()}
+
+    def _write_children(
+        self, conn: Connection, entity: Entity, record_id: int, record: Mapping[str, Any],
+        keys: set[str] | None = None,
+    ) -> None:
+        for field in entity.fields.values():
+            if keys is not None and field.key not in keys:
+                continue
+            if field.type == "lines":
+                table = self.schema.child(entity.key, field.key)
+                conn.execute(delete(table).where(table.c.parent_id == record_id))
+                rows = [
+                    {
+                        "parent_id": record_id,
+                        "position": index,
+                        **{s.key: line.get(s.key) for s in field.fields.values() if s.has_column},
+                    }
+                    for index, line in enumerate(record.get(field.key) or [])
+                ]
+                if rows:
+                    conn.execute(insert(table), rows)
+            elif field.type == "many_to_many":
+                table = self.schema.child(entity.key, field.key)
+                conn.execute(delete(table).where(table.c.source_id == record_id))
+                rows = [{"source_id": record_id, "target_id": t} for t in record.get(field.key) or []]
+                if rows:
+                    conn.execute(insert(table), rows)
+
+    # -- writing: the operations --------------------------------------------
+
+    def create(
+        self,
+        actor: Actor,
+        entity_key: str,
+        values: Mapping[str, Any],
+        *,
+        conn: Connection | None = None,
+    ) -> dict[str, Any]:
+        entity = self.entity(entity_key)
+        self._allow(actor, entity, "create")
+        now = self.clock.now()
+        errors = _Errors(actor.language)
+        typed = self._coerce_input(actor, entity, values, errors, now, existing=None)
+        record: dict[str, Any] = {}
+        for field in entity.fields.values():
+            if field.type in ("lines", "many_to_many"):
+                record[field.key] = []
+        record.update(typed)
+        apply_defaults(entity.fields, record, now)
+        apply_computed(entity.fields, record, now, self._order, stored=True)
+        with self._write(conn) as c:
+            self._validate(c, actor, entity, record, set(typed), errors, None)
+            errors.raise_if_any()
+            for field in entity.fields.values():
+                if field.type == "sequence" and not record.get(field.key):
+                    record[field.key] = next_number(
+                        c, self.schema.system("crm_sequence"), f"{entity.key}.{field.key}",
+                        field.sequence_pattern or "", now.date(),
+                    )
+            system = {
+                "created_at": now,
+                "updated_at": now,
+                "created_by": actor.user_id,
+                "updated_by": actor.user_id,
+                "owner": record.get("owner", actor.user_id),
+                "version": 1,
+                "archived": False,
+            }
+            table = self.schema.table(entity.key)
+            try:
+                result = c.execute(insert(table).values(**system, **self._column_values(entity, record)))
+            except IntegrityError as exc:
+                raise self._integrity(actor, entity, record, exc) from None
+            record_id = result.inserted_primary_key[0]
+            self._write_children(c, entity, record_id, record)
+            if entity.audit:
+                write_audit(
+                    c, self.schema.system("crm_audit"), actor=actor, at=now, entity=entity.key,
+                    record_id=record_id, action="create",
+                    changes={"*": (None, {k: v for k, v in record.items() if v not in (None, [])})},
+                )
+            return self._fetch(c, actor, entity, record_id)
+
+    def _integrity(
+        self, actor: Actor, entity: Entity, record: Mapping[str, Any], exc: IntegrityError
+    ) -> ValidationFailed:
+        """A constraint the database caught after our own checks (a race): explain, no SQL."""
+        errors = _Errors(actor.language)
+        text = str(exc.orig).lower()
+        for field in entity.fields.values():
+            if (field.unique or field.type == "sequence") and field.key in text:
+                errors.add(field.key, "not_unique", value=record.get(field.key))
+        if not errors.by_field:
+            errors.add("record", "not_unique", value="")
+        return ValidationFailed(dict(errors.by_field))
+
+    def update(
+        self,
+        actor: Actor,
+        entity_key: str,
+        record_id: Any,
+        changes: Mapping[str, Any],
+        *,
+        version: int | None = None,
+        conn: Connection | None = None,
+    ) -> dict[str, Any]:
+        """Apply ``changes``; with ``version``, refuse if the record moved on since it was read."""
+        entity = self.entity(entity_key)
+        self._allow(actor, entity, "update")
+        now = self.clock.now()
+        with self._write(conn) as c:
+            current = self._fetch(c, actor, entity, record_id)
+            if version is not None and int(version) != current["version"]:
+                raise self._conflict(actor, int(version), current)
+            errors = _Errors(actor.language)
+            typed = self._coerce_input(actor, entity, changes, errors, now, existing=current)
+            record = {**current, **typed}
+            apply_computed(entity.fields, record, now, self._order, stored=True)
+            self._validate(c, actor, entity, record, set(typed), errors, current["id"])
+            errors.raise_if_any()
+            diff: dict[str, tuple[Any, Any]] = {}
+            for field in entity.fields.values():
+                if field.type == "computed" and not field.stored:
+                    continue
+                old, new = current.get(field.key), record.get(field.key)
+                if field.type == "lines":
+                    old = [{k: v for k, v in line.items() if k not in ("id", "position")} for line in old or []]
+                    new = [{k: line.get(k) for k in field.fields if field.fields[k].has_column} for line in new or []]
+                    old = [{k: line.get(k) for k in field.fields if field.fields[k].has_column} for line in old]
+                if old != new:
+                    diff[field.key] = (old, new)
+            if "owner" in typed and typed["owner"] != current["owner"]:
+                diff["owner"] = (current["owner"], typed["owner"])
+            if not diff:
+                return current
+            table = self.schema.table(entity.key)
+            column_changes = {
+                k: record.get(k) for k in diff
+                if k == "owner" or entity.fields[k].has_column
+            }
+            try:
+                result = c.execute(
+                    update(table)
+                    .where(table.c.id == current["id"], table.c.version == current["version"])
+                    .values(
+                        **column_changes,
+                        version=current["version"] + 1,
+                        updated_at=now,
+                        updated_by=actor.user_id,
+                    )
+                )
+            except IntegrityError as exc:
+                raise self._integrity(actor, entity, record, exc) from None
+            if result.rowcount != 1:
+                latest = self._fetch(c, actor, entity, current["id"])
+                raise self._conflict(actor, current["version"], latest)
+            self._write_children(c, entity, current["id"], record, set(diff))
+            if entity.audit:
+                tracked = {
+                    k: v for k, v in diff.items() if k == "owner" or entity.fields[k].tracked
+                }
+                if tracked:
+                    write_audit(
+                        c, self.schema.system("crm_audit"), actor=actor, at=now,
+                        entity=entity.key, record_id=current["id"], action="update",
+                        changes=tracked,
+                    )
+            return self._fetch(c, actor, entity, current["id"])
+
+    def _conflict(self, actor: Actor, expected: int, current: Mapping[str, Any]) -> Conflict:
+        from engine.services.values import to_json
+
+        return Conflict(
+            message("conflict", actor.language, expected=expected, current=current["version"]),
+            current=to_json(current),
+        )
+
+    def _set_archived(
+        self, actor: Actor, entity_key: str, record_id: Any, archived: bool,
+        version: int | None, conn: Connection | None,
+    ) -> dict[str, Any]:
+        entity = self.entity(entity_key)
+        self._allow(actor, entity, "update")
+        if not entity.archivable:
+            raise PermissionDenied(
+                message("not_archivable", actor.language, entity=entity.label.get(actor.language))
+            )
+        now = self.clock.now()
+        with self._write(conn) as c:
+            current = self._fetch(c, actor, entity, record_id)
+            if version is not None and int(version) != current["version"]:
+                raise self._conflict(actor, int(version), current)
+            if current["archived"] == archived:
+                return current
+            table = self.schema.table(entity.key)
+            result = c.execute(
+                update(table)
+                .where(table.c.id == current["id"], table.c.version == current["version"])
+                .values(archived=archived, version=current["version"] + 1, updated_at=now,
+                        updated_by=actor.user_id)
+            )
+            if result.rowcount != 1:
+                raise self._conflict(actor, current["version"], self._fetch(c, actor, entity, current["id"]))
+            write_audit(
+                c, self.schema.system("crm_audit"), actor=actor, at=now, entity=entity.key,
+                record_id=current["id"], action="archive" if archived else "restore",
+                changes={"archived": (not archived, archived)},
+            )
+            return self._fetch(c, actor, entity, current["id"])
+
+    def archive(
+        self, actor: Actor, entity_key: str, record_id: Any, *, version: int | None = None,
+        conn: Connection | None = None,
+    ) -> dict[str, Any]:
+        return self._set_archived(actor, entity_key, record_id, True, version, conn)
+
+    def restore(
+        self, actor: Actor, entity_key: str, record_id: Any, *, version: int | None = None,
+        conn: Connection | None = None,
+    ) -> dict[str, Any]:
+        return self._set_archived(actor, entity_key, record_id, False, version, conn)
+
+    def _referencing(self) -> Iterator[tuple[Entity, Field]]:
+        for other in self.registry.entities.values():
+            for field in other.fields.values():
+                if field.type == "reference":
+                    yield other, field
+
+    def delete(
+        self, actor: Actor, entity_key: str, record_id: Any, *, version: int | None = None,
+        conn: Connection | None = None,
+    ) -> None:
+        """Delete a record; references to it follow their on-delete rule, each audited."""
+        entity = self.entity(entity_key)
+        self._allow(actor, entity, "delete")
+        now = self.clock.now()
+        with self._write(conn) as c:
+            current = self._fetch(c, actor, entity, record_id)
+            if version is not None and int(version) != current["version"]:
+                raise self._conflict(actor, int(version), current)
+            rid = current["id"]
+            for other, field in self._referencing():
+                if field.to != entity.key:
+                    continue
+                table = self.schema.table(other.key)
+                ids = list(c.execute(select(table.c.id).where(table.c[field.key] == rid)).scalars())
+                if not ids:
+                    continue
+                if field.on_delete == "restrict":
+                    raise Conflict(
+                        message("still_referenced", actor.language, count=len(ids),
+                                entity=other.label.get(actor.language))
+                    )
+                if field.on_delete == "cascade":
+                    for other_id in ids:
+                        if other_id == rid and other.key == entity.key:
+                            continue
+                        self.delete(actor, other.key, other_id, conn=c)
+                else:
+                    c.execute(
+                        update(table).where(table.c.id.in_(ids))
+                        .values({field.key: None, "version": table.c.version + 1,
+                                 "updated_at": now, "updated_by": actor.user_id})
+                    )
+                    for other_id in ids:
+                        write_audit(
+                            c, self.schema.system("crm_audit"), actor=actor, at=now,
+                            entity=other.key, record_id=other_id, action="update",
+                            changes={field.key: (rid, None)},
+                        )
+            table = self.schema.table(entity.key)
+            c.execute(delete(table).where(table.c.id == rid))
+            write_audit(
+                c, self.schema.system("crm_audit"), actor=actor, at=now, entity=entity.key,
+                record_id=rid, action="delete",
+                changes={"*": ({k: v for k, v in current.items() if v not in (None, [])}, None)},
+            )
+
+    def history(
+        self, actor: Actor, entity_key: str, record_id: Any, *, conn: Connection | None = None
+    ) -> list[dict[str, Any]]:
+        """The audit rows of a record the actor can see, oldest first."""
+        entity = self.entity(entity_key)
+        self._allow(actor, entity, "read")
+        audit = self.schema.system("crm_audit")
+        with self._read(conn) as c:
+            current = self._fetch(c, actor, entity, record_id)
+            rows = c.execute(
+                select(audit)
+                .where(audit.c.entity == entity.key, audit.c.record_id == current["id"])
+                .order_by(audit.c.id)
+            ).mappings()
+            return [dict(r) for r in rows]

@@ -1,0 +1,39 @@
+"""Sequence numbers that stay unique when many people create records at once.
+
+The counter row is incremented with ``UPDATE … RETURNING`` inside the
+record's own transaction: PostgreSQL's row lock makes concurrent creators
+wait their turn, SQLite's write lock does the same, and a rolled-back create
+gives its number back — so numbers are unique and have no gaps.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Connection, Table, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from engine.metadata.sequence_pattern import parse_sequence_pattern
+
+
+def next_value(conn: Connection, sequences: Table, scope: str) -> int:
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    conn.execute(
+        dialect_insert(sequences).values(scope=scope, value=0).on_conflict_do_nothing()
+    )
+    return conn.execute(
+        update(sequences)
+        .where(sequences.c.scope == scope)
+        .values(value=sequences.c.value + 1)
+        .returning(sequences.c.value)
+    ).scalar_one()
+
+
+def next_number(
+    conn: Connection, sequences: Table, owner: str, pattern_text: str, on: dt.date
+) -> str:
+    """The next formatted number for ``owner`` (``entity.field``) on a given day."""
+    pattern = parse_sequence_pattern(pattern_text)
+    scope = f"{owner}:{pattern.scope(on)}"
+    return pattern.render(on, next_value(conn, sequences, scope))

@@ -1,0 +1,241 @@
+"""Turning what callers send into typed values, and typed values into JSON.
+
+Callers are forms (strings), the API (JSON), imports (cells) and the CLI
+(``key=value`` text); all of them go through :func:`coerce`, so a value is
+accepted or refused the same way whichever door it came through.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from engine.metadata.model import Field
+
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+PHONE_RE = re.compile(r"^\+?[0-9 ()\-.]{3,40}$")
+URL_RE = re.compile(r"^https?://[^\s/$.?#].[^\s]*$", re.IGNORECASE)
+TRUE_WORDS = {"true", "1", "yes", "y", "on", "是", "真"}
+FALSE_WORDS = {"false", "0", "no", "n", "off", "否", "假"}
+
+
+class ValueProblem(Exception):
+    """A value that does not fit its field: a message key and its parameters."""
+
+    def __init__(self, key: str, **params: Any) -> None:
+        super().__init__(key)
+        self.key = key
+        self.params = params
+
+
+def _is_blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and value.strip() == "")
+
+
+def _text(field: Field, value: Any) -> str:
+    if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise ValueProblem("expected_text")
+    return value.strip() if field.value_type != "text" else value
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueProblem("expected_integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, (float, Decimal)):
+        if value == int(value):
+            return int(value)
+        raise ValueProblem("expected_integer")
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+        return int(value)
+    raise ValueProblem("expected_integer")
+
+
+def _decimal(field: Field, value: Any) -> Decimal:
+    if isinstance(value, bool):
+        raise ValueProblem("expected_number")
+    try:
+        if isinstance(value, float):
+            number = Decimal(repr(value))
+        elif isinstance(value, (int, Decimal)):
+            number = Decimal(value)
+        elif isinstance(value, str):
+            number = Decimal(value.strip().replace(",", ""))
+        else:
+            raise ValueProblem("expected_number")
+    except InvalidOperation:
+        raise ValueProblem("expected_number") from None
+    if not number.is_finite():
+        raise ValueProblem("expected_number")
+    scale = field.scale if field.scale is not None else 2
+    precision = field.precision or 18
+    quantum = Decimal(1).scaleb(-scale)
+    rounded = number.quantize(quantum)
+    if rounded != number:
+        raise ValueProblem("too_many_decimals", scale=scale)
+    if rounded.adjusted() >= precision - scale:
+        raise ValueProblem("too_large_number", digits=precision - scale)
+    return rounded
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+    raise ValueProblem("expected_boolean")
+
+
+def _date(value: Any) -> dt.date:
+    if isinstance(value, dt.datetime):
+        raise ValueProblem("expected_date")
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise ValueProblem("expected_date")
+
+
+def _datetime(value: Any) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        result = value
+    elif isinstance(value, str):
+        try:
+            result = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueProblem("expected_datetime") from None
+    else:
+        raise ValueProblem("expected_datetime")
+    if result.tzinfo is None:
+        result = result.replace(tzinfo=dt.UTC)
+    return result.astimezone(dt.UTC)
+
+
+def _choice_key(field: Field, value: Any) -> str:
+    key = str(value).strip() if isinstance(value, (str, int)) else None
+    if key is None or key not in field.choices:
+        raise ValueProblem("invalid_choice", value=value, choices=", ".join(field.choices))
+    return key
+
+
+def _choice(field: Field, value: Any) -> Any:
+    if not field.multiple:
+        return _choice_key(field, value)
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise ValueProblem("expected_list")
+    keys: list[str] = []
+    for item in items:
+        key = _choice_key(field, item)
+        if key not in keys:
+            keys.append(key)
+    return keys
+
+
+def _reference_id(field: Field, value: Any) -> int:
+    if isinstance(value, Mapping) and "id" in value:
+        value = value["id"]
+    try:
+        number = _integer(value)
+    except ValueProblem:
+        raise ValueProblem("expected_reference", entity=field.to) from None
+    if number <= 0:
+        raise ValueProblem("expected_reference", entity=field.to)
+    return number
+
+
+def coerce(field: Field, value: Any) -> Any:
+    """The typed value for ``field``, or :class:`ValueProblem`; blank means None.
+
+    Lines and many-to-many values are coerced by the record service, which
+    knows their sub-fields and targets.
+    """
+    if field.value_type not in ("json",) and _is_blank(value):
+        return [] if field.type == "choice" and field.multiple else None
+    kind = field.value_type
+    if kind in ("string", "text"):
+        return _text(field, value)
+    if kind == "email":
+        text = _text(field, value).lower()
+        if not EMAIL_RE.match(text):
+            raise ValueProblem("invalid_email")
+        return text
+    if kind == "phone":
+        text = _text(field, value)
+        if not PHONE_RE.match(text):
+            raise ValueProblem("invalid_phone")
+        return text
+    if kind == "url":
+        text = _text(field, value)
+        if not URL_RE.match(text):
+            raise ValueProblem("invalid_url")
+        return text
+    if kind == "integer":
+        return _integer(value)
+    if kind == "decimal":
+        return _decimal(field, value)
+    if kind == "boolean":
+        return _boolean(value)
+    if kind == "date":
+        return _date(value)
+    if kind == "datetime":
+        return _datetime(value)
+    if kind == "choice":
+        return _choice(field, value)
+    if kind == "reference":
+        return _reference_id(field, value)
+    if kind == "many_to_many":
+        items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+        return sorted({_reference_id(field, item) for item in items if not _is_blank(item)})
+    if kind == "json":
+        return value
+    if kind == "sequence":
+        return _text(field, value)
+    raise ValueProblem("expected_text")  # pragma: no cover - every type is handled above
+
+
+def check_limits(field: Field, value: Any) -> ValueProblem | None:
+    """Length, pattern and range rules for an already typed value."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if field.max_length is not None and len(value) > field.max_length:
+            return ValueProblem("too_long", max=field.max_length, length=len(value))
+        if field.min_length is not None and len(value) < field.min_length:
+            return ValueProblem("too_short", min=field.min_length)
+        if field.pattern and not re.fullmatch(field.pattern, value):
+            return ValueProblem("pattern")
+    if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
+        if field.min is not None and value < field.min:
+            return ValueProblem("below_min", min=field.min)
+        if field.max is not None and value > field.max:
+            return ValueProblem("above_max", max=field.max)
+    return None
+
+
+def to_json(value: Any) -> Any:
+    """A JSON-ready form: decimals as strings (exact), dates as ISO text."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {k: to_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json(v) for v in value]
+    return value

@@ -1,0 +1,146 @@
+"""A site: one client's CRM — its ``crm.yaml``, overlays, database and services.
+
+A site folder holds ``crm.yaml`` (name, database URL, packs, locale) and a
+``custom/`` folder of overlays.  :class:`Site` opens one: it loads and
+checks the definitions, compiles the tables, connects to the database and
+wires up the services.  Nothing about a site lives in module globals, so
+several sites can be open in one process (and in one test run).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from engine.context import Clock, SystemClock
+from engine.errors import DefinitionError, SiteNotFound
+from engine.metadata.loader import load_registry
+from engine.metadata.model import Registry
+from engine.metadata.packs import Requirement
+from engine.metadata.schema_check import schema_problems
+from engine.metadata.yaml_source import SourceDocument, load_yaml
+from engine.services.records import RecordService
+from engine.services.users import UserService
+from engine.storage.database import create_db_engine
+from engine.storage.tables import Schema, build_schema
+
+SITE_FILE = "crm.yaml"
+OVERLAY_DIR = "custom"
+DEFAULT_DATABASE_URL = "sqlite:///crm.db"
+
+#: Environment variables that override crm.yaml (production secrets stay out of files).
+ENV_OVERRIDES = {"CRM_DATABASE_URL": "database_url", "CRM_SECRET_KEY": "secret_key"}
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    root: Path
+    name: str
+    database_url: str
+    packs: tuple[str, ...]
+    locale: str = "en"
+    currency: str = "CNY"
+    timezone: str = "Asia/Shanghai"
+    pack_paths: tuple[Path, ...] = ()
+    secret_key: str | None = None
+    document: SourceDocument | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def overlay_dir(self) -> Path:
+        return self.root / OVERLAY_DIR
+
+    def requirements(self) -> list[Requirement]:
+        return [
+            Requirement(name, self.document, ("packs", index))
+            for index, name in enumerate(self.packs)
+        ]
+
+
+def find_site_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The site folder: ``--site``, else ``$CRM_SITE``, else the current folder or a parent."""
+    if explicit:
+        root = Path(explicit)
+        if not (root / SITE_FILE).is_file():
+            raise SiteNotFound(f"{root} is not a site: it has no {SITE_FILE}.")
+        return root.resolve()
+    env = os.environ.get("CRM_SITE")
+    if env:
+        return find_site_dir(env)
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / SITE_FILE).is_file():
+            return folder
+    raise SiteNotFound(
+        f"No {SITE_FILE} here or in any parent folder. Create a site with 'crm init DIR', "
+        "or point to one with --site DIR or CRM_SITE."
+    )
+
+
+def load_site_config(root: Path) -> SiteConfig:
+    """Read and check ``crm.yaml``; environment variables override its values."""
+    doc = load_yaml(root / SITE_FILE, SITE_FILE)
+    problems = schema_problems(doc, "site")
+    if problems:
+        raise DefinitionError(problems)
+    data = dict(doc.data)
+    for env, key in ENV_OVERRIDES.items():
+        if os.environ.get(env):
+            data[key] = os.environ[env]
+    return SiteConfig(
+        root=root,
+        name=data["name"],
+        database_url=data.get("database_url", DEFAULT_DATABASE_URL),
+        packs=tuple(data["packs"]),
+        locale=data.get("locale", "en"),
+        currency=data.get("currency", "CNY"),
+        timezone=data.get("timezone", "Asia/Shanghai"),
+        pack_paths=tuple((root / p).resolve() for p in data.get("pack_paths", ())),
+        secret_key=data.get("secret_key"),
+        document=doc,
+    )
+
+
+def load_site_registry(config: SiteConfig) -> Registry:
+    return load_registry(
+        config.requirements(),
+        search_paths=config.pack_paths,
+        overlay_dir=config.overlay_dir,
+        overlay_prefix=OVERLAY_DIR,
+    )
+
+
+class Site:
+    """An opened site: definitions, tables, database and services, built once."""
+
+    def __init__(
+        self,
+        config: SiteConfig,
+        registry: Registry,
+        *,
+        engine: Engine | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.config = config
+        self.registry = registry
+        self.schema: Schema = build_schema(registry)
+        self.engine = engine or create_db_engine(config.database_url, base_dir=config.root)
+        self.clock = clock or SystemClock()
+        self.records = RecordService(registry, self.schema, self.engine, clock=self.clock)
+        self.users = UserService(self.schema, self.engine, clock=self.clock)
+
+    @classmethod
+    def open(cls, root: str | os.PathLike[str] | None = None, *, clock: Clock | None = None) -> Site:
+        config = load_site_config(find_site_dir(root))
+        return cls(config, load_site_registry(config), clock=clock)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Site:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,79 @@
+"""Connecting to SQLite or PostgreSQL with the same transactional guarantees.
+
+SQLite needs help to behave like a server database: foreign keys are off
+unless asked for, and Python's driver starts transactions lazily so DDL runs
+outside them — which would make a failed migration half-applied.  We take
+over ``BEGIN`` ourselves (as SQLAlchemy's documentation recommends), so
+DDL is transactional, and writers take the write lock up front
+(``BEGIN IMMEDIATE``) so concurrent writers wait instead of failing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+WRITE_OPTION = "crm_write"
+
+
+def normalise_url(url: str, base_dir: Path | None = None) -> str:
+    """Use psycopg 3 for PostgreSQL and resolve a relative SQLite path against the site."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:"):
+        path = Path(parsed.database)
+        if not path.is_absolute() and base_dir is not None:
+            parsed = parsed.set(database=str((base_dir / path).resolve()))
+    return parsed.render_as_string(hide_password=False)
+
+
+def _prepare_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        if engine.url.database not in (None, "", ":memory:"):
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get(WRITE_OPTION)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def create_db_engine(url: str, *, base_dir: Path | None = None, **kwargs: Any) -> Engine:
+    """An Engine for a site's database, prepared for the engine's transactions."""
+    url = normalise_url(url, base_dir)
+    if url.startswith("sqlite"):
+        kwargs.setdefault("connect_args", {"check_same_thread": False})
+    else:
+        kwargs.setdefault("pool_pre_ping", True)
+    engine = create_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        _prepare_sqlite(engine)
+    return engine
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A connection in a transaction meant to write: committed on success, rolled back on error."""
+    with engine.connect() as conn:
+        conn = conn.execution_options(**{WRITE_OPTION: True})
+        with conn.begin():
+            yield conn
+
+
+@contextmanager
+def read_transaction(engine: Engine) -> Iterator[Connection]:
+    with engine.connect() as conn, conn.begin():
+        yield conn
