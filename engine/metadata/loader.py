@@ -17,7 +17,9 @@ from engine.metadata.build import build_entities
 from engine.metadata.merge import SITE, merge_documents
 from engine.metadata.model import Registry
 from engine.metadata.packs import Requirement, resolve_packs
+from engine.metadata.roles import ROLE_KINDS, build_roles
 from engine.metadata.schema_check import document_kind, schema_problems
+from engine.metadata.workflows import WORKFLOW_KINDS, build_workflows
 from engine.metadata.yaml_source import SourceDocument, load_yaml
 
 #: Document kinds the registry builds from; other kinds are read by later stages.
@@ -49,12 +51,11 @@ def load_registry(
     search_paths: Sequence[Path] = (),
     overlay_dir: Path | None = None,
     overlay_prefix: str = "custom",
-    strict: bool = True,
 ) -> Registry:
     """Load and check the named packs (with their dependencies) and a site's overlays.
 
-    Raises :class:`DefinitionError` listing every problem found.  With
-    ``strict=False`` warnings never raise (errors always do).
+    Raises :class:`DefinitionError` listing every problem found; warnings
+    are kept on the registry.
     """
     requirements = [p if isinstance(p, Requirement) else Requirement(p) for p in packs]
     sources, problems = resolve_packs(requirements, search_paths)
@@ -70,15 +71,27 @@ def load_registry(
             read = _read_document(path, f"{overlay_prefix}/{path.name}", problems)
             if read is not None:
                 documents.append((SITE, *read))
-    raw, merge_problems = merge_documents(documents, pack_infos)
+    raw, merge_problems = merge_documents(
+        [d for d in documents if d[2] in ENTITY_KINDS], pack_infos
+    )
     problems.extend(merge_problems)
     entities, build_problems = build_entities(raw)
     problems.extend(build_problems)
+    workflows, workflow_problems = build_workflows(
+        [d for d in documents if d[2] in WORKFLOW_KINDS], entities, pack_infos
+    )
+    problems.extend(workflow_problems)
+    roles, role_problems = build_roles(
+        [d for d in documents if d[2] in ROLE_KINDS], entities, workflows, pack_infos
+    )
+    problems.extend(role_problems)
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise DefinitionError(problems)
     return Registry(
         entities=MappingProxyType(entities),
         packs=MappingProxyType(pack_infos),
+        workflows=MappingProxyType(workflows),
+        roles=MappingProxyType(roles),
         warnings=tuple(p for p in problems if p.severity != "error"),
     )

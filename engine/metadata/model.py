@@ -265,6 +265,10 @@ class Registry:
 
     entities: Mapping[str, Entity]
     packs: Mapping[str, PackInfo]
+    #: Stage flows by key (see ``engine.metadata.workflows``).
+    workflows: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    #: Roles by key (see ``engine.metadata.roles``).
+    roles: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     warnings: tuple[Any, ...] = ()
 
     def entity(self, key: str) -> Entity:
@@ -275,6 +279,8 @@ class Registry:
         return {
             "packs": {name: p.version for name, p in self.packs.items()},
             "entities": {key: e.to_data() for key, e in sorted(self.entities.items())},
+            "workflows": {key: w.to_data() for key, w in sorted(self.workflows.items())},
+            "roles": {key: r.to_data() for key, r in sorted(self.roles.items())},
         }
 
     @cached_property

@@ -22,7 +22,9 @@ from engine.metadata.yaml_source import SourceDocument, load_yaml
 BUILTIN_PACKS_DIR = Path(builtin_packs.__file__).parent
 
 #: Folders inside a pack that hold definition documents, in loading order.
-DEFINITION_FOLDERS: tuple[str, ...] = ("entities",)
+DEFINITION_FOLDERS: tuple[str, ...] = ("entities", "workflows", "roles")
+#: Definition files that may stand at a pack's top level.
+ROOT_FILES: tuple[str, ...] = ("roles.yaml",)
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ class PackSource:
     root: Path
 
     def definition_files(self) -> list[Path]:
-        files: list[Path] = []
+        files: list[Path] = [self.root / n for n in ROOT_FILES if (self.root / n).is_file()]
         for folder in DEFINITION_FOLDERS:
             base = self.root / folder
             if base.is_dir():

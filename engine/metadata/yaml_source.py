@@ -83,6 +83,16 @@ class _Loader(yaml.SafeLoader):
     yaml_implicit_resolvers: ClassVar[dict] = {}
 
 
+if hasattr(yaml, "CSafeLoader"):
+
+    class _FastLoader(yaml.CSafeLoader):  # type: ignore[misc, valid-type]
+        """libyaml's parser with the same scalar rules: for files that parse cleanly."""
+
+        yaml_implicit_resolvers: ClassVar[dict] = {}
+else:  # pragma: no cover - PyYAML without libyaml
+    _FastLoader = None  # type: ignore[assignment, misc]
+
+
 for _tag, _pattern, _first in [
     ("bool", r"^(?:[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])$", "tTfF"),
     ("int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
@@ -96,6 +106,25 @@ for _tag, _pattern, _first in [
     ("merge", r"^<<$", "<"),
 ]:
     _Loader.add_implicit_resolver(_TAG + _tag, re.compile(_pattern), list(_first))
+    if _FastLoader is not None:
+        _FastLoader.add_implicit_resolver(_TAG + _tag, re.compile(_pattern), list(_first))
+
+
+def _fast_compose(text: str) -> yaml.Node | None:
+    """Compose with libyaml when the text is one clean document; None means "use the
+    pure-Python parser", whose error messages and marks the problem reports rely on."""
+    if _FastLoader is None:
+        return None
+    loader = _FastLoader(text)
+    try:
+        if not loader.check_node():
+            return None
+        root = loader.get_node()
+        return None if loader.check_node() else root
+    except yaml.YAMLError:
+        return None
+    finally:
+        loader.dispose()
 
 
 def _int(text: str) -> int:
@@ -311,6 +340,9 @@ def _reader_problem(file: str, text: str, error: yaml.reader.ReaderError) -> Pro
 def load_yaml_text(text: str, display_name: str) -> SourceDocument:
     """Read one YAML document from ``text``; raise DefinitionError listing what is wrong."""
     file = display_name
+    root = _fast_compose(text)
+    if root is not None and not (isinstance(root, yaml.ScalarNode) and root.value == ""):
+        return _document(file, root, None)
     try:
         loader = _Loader(text)
     except yaml.reader.ReaderError as error:
@@ -327,6 +359,10 @@ def load_yaml_text(text: str, display_name: str) -> SourceDocument:
     if root is None or (isinstance(root, yaml.ScalarNode) and root.tag == _TAG + "null"
                         and root.value == ""):
         raise DefinitionError([Problem(file, 1, 1, "", "the file is empty")])
+    return _document(file, root, extra)
+
+
+def _document(file: str, root: yaml.Node, extra: yaml.Event | None) -> SourceDocument:
     builder = _Builder(file)
     data = builder.build(root, ())
     if extra is not None:

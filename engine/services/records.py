@@ -569,7 +569,8 @@ class RecordService:
             }
             table = self.schema.table(entity.key)
             try:
-                result = c.execute(insert(table).values(**system, **self._column_values(entity, record)))
+                row = {**system, **self._column_values(entity, record)}
+                result = c.execute(insert(table), row)
             except IntegrityError as exc:
                 raise self._integrity(actor, entity, record, exc) from None
             record_id = result.inserted_primary_key[0]
@@ -580,7 +581,9 @@ class RecordService:
                     record_id=record_id, action="create",
                     changes={"*": (None, {k: v for k, v in record.items() if v not in (None, [])})},
                 )
-            return self._fetch(c, actor, entity, record_id)
+            if any(not f.has_column for f in entity.fields.values()):
+                return self._fetch(c, actor, entity, record_id)
+            return {"id": record_id, **row}
 
     def _integrity(
         self, actor: Actor, entity: Entity, record: Mapping[str, Any], exc: IntegrityError

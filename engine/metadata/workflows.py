@@ -1,0 +1,16 @@
+"""Stage flows declared in YAML (``workflow:`` documents): model and checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.errors import Problem
+
+#: Document kinds this module builds from.
+WORKFLOW_KINDS: tuple[str, ...] = ()
+
+
+def build_workflows(
+    documents: list[tuple[str, Any, str]], entities: dict[str, Any], packs: dict[str, Any]
+) -> tuple[dict[str, Any], list[Problem]]:
+    return {}, []
