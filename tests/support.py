@@ -9,12 +9,7 @@ import yaml
 
 from engine.context import Clock
 from engine.site import Site
-
-try:
-    from engine.storage.migration import apply_migration
-except ImportError:  # TEMP
-    def apply_migration(engine, registry, schema, allow_destructive=False):
-        schema.metadata.create_all(engine)
+from engine.storage.migration import apply_migration
 
 
 def write_pack(
