@@ -3,7 +3,10 @@
 Demo files (``packs/<pack>/demo/*.yaml``) list records in order; a value
 ``"@ref"`` names a record created earlier, so files stay readable without
 ids.  Records go through the service like any other write, so demo data is
-validated, numbered and audited like real data.
+validated, numbered and audited like real data.  A record in a later stage
+lists the ``transitions:`` that bring it there (a stage key, or
+``{to: stage, values: {...}, comment: ...}``): demo data moves through the
+workflow like real data, never around it.
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from engine.context import Actor
-from engine.errors import DefinitionError, Problem, ValidationFailed
+from engine.errors import DefinitionError, Problem, TransitionRefused, ValidationFailed
 from engine.metadata.yaml_source import load_yaml
 from engine.services.records import RecordService
+from engine.services.workflows import WorkflowService
 
 
 def demo_files(pack_paths: Iterable[Path]) -> list[tuple[str, Path]]:
@@ -44,6 +48,7 @@ def load_demo(
     actor: Actor,
     pack_paths: Iterable[Path],
     progress: Callable[[int, int], None] | None = None,
+    workflows: WorkflowService | None = None,
 ) -> int:
     """Create every demo record of the given packs; returns how many were created."""
     entries: list[tuple[str, dict[str, Any]]] = []
@@ -58,6 +63,21 @@ def load_demo(
             created = records.create(actor, item["entity"], values)
         except ValidationFailed as exc:
             raise ValidationFailed(exc.errors, f"{where}: demo record {done}: {exc.message}") from exc
+        for step in item.get("transitions") or ():
+            spec = step if isinstance(step, dict) else {"to": step}
+            if workflows is None:
+                raise DefinitionError([Problem(where, None, None, "records", "demo records "
+                                               "with transitions need the workflow service")])
+            try:
+                workflows.transition(actor, item["entity"], created["id"], spec["to"],
+                                     _resolve(spec.get("values") or {}, refs, where),
+                                     comment=spec.get("comment"))
+            except TransitionRefused as exc:
+                raise TransitionRefused(f"{where}: demo record {done}: {exc.summary}",
+                                        exc.reasons, exc.errors) from exc
+            except ValidationFailed as exc:
+                raise ValidationFailed(exc.errors, f"{where}: demo record {done}: "
+                                       f"{exc.message}") from exc
         if item.get("ref"):
             refs[item["ref"]] = created["id"]
         if progress:

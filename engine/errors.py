@@ -96,6 +96,20 @@ class PermissionDenied(CrmError):
     code = "forbidden"
 
 
+class Throttled(CrmError):
+    """Too many failed logins: refused until ``retry_after`` seconds have passed."""
+
+    status = 429
+    code = "too_many_attempts"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "retry_after": self.retry_after}
+
+
 class ValidationFailed(CrmError):
     """A record payload with field-level messages, all of them at once."""
 
@@ -152,3 +166,60 @@ class SchemaOutOfDate(CrmError):
 
     status = 503
     code = "definitions_changed"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """One reason a stage transition cannot be taken: a code for programs, a message for people.
+
+    Codes: ``no_transition`` (none leads from the current stage to the one
+    asked for), ``role`` (the actor lacks every role the transition names),
+    ``guard`` (its condition does not hold; the message is the guard's
+    own), ``missing_fields`` (``fields`` names them), ``readonly`` (a value
+    given on the way is read-only in the current stage).
+    """
+
+    code: str
+    message: str
+    fields: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.fields:
+            data["fields"] = list(self.fields)
+        return data
+
+
+class TransitionRefused(CrmError):
+    """A stage transition was refused; nothing was written.  Carries every reason at once.
+
+    409 Conflict, not 422: the request is well formed, but it does not fit
+    the record's *current state* — its stage, the values it holds, who may
+    move it from there — and the same request can succeed once that state
+    changes (the amount entered, the record moved on), which is what 409
+    means.  Clients tell it from a stale version (also 409) by its code.
+    """
+
+    status = 409
+    code = "transition_refused"
+
+    def __init__(
+        self, message: str, reasons: Iterable[Refusal],
+        errors: Mapping[str, list[str]] | None = None,
+    ) -> None:
+        self.reasons = list(reasons)
+        #: Field → messages, for forms that show them next to the inputs.
+        self.errors = {k: list(v) for k, v in (errors or {}).items()}
+        super().__init__(message + "".join(f"\n  - {r.message}" for r in self.reasons))
+        self.summary = message
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.summary,
+                "reasons": [r.to_dict() for r in self.reasons], "errors": self.errors}
+
+
+class ActionFailed(CrmError):
+    """A workflow action (a hook, a record it creates) failed; the transition was undone."""
+
+    status = 422
+    code = "action_failed"

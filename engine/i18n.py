@@ -96,6 +96,127 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{entity} records cannot be archived.",
         "zh": "{entity}记录不能归档。",
     },
+    # -- access (roles, scopes, lookups) ----------------------------------------
+    "may_not": {"en": "You may not {action} {entity}.", "zh": "您无权{action}{entity}。"},
+    "may_not_change": {
+        "en": "You may see this {entity} but not change it.",
+        "zh": "您可以查看此{entity},但不能修改。",
+    },
+    "outside_scope": {
+        "en": "You may not create records you could not work with afterwards.",
+        "zh": "不能创建您之后无权处理的记录。",
+    },
+    "hidden_invalid": {
+        "en": "This record cannot be saved as it is; ask someone who may see all of it.",
+        "zh": "此记录当前无法保存,请联系有完整查看权限的人员。",
+    },
+    "still_referenced_elsewhere": {
+        "en": "This record is still used by other records; it cannot be deleted.",
+        "zh": "此记录仍被其他记录引用,不能删除。",
+    },
+    "lookup_not_found": {
+        "en": "No {entity} matches exactly.",
+        "zh": "没有完全匹配的{entity}。",
+    },
+    "lookup_ambiguous": {
+        "en": "Several {entity} records match exactly; ask an administrator.",
+        "zh": "有多条{entity}记录完全匹配,请联系管理员。",
+    },
+    "lookup_key_only": {
+        "en": "Only the lookup fields may be given.",
+        "zh": "只能填写查找字段。",
+    },
+    "lookup_needs_keys": {
+        "en": "Give the values to look up.",
+        "zh": "请填写要查找的值。",
+    },
+    "no_relation": {
+        "en": "{entity}.{field} does not point at {parent}.",
+        "zh": "{entity}.{field} 不指向 {parent}。",
+    },
+    "reference_not_found": {
+        "en": "No {entity} matches exactly.",
+        "zh": "没有完全匹配的{entity}。",
+    },
+    "invalid_aggregate": {
+        "en": "Cannot compute '{spec}': use count, or one of {functions} with ':field'.",
+        "zh": "无法计算“{spec}”:请使用 count,或 {functions} 加“:字段”。",
+    },
+    # -- stage flows -----------------------------------------------------------
+    "stage_needs_transition": {
+        "en": "The stage changes only through a transition: take '{transition}' to move to "
+        "'{target}'.",
+        "zh": "阶段只能通过流转变更:请使用“{transition}”进入“{target}”。",
+    },
+    "stage_no_transition": {
+        "en": "The stage changes only through a transition, and none leads from '{current}' "
+        "to '{target}'.",
+        "zh": "阶段只能通过流转变更,而从“{current}”到“{target}”没有可用的流转。",
+    },
+    "stage_starts_initial": {
+        "en": "A new {entity} starts in the stage '{initial}'; once it is created, move it on "
+        "with a transition.",
+        "zh": "新建的{entity}从“{initial}”阶段开始;创建后请通过流转推进。",
+    },
+    "pipeline_fixed": {
+        "en": "A record stays in the pipeline it was created in.",
+        "zh": "记录创建后不能更换所属流程。",
+    },
+    "readonly_in_stage": {
+        "en": "This field cannot be changed while the record is in the stage '{stage}'.",
+        "zh": "记录处于“{stage}”阶段时不能修改此字段。",
+    },
+    "no_workflow": {
+        "en": "{entity} records do not move through stages.",
+        "zh": "{entity}没有阶段流程。",
+    },
+    "no_transition_right": {
+        "en": "You may not move {entity} records from stage to stage.",
+        "zh": "您无权变更{entity}的阶段。",
+    },
+    "unknown_stage": {
+        "en": "There is no stage '{stage}'; the stages are: {stages}.",
+        "zh": "没有“{stage}”这个阶段;可用的阶段:{stages}。",
+    },
+    "transition_refused": {
+        "en": "{entity} {id} cannot move from '{current}' to '{target}':",
+        "zh": "{entity} {id} 不能从“{current}”进入“{target}”:",
+    },
+    "already_in_stage": {
+        "en": "It is already in the stage '{stage}'.",
+        "zh": "它已经处于“{stage}”阶段。",
+    },
+    "no_transition": {
+        "en": "No transition leads from '{current}' to '{target}'; from here: {options}.",
+        "zh": "没有从“{current}”到“{target}”的流转;当前可进入:{options}。",
+    },
+    "no_transition_closed": {
+        "en": "'{current}' is a closed stage ({category}) and no transition reopens it to "
+        "'{target}'; from here: {options}.",
+        "zh": "“{current}”是已关闭的阶段({category}),没有流转可将其重新打开到“{target}”;"
+        "当前可进入:{options}。",
+    },
+    "nowhere": {"en": "nowhere", "zh": "无"},
+    "role_missing": {
+        "en": "Only {roles} may take '{transition}'.",
+        "zh": "只有{roles}可以执行“{transition}”。",
+    },
+    "guard_failed": {
+        "en": "The condition of '{transition}' is not met: {guard}.",
+        "zh": "不满足“{transition}”的条件:{guard}。",
+    },
+    "fields_missing": {
+        "en": "Fill in before moving to '{target}': {fields}.",
+        "zh": "进入“{target}”前请填写:{fields}。",
+    },
+    "readonly_given": {
+        "en": "Read-only in the stage '{stage}': {fields}.",
+        "zh": "在“{stage}”阶段为只读:{fields}。",
+    },
+    "managed_given": {
+        "en": "The transition sets this field itself.",
+        "zh": "此字段由流转自动设置。",
+    },
 }
 
 

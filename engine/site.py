@@ -22,8 +22,12 @@ from engine.metadata.model import Registry
 from engine.metadata.packs import Requirement
 from engine.metadata.schema_check import schema_problems
 from engine.metadata.yaml_source import SourceDocument, load_yaml
+from engine.services.pipeline import PipelineService
 from engine.services.records import RecordService
+from engine.services.role_policy import build_policy
+from engine.services.transfer import TransferService
 from engine.services.users import UserService
+from engine.services.workflows import WorkflowService
 from engine.storage.database import create_db_engine
 from engine.storage.tables import Schema, build_schema
 
@@ -128,8 +132,16 @@ class Site:
         self.schema: Schema = build_schema(registry)
         self.engine = engine or create_db_engine(config.database_url, base_dir=config.root)
         self.clock = clock or SystemClock()
-        self.records = RecordService(registry, self.schema, self.engine, clock=self.clock)
-        self.users = UserService(self.schema, self.engine, clock=self.clock)
+        self.policy = build_policy(registry.roles, self.schema)
+        self.records = RecordService(registry, self.schema, self.engine, clock=self.clock,
+                                     policy=self.policy)
+        self.users = UserService(self.schema, self.engine, clock=self.clock,
+                                 roles=registry.roles)
+        self.transfers = TransferService(registry, self.schema, self.engine, clock=self.clock)
+        self.workflows = WorkflowService(self.records, clock=self.clock,
+                                         overlay_dir=config.overlay_dir)
+        self.pipeline = PipelineService(self.records, clock=self.clock,
+                                        timezone=config.timezone)
 
     @classmethod
     def open(cls, root: str | os.PathLike[str] | None = None, *, clock: Clock | None = None) -> Site:

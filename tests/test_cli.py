@@ -130,3 +130,14 @@ def test_no_site_is_a_clear_error(tmp_path, runner, monkeypatch):
     result = invoke(runner, "check", ok=False)
     assert result.exit_code == 1
     assert "crm init DIR" in result.output
+
+
+def test_records_wait_for_migrate_after_a_definition_change(site_dir, runner):
+    (site_dir / "custom" / "customer.yaml").write_text(
+        "extend: customer\nfields:\n  level: {type: integer}\n", encoding="utf-8"
+    )
+    result = invoke(runner, "--site", site_dir, "record", "list", "customer", ok=False)
+    assert result.exit_code == 1
+    assert "run 'crm migrate'" in result.output
+    invoke(runner, "--site", site_dir, "migrate")
+    invoke(runner, "--site", site_dir, "record", "create", "customer", "name=A", "level=3")

@@ -110,14 +110,14 @@ CASES: dict[str, tuple[str, str | None, int, int | None, str, list[str]]] = {
         - entity: customer
         - entity: contact
         """,
-        None, 1, 1, "", ["expected a mapping starting with 'entity:' or 'extend:'", "got a list"],
+        None, 1, 1, "", ["expected a mapping starting with 'entity:', 'extend:'", "got a list"],
     ),
     "no discriminator": (
         """
         label: Customer
         fields: {name: {type: string}}
         """,
-        None, 1, 1, "", ["expected a mapping starting with 'entity:' or 'extend:'", "none"],
+        None, 1, 1, "", ["expected a mapping starting with 'entity:', 'extend:'", "none"],
     ),
     "misspelled discriminator": (
         """

@@ -56,6 +56,8 @@ SALES = {
           text: {type: text, required: true}
           account: {type: reference, to: account, on_delete: cascade}
           deal: {type: reference, to: deal, on_delete: set_null}
+          about: {type: many_to_many, to: account}
+          extra: {type: json}
     """,
 }
 
@@ -337,3 +339,20 @@ def test_money_is_exact_in_sums(site, actor):
     with pytest.raises(ValidationFailed) as caught:
         site.records.create(actor, "deal", {"name": "D", "account": account["id"], "amount": "1.234"})
     assert caught.value.errors == {"amount": ["At most 2 digits after the decimal point."]}
+
+
+def test_many_to_many_and_json_values(site, actor):
+    a = site.records.create(actor, "account", {"name": "A"})
+    b = site.records.create(actor, "account", {"name": "B"})
+    note = site.records.create(
+        actor, "note", {"text": "t", "about": [b["id"], a["id"], b["id"]], "extra": {"k": [1, "二"]}}
+    )
+    assert note["about"] == sorted([a["id"], b["id"]])
+    assert note["extra"] == {"k": [1, "二"]}
+    changed = site.records.update(actor, "note", note["id"], {"about": [a["id"]]})
+    assert changed["about"] == [a["id"]]
+    with pytest.raises(ValidationFailed) as caught:
+        site.records.update(actor, "note", note["id"], {"about": [a["id"], 777]})
+    assert caught.value.errors == {"about": ["There is no Account with id 777."]}
+    site.records.delete(actor, "account", a["id"])
+    assert site.records.get(actor, "note", note["id"])["about"] == []

@@ -41,7 +41,8 @@ def demo(directory: Path, packs: tuple[str, ...], locale: str) -> None:
                     bar.length = total
                     bar.update(1)
 
-                count = load_demo(site.records, actor, paths, progress)
+                count = load_demo(site.records, actor, paths, progress,
+                                  workflows=site.workflows)
             click.echo(f"Created {count} demo records.")
         else:
             actor = Actor.system()

@@ -68,9 +68,16 @@ def main(ctx: click.Context, site_dir: str | None) -> None:
 
 
 def _register() -> None:
-    from engine.cli import demo_commands, record_commands, site_commands, user_commands
+    from engine.cli import (
+        demo_commands,
+        record_commands,
+        site_commands,
+        transition_commands,
+        user_commands,
+    )
 
-    for module in (site_commands, record_commands, user_commands, demo_commands):
+    for module in (site_commands, record_commands, transition_commands, user_commands,
+                   demo_commands):
         module.register(main)
 
 

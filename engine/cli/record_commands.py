@@ -15,6 +15,7 @@ from typing import Any
 import click
 from sqlalchemy import select
 
+from engine.cli import output
 from engine.cli.main import echo_json, report_errors
 from engine.cli.site_commands import open_site
 from engine.context import Actor
@@ -57,25 +58,32 @@ def cli_actor(site: Site, login: str | None) -> Actor:
     return site.users.actor(first_admin)
 
 
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, dict)):
+        return json.dumps(to_json(value), ensure_ascii=False)
+    return str(to_json(value))
+
+
 def _show(site: Site, entity_key: str, record: dict[str, Any], as_json: bool) -> None:
+    """One record as `label (key)  value` lines, in the site's language."""
     if as_json:
         echo_json(record)
         return
     entity = site.registry.entity(entity_key)
-    width = max(len(k) for k in record)
-    for key, value in record.items():
-        label = entity.fields[key].label.en if key in entity.fields else key
-        shown = json.dumps(to_json(value), ensure_ascii=False) if isinstance(value, list) else to_json(value)
-        click.echo(f"{key.ljust(width)}  {shown if shown is not None else ''}   # {label}"
-                   if key in entity.fields else f"{key.ljust(width)}  {shown if shown is not None else ''}")
+    locale = site.config.locale
+    rows = [
+        [f"{entity.fields[k].label.get(locale)} ({k})" if k in entity.fields else k, _cell(v)]
+        for k, v in record.items()
+    ]
+    for line in output.table(["field", "value"], rows)[1:]:
+        click.echo(line)
 
 
 def _table(site: Site, entity_key: str, rows: list[dict[str, Any]], columns: list[str]) -> None:
-    cells = [[str(to_json(r.get(c)) if r.get(c) is not None else "") for c in columns] for r in rows]
-    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
-    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
-    for row in cells:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+    for line in output.table(columns, [[_cell(r.get(c)) for c in columns] for r in rows]):
+        click.echo(line)
 
 
 as_option = click.option("--as", "login", envvar="CRM_USER", help="Act as this user (default: the first admin).")

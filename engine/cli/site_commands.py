@@ -9,7 +9,7 @@ import click
 import yaml
 
 from engine.cli.main import echo_json, report_errors
-from engine.errors import DefinitionError, MigrationRefused
+from engine.errors import DefinitionError, MigrationRefused, SchemaOutOfDate
 from engine.metadata.schema_check import all_schemas
 from engine.services.users import generate_password
 from engine.site import (
@@ -20,7 +20,7 @@ from engine.site import (
     load_site_config,
     load_site_registry,
 )
-from engine.storage.migration import apply_migration, plan_migration
+from engine.storage.migration import apply_migration, is_up_to_date, plan_migration
 
 OVERLAY_README = """\
 # Overlays for this site
@@ -40,8 +40,16 @@ Then run `crm check` and `crm migrate`.
 """
 
 
-def open_site(ctx: click.Context) -> Site:
-    return Site.open(ctx.obj.get("site_dir"))
+def open_site(ctx: click.Context, *, require_migrated: bool = True) -> Site:
+    """Open the command's site; refuse to work on a database behind its definitions."""
+    site = Site.open(ctx.obj.get("site_dir"))
+    if require_migrated and not is_up_to_date(site.engine, site.registry):
+        site.close()
+        raise SchemaOutOfDate(
+            "The database does not match the site's definitions yet: run 'crm migrate' "
+            "('crm migrate --plan' shows what would change)."
+        )
+    return site
 
 
 def site_dir(ctx: click.Context) -> Path:
@@ -100,12 +108,17 @@ def create_site(
 @click.option("--locale", type=click.Choice(["en", "zh"]), default="en", show_default=True)
 @click.option("--admin-login", default="admin", show_default=True)
 @click.option("--admin-password", help="The first admin's password (default: generated and printed once).")
+@click.option("--ask-password", is_flag=True,
+              help="Type the first admin's password (hidden, asked twice) instead.")
 @report_errors
 def init(
     directory: Path, packs: tuple[str, ...], name: str | None, database_url: str, locale: str,
-    admin_login: str, admin_password: str | None,
+    admin_login: str, admin_password: str | None, ask_password: bool,
 ) -> None:
     """Create a site in DIRECTORY, migrate its database and create the first admin."""
+    if ask_password and not admin_password:
+        admin_password = click.prompt("Password for the first admin", hide_input=True,
+                                      confirmation_prompt=True)
     create_site(directory, name=name or directory.resolve().name, packs=list(packs),
                 database_url=database_url, locale=locale)
     click.echo(f"Created {directory / SITE_FILE}")
@@ -114,8 +127,11 @@ def init(
         click.echo("Migrating the database:")
         migrate_site(site, allow_destructive=False, applied_by="init")
         password = admin_password or generate_password()
+        declared = site.registry.roles
         site.users.create(admin_login, password=password, display_name="Administrator",
-                          language=locale, roles=["admin"], is_admin=True)
+                          language=locale,
+                          roles=["admin"] if "admin" in declared or not declared else [],
+                          is_admin=True)
     finally:
         site.close()
     click.echo(f"Admin user: {admin_login}")
@@ -160,7 +176,7 @@ def check(ctx: click.Context, as_json: bool) -> None:
 @report_errors
 def migrate(ctx: click.Context, plan_only: bool, allow_destructive: bool) -> None:
     """Bring the database to the site's definitions, without losing data."""
-    site = open_site(ctx)
+    site = open_site(ctx, require_migrated=False)
     try:
         plan = plan_migration(site.engine, site.registry, site.schema)
         if plan.is_empty:

@@ -19,7 +19,8 @@ from engine.metadata.model import Registry
 from engine.metadata.packs import Requirement, resolve_packs
 from engine.metadata.roles import ROLE_KINDS, build_roles
 from engine.metadata.schema_check import document_kind, schema_problems
-from engine.metadata.workflows import WORKFLOW_KINDS, build_workflows
+from engine.metadata.transfer_rules import TRANSFER_KINDS, build_transfer
+from engine.metadata.workflows import WORKFLOW_KINDS, add_workflow_fields, build_workflows
 from engine.metadata.yaml_source import SourceDocument, load_yaml
 
 #: Document kinds the registry builds from; other kinds are read by later stages.
@@ -75,6 +76,10 @@ def load_registry(
         [d for d in documents if d[2] in ENTITY_KINDS], pack_infos
     )
     problems.extend(merge_problems)
+    # A workflow owns its stage field: added before building, so the entity may name it.
+    problems.extend(add_workflow_fields(
+        raw, [d for d in documents if d[2] in WORKFLOW_KINDS], pack_infos
+    ))
     entities, build_problems = build_entities(raw)
     problems.extend(build_problems)
     workflows, workflow_problems = build_workflows(
@@ -85,6 +90,10 @@ def load_registry(
         [d for d in documents if d[2] in ROLE_KINDS], entities, workflows, pack_infos
     )
     problems.extend(role_problems)
+    transfer, transfer_problems = build_transfer(
+        [d for d in documents if d[2] in TRANSFER_KINDS], entities, workflows, pack_infos
+    )
+    problems.extend(transfer_problems)
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise DefinitionError(problems)
@@ -93,5 +102,6 @@ def load_registry(
         packs=MappingProxyType(pack_infos),
         workflows=MappingProxyType(workflows),
         roles=MappingProxyType(roles),
+        transfer=MappingProxyType(transfer),
         warnings=tuple(p for p in problems if p.severity != "error"),
     )

@@ -269,6 +269,8 @@ class Registry:
     workflows: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     #: Roles by key (see ``engine.metadata.roles``).
     roles: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    #: What a customer resource transfer moves, parents first (``engine.metadata.transfer_rules``).
+    transfer: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     warnings: tuple[Any, ...] = ()
 
     def entity(self, key: str) -> Entity:
@@ -281,6 +283,7 @@ class Registry:
             "entities": {key: e.to_data() for key, e in sorted(self.entities.items())},
             "workflows": {key: w.to_data() for key, w in sorted(self.workflows.items())},
             "roles": {key: r.to_data() for key, r in sorted(self.roles.items())},
+            "transfer": {key: t.to_data() for key, t in self.transfer.items()},
         }
 
     @cached_property

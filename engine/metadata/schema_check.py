@@ -29,13 +29,16 @@ from engine.errors import Problem
 from engine.metadata.yaml_source import SourceDocument
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
-SCHEMA_KINDS = ("pack", "site", "entity", "extend")
+SCHEMA_KINDS = ("pack", "site", "entity", "extend", "workflow", "roles", "transfer")
 COMMON_SCHEMA = "common.schema.json"
 
 #: Top-level key of a definition file (entities/, custom/) → the kind of document it starts.
 DISCRIMINATORS: dict[str, str] = {
     "entity": "entity",
     "extend": "extend",
+    "workflow": "workflow",
+    "roles": "roles",
+    "transfer": "transfer",
 }
 
 # -- loading the schemas ----------------------------------------------------------
@@ -104,6 +107,11 @@ _PATTERN_WORDS = {
     "^\\d+\\.\\d+\\.\\d+$": "it must be three whole numbers separated by dots, such as 1.0.0",
     "^[A-Z]{3}$": "it must be a three-letter code in capitals, such as CNY or USD",
     "\\{#": "it must contain the counter, such as {#####} in SO-{YYYY}-{#####}",
+    "^([0-9]+[wdhm])+$": "it must be numbers followed by m (minutes), h (hours), d (days) or "
+    "w (weeks), such as 90m, 24h, 3d or 1d12h",
+    "^([01][0-9]|2[0-4]):[0-5][0-9]$": "it must be a time of day such as 09:00 or 18:30",
+    "^#([0-9a-fA-F]{3}){1,2}$": "it must be a colour such as #4caf50",
+    "^[A-Za-z_][A-Za-z0-9_]*$": "it must be the name of a Python function, such as on_won",
 }
 _WHY_REQUIRED = {
     ("field definition", "type"): "every field needs a type",
@@ -115,6 +123,11 @@ _WHY_REQUIRED = {
     ("entity definition", "fields"): "an entity needs at least one field",
     ("index", "fields"): "an index needs the list of fields it covers",
     (None, "en"): "a label needs at least its English text",
+    ("workflow definition", "entity"): "a workflow belongs to one entity",
+    ("transition", "from"): "every transition needs the stage(s) it leaves from (\"*\" for any "
+    "open stage)",
+    ("transition", "to"): "every transition needs the stage it leads to",
+    ("pipeline", "stages"): "every pipeline needs its stages",
 }
 _YAML11_BOOLEANS = {"yes", "no", "on", "off", "y", "n"}
 

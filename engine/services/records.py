@@ -26,7 +26,9 @@ from engine.metadata.model import SYSTEM_COLUMNS, Entity, Field, Registry
 from engine.services.access import AccessPolicy, AllowAll
 from engine.services.audit import write_audit
 from engine.services.compute import ComputedOrder, apply_computed, apply_defaults
+from engine.services.record_access import KeyRef, RecordAccessMixin, nothing
 from engine.services.sequences import next_number
+from engine.services.stage_rules import StageMove, StageRules
 from engine.services.values import ValueProblem, check_limits, coerce
 from engine.storage.database import write_transaction
 from engine.storage.queries import OPERATORS, UNORDERED_TYPES, Filter, Sort, condition
@@ -61,9 +63,11 @@ class Page:
 class _Errors:
     """Field messages gathered during one write, in the actor's language."""
 
-    def __init__(self, language: str) -> None:
+    def __init__(self, language: str, hidden: frozenset[str] = frozenset()) -> None:
         self.language = language
         self.by_field: dict[str, list[str]] = defaultdict(list)
+        self.hidden = hidden
+        self.refused: dict[str, list[str]] = {}
 
     def add(self, key: str, msg_key: str, **params: Any) -> None:
         self.by_field[key].append(message(msg_key, self.language, **params))
@@ -71,13 +75,31 @@ class _Errors:
     def problem(self, key: str, problem: ValueProblem) -> None:
         self.add(key, problem.key, **problem.params)
 
+    def refuse(self, key: str, msg_key: str) -> None:
+        """A message about a name the actor gave themselves: shown under that name."""
+        self.refused[key] = [message(msg_key, self.language)]
+
     def raise_if_any(self) -> None:
-        if self.by_field:
-            raise ValidationFailed(dict(self.by_field))
+        if self.by_field or self.refused:
+            raise ValidationFailed(self.shown())
+
+    def shown(self) -> dict[str, list[str]]:
+        """The messages, those about fields hidden from the actor told without naming them."""
+        shown: dict[str, list[str]] = dict(self.refused)
+        for key, texts in self.by_field.items():
+            if key.split("[", 1)[0].split(".", 1)[0] in self.hidden:
+                shown.setdefault("record", [message("hidden_invalid", self.language)])
+            else:
+                shown.setdefault(key, []).extend(texts)
+        return shown
 
 
-class RecordService:
-    """Create, read, update, archive, delete and list records of any entity."""
+class RecordService(RecordAccessMixin):
+    """Create, read, update, archive, delete and list records of any entity.
+
+    Every path asks the access policy (rights, row scope, field rules); the
+    lookups, aggregates and exports live in :class:`RecordAccessMixin`.
+    """
 
     def __init__(
         self,
@@ -94,6 +116,7 @@ class RecordService:
         self.clock = clock or SystemClock()
         self.policy = policy or AllowAll()
         self._order = ComputedOrder()
+        self.stages = StageRules(registry)
 
     # -- plumbing ----------------------------------------------------------
 
@@ -123,9 +146,12 @@ class RecordService:
         if not self.policy.can(actor, entity, action):
             raise PermissionDenied(f"You may not {action} {entity.plural.get(actor.language)}.")
 
-    def _visible(self, actor: Actor, entity: Entity, table: Table) -> list:
-        scope = self.policy.row_filter(actor, entity, table)
+    def _visible(self, actor: Actor, entity: Entity, table: Table, action: str = "read") -> list:
+        scope = self.policy.row_filter(actor, entity, table, action)
         return [] if scope is None else [scope]
+
+    def _errors(self, actor: Actor, entity: Entity) -> _Errors:
+        return _Errors(actor.language, self.hidden(actor, entity))
 
     def _not_found(self, actor: Actor, entity: Entity, record_id: Any) -> NotFound:
         return NotFound(
@@ -177,18 +203,31 @@ class RecordService:
                     by_id[source_id][field.key].append(target_id)
 
     def _fetch(
-        self, conn: Connection, actor: Actor, entity: Entity, record_id: Any, *, lock: bool = False
+        self, conn: Connection, actor: Actor, entity: Entity, record_id: Any, *, lock: bool = False,
+        action: str | None = "read",
     ) -> dict[str, Any]:
+        """The record (unredacted: writes need every value) within the scope of ``action``.
+
+        Outside the read scope it is "not found"; readable but outside the
+        narrower write scope, the actor is told they may not change it.
+        ``action=None`` reads a record this same call has just written.
+        """
         table = self.schema.table(entity.key)
         try:
             record_id = int(record_id)
         except (TypeError, ValueError):
             raise self._not_found(actor, entity, record_id) from None
-        query = select(table).where(table.c.id == record_id, *self._visible(actor, entity, table))
+        scope = [] if action is None else self._visible(actor, entity, table, action)
+        query = select(table).where(table.c.id == record_id, *scope)
         if lock and conn.dialect.name == "postgresql":
             query = query.with_for_update()
         row = conn.execute(query).mappings().first()
         if row is None:
+            if action not in ("read", None) and conn.execute(select(table.c.id).where(
+                table.c.id == record_id, *self._visible(actor, entity, table)
+            )).first() is not None:
+                raise PermissionDenied(message(
+                    "may_not_change", actor.language, entity=entity.label.get(actor.language)))
             raise self._not_found(actor, entity, record_id)
         record = dict(row)
         self._load_children(conn, entity, [record])
@@ -200,10 +239,12 @@ class RecordService:
         entity = self.entity(entity_key)
         self._allow(actor, entity, "read")
         with self._read(conn) as c:
-            return self._fetch(c, actor, entity, record_id)
+            return self._redact(actor, entity, self._fetch(c, actor, entity, record_id))
 
     def _typed_filter(self, actor: Actor, entity: Entity, flt: Filter) -> Any:
         field = entity.fields.get(flt.field) or _SYSTEM_FIELDS.get(flt.field)
+        if flt.field in self.hidden(actor, entity):
+            field = None  # filtering on a hidden field would reveal its values
         errors = _Errors(actor.language)
         if field is None:
             errors.add(flt.field, "invalid_filter", reason=f"there is no field '{flt.field}'")
@@ -254,11 +295,15 @@ class RecordService:
             value = self._typed_filter(actor, entity, flt)
             where.append(condition(table, flt.field, flt.op, value))
         if search and search.strip():
+            hidden = self.hidden(actor, entity)
             columns = [f.key for f in entity.fields.values() if f.searchable and f.has_column]
             if not columns:
                 columns = [entity.title_field] if entity.title_field else []
+            columns = [c for c in columns if c not in hidden]
             if columns:
                 where.append(text_search(table, columns, search))
+            elif hidden:
+                where.append(nothing())  # every searchable field is hidden: match nothing
         return table, where
 
     def list(
@@ -285,7 +330,9 @@ class RecordService:
         errors = _Errors(actor.language)
         for item in sort:
             field = entity.fields.get(item.field) or _SYSTEM_FIELDS.get(item.field)
-            if field is None or (item.field in entity.fields and not field.has_column):
+            if field is None or (item.field in entity.fields and not field.has_column) or (
+                item.field in self.hidden(actor, entity)
+            ):
                 errors.add(item.field, "invalid_filter", reason="cannot sort on this field")
                 continue
             col = table.c[item.field]
@@ -305,6 +352,7 @@ class RecordService:
                 total = c.execute(
                     select(func.count()).select_from(table).where(*where)
                 ).scalar_one()
+        rows = [self._redact(actor, entity, r) for r in rows]
         return Page(rows=rows, limit=limit, offset=offset, total=total, has_more=has_more)
 
     def count(
@@ -359,8 +407,13 @@ class RecordService:
         now: dt.datetime, *, existing: Mapping[str, Any] | None,
     ) -> dict[str, Any]:
         typed: dict[str, Any] = {}
+        hidden = self.hidden(actor, entity)
+        readonly = self.policy.readonly_fields(actor, entity)
         for key, value in values.items():
             field = entity.fields.get(key)
+            if key in hidden:
+                errors.refuse(key, "unknown_field")  # as if it did not exist
+                continue
             if field is None:
                 if key == "owner":
                     try:
@@ -369,6 +422,10 @@ class RecordService:
                         )
                     except ValueProblem as problem:
                         errors.problem(key, problem)
+                        continue
+                    unchanged = existing["owner"] if existing is not None else actor.user_id
+                    if "owner" in readonly and typed["owner"] != unchanged:
+                        errors.add(key, "readonly")
                 elif key in SYSTEM_COLUMNS:
                     # A record sent back as it was read carries its id and version: fine.
                     echoed = key == "version" or (existing is not None and existing.get(key) == value)
@@ -385,6 +442,9 @@ class RecordService:
                 if lines is not None:
                     typed[key] = lines
                 continue
+            if field.type == "reference" and isinstance(value, Mapping):
+                typed[key] = KeyRef(dict(value))  # resolved by its keys in _check_references
+                continue
             try:
                 typed[key] = coerce(field, value)
             except ValueProblem as problem:
@@ -396,6 +456,14 @@ class RecordService:
                 and typed[key] != existing.get(key)
             ):
                 errors.add(key, "readonly")
+            elif key in readonly:
+                # Read-only for this role: a form may send back what it showed, nothing else.
+                if existing is not None:
+                    changed = typed[key] != existing.get(key)
+                else:
+                    changed = typed[key] not in (None, "", [], field.default)
+                if changed:
+                    errors.add(key, "readonly")
         return typed
 
     def _validate(
@@ -445,8 +513,11 @@ class RecordService:
     ) -> None:
         wanted: dict[str, set[int]] = defaultdict(set)
         places: list[tuple[str, str, Any]] = []
+        found_by_keys = self._resolve_key_refs(conn, actor, entity, record, given, errors)
         for field in entity.fields.values():
-            if field.key not in given or errors.by_field.get(field.key):
+            if field.key not in given or errors.by_field.get(field.key) or (
+                field.key in found_by_keys
+            ):
                 continue
             value = record.get(field.key)
             if field.type == "reference" and value is not None:
@@ -540,7 +611,7 @@ class RecordService:
         entity = self.entity(entity_key)
         self._allow(actor, entity, "create")
         now = self.clock.now()
-        errors = _Errors(actor.language)
+        errors = self._errors(actor, entity)
         typed = self._coerce_input(actor, entity, values, errors, now, existing=None)
         record: dict[str, Any] = {}
         for field in entity.fields.values():
@@ -548,6 +619,7 @@ class RecordService:
                 record[field.key] = []
         record.update(typed)
         apply_defaults(entity.fields, record, now)
+        self.stages.on_create(actor, entity, typed, record, errors)
         apply_computed(entity.fields, record, now, self._order, stored=True)
         with self._write(conn) as c:
             self._validate(c, actor, entity, record, set(typed), errors, None)
@@ -574,6 +646,12 @@ class RecordService:
             except IntegrityError as exc:
                 raise self._integrity(actor, entity, record, exc) from None
             record_id = result.inserted_primary_key[0]
+            scope = self._visible(actor, entity, table, "create")
+            if scope and c.execute(
+                select(table.c.id).where(table.c.id == record_id, *scope)
+            ).first() is None:
+                where = "owner" if "owner" in typed else "record"
+                raise ValidationFailed({where: [message("outside_scope", actor.language)]})
             self._write_children(c, entity, record_id, record)
             if entity.audit:
                 write_audit(
@@ -582,21 +660,22 @@ class RecordService:
                     changes={"*": (None, {k: v for k, v in record.items() if v not in (None, [])})},
                 )
             if any(not f.has_column for f in entity.fields.values()):
-                return self._fetch(c, actor, entity, record_id)
-            return {"id": record_id, **row}
+                created = self._fetch(c, actor, entity, record_id, action=None)
+                return self._redact(actor, entity, created)
+            return self._redact(actor, entity, {"id": record_id, **row})
 
     def _integrity(
         self, actor: Actor, entity: Entity, record: Mapping[str, Any], exc: IntegrityError
     ) -> ValidationFailed:
         """A constraint the database caught after our own checks (a race): explain, no SQL."""
-        errors = _Errors(actor.language)
+        errors = self._errors(actor, entity)
         text = str(exc.orig).lower()
         for field in entity.fields.values():
             if (field.unique or field.type == "sequence") and field.key in text:
                 errors.add(field.key, "not_unique", value=record.get(field.key))
         if not errors.by_field:
             errors.add("record", "not_unique", value="")
-        return ValidationFailed(dict(errors.by_field))
+        return ValidationFailed(errors.shown())
 
     def update(
         self,
@@ -607,17 +686,22 @@ class RecordService:
         *,
         version: int | None = None,
         conn: Connection | None = None,
+        move: StageMove | None = None,
     ) -> dict[str, Any]:
-        """Apply ``changes``; with ``version``, refuse if the record moved on since it was read."""
+        """Apply ``changes``; with ``version``, refuse if the record moved on since it was read.
+
+        A stage changes only with ``move`` (given by the workflow service alone).
+        """
         entity = self.entity(entity_key)
-        self._allow(actor, entity, "update")
+        self._allow(actor, entity, "transition" if move else "update")
         now = self.clock.now()
         with self._write(conn) as c:
-            current = self._fetch(c, actor, entity, record_id)
+            current = self._fetch(c, actor, entity, record_id, action="update")
             if version is not None and int(version) != current["version"]:
-                raise self._conflict(actor, int(version), current)
-            errors = _Errors(actor.language)
+                raise self._conflict(entity, actor, int(version), current)
+            errors = self._errors(actor, entity)
             typed = self._coerce_input(actor, entity, changes, errors, now, existing=current)
+            self.stages.on_update(actor, entity, typed, current, errors, move)
             record = {**current, **typed}
             apply_computed(entity.fields, record, now, self._order, stored=True)
             self._validate(c, actor, entity, record, set(typed), errors, current["id"])
@@ -636,7 +720,7 @@ class RecordService:
             if "owner" in typed and typed["owner"] != current["owner"]:
                 diff["owner"] = (current["owner"], typed["owner"])
             if not diff:
-                return current
+                return self._redact(actor, entity, current)
             table = self.schema.table(entity.key)
             column_changes = {
                 k: record.get(k) for k in diff
@@ -657,7 +741,7 @@ class RecordService:
                 raise self._integrity(actor, entity, record, exc) from None
             if result.rowcount != 1:
                 latest = self._fetch(c, actor, entity, current["id"])
-                raise self._conflict(actor, current["version"], latest)
+                raise self._conflict(entity, actor, current["version"], latest)
             self._write_children(c, entity, current["id"], record, set(diff))
             if entity.audit:
                 tracked = {
@@ -666,17 +750,21 @@ class RecordService:
                 if tracked:
                     write_audit(
                         c, self.schema.system("crm_audit"), actor=actor, at=now,
-                        entity=entity.key, record_id=current["id"], action="update",
+                        entity=entity.key, record_id=current["id"],
+                        action="transition" if move else "update",
                         changes=tracked,
                     )
-            return self._fetch(c, actor, entity, current["id"])
+            updated = self._fetch(c, actor, entity, current["id"], action=None)
+            return self._redact(actor, entity, updated)
 
-    def _conflict(self, actor: Actor, expected: int, current: Mapping[str, Any]) -> Conflict:
+    def _conflict(
+        self, entity: Entity, actor: Actor, expected: int, current: Mapping[str, Any]
+    ) -> Conflict:
         from engine.services.values import to_json
 
         return Conflict(
             message("conflict", actor.language, expected=expected, current=current["version"]),
-            current=to_json(current),
+            current=to_json(self._redact(actor, entity, dict(current))),
         )
 
     def _set_archived(
@@ -691,11 +779,11 @@ class RecordService:
             )
         now = self.clock.now()
         with self._write(conn) as c:
-            current = self._fetch(c, actor, entity, record_id)
+            current = self._fetch(c, actor, entity, record_id, action="update")
             if version is not None and int(version) != current["version"]:
-                raise self._conflict(actor, int(version), current)
+                raise self._conflict(entity, actor, int(version), current)
             if current["archived"] == archived:
-                return current
+                return self._redact(actor, entity, current)
             table = self.schema.table(entity.key)
             result = c.execute(
                 update(table)
@@ -704,13 +792,13 @@ class RecordService:
                         updated_by=actor.user_id)
             )
             if result.rowcount != 1:
-                raise self._conflict(actor, current["version"], self._fetch(c, actor, entity, current["id"]))
+                raise self._conflict(entity, actor, current["version"], self._fetch(c, actor, entity, current["id"]))
             write_audit(
                 c, self.schema.system("crm_audit"), actor=actor, at=now, entity=entity.key,
                 record_id=current["id"], action="archive" if archived else "restore",
                 changes={"archived": (not archived, archived)},
             )
-            return self._fetch(c, actor, entity, current["id"])
+            return self._redact(actor, entity, self._fetch(c, actor, entity, current["id"]))
 
     def archive(
         self, actor: Actor, entity_key: str, record_id: Any, *, version: int | None = None,
@@ -739,46 +827,63 @@ class RecordService:
         self._allow(actor, entity, "delete")
         now = self.clock.now()
         with self._write(conn) as c:
-            current = self._fetch(c, actor, entity, record_id)
+            current = self._fetch(c, actor, entity, record_id, action="delete")
             if version is not None and int(version) != current["version"]:
-                raise self._conflict(actor, int(version), current)
-            rid = current["id"]
-            for other, field in self._referencing():
-                if field.to != entity.key:
-                    continue
-                table = self.schema.table(other.key)
-                ids = list(c.execute(select(table.c.id).where(table.c[field.key] == rid)).scalars())
-                if not ids:
-                    continue
-                if field.on_delete == "restrict":
-                    raise Conflict(
-                        message("still_referenced", actor.language, count=len(ids),
-                                entity=other.label.get(actor.language))
+                raise self._conflict(entity, actor, int(version), current)
+            self._remove(c, actor, entity, current, now)
+
+    def _remove(
+        self, c: Connection, actor: Actor, entity: Entity, current: dict[str, Any],
+        now: dt.datetime,
+    ) -> None:
+        """Delete a fetched record and apply the on-delete rule of every reference to it.
+
+        Cascades reach dependent records whatever the actor's scope: they go
+        because the record the actor may delete goes.  A restriction names
+        no count when some referencing records are outside the actor's scope.
+        """
+        rid = current["id"]
+        for other, field in self._referencing():
+            if field.to != entity.key:
+                continue
+            table = self.schema.table(other.key)
+            ids = list(c.execute(select(table.c.id).where(table.c[field.key] == rid)).scalars())
+            if not ids:
+                continue
+            if field.on_delete == "restrict":
+                seen = c.execute(select(func.count()).select_from(table).where(
+                    table.c.id.in_(ids), *self._visible(actor, other, table))).scalar_one()
+                if seen < len(ids):
+                    raise Conflict(message("still_referenced_elsewhere", actor.language))
+                raise Conflict(
+                    message("still_referenced", actor.language, count=len(ids),
+                            entity=other.label.get(actor.language))
+                )
+            if field.on_delete == "cascade":
+                for other_id in ids:
+                    if other_id == rid and other.key == entity.key:
+                        continue
+                    dependent = self._fetch(c, actor, other, other_id, action=None)
+                    self._remove(c, actor, other, dependent, now)
+            else:
+                c.execute(
+                    update(table).where(table.c.id.in_(ids))
+                    .values({field.key: None, "version": table.c.version + 1,
+                             "updated_at": now, "updated_by": actor.user_id})
+                )
+                for other_id in ids:
+                    write_audit(
+                        c, self.schema.system("crm_audit"), actor=actor, at=now,
+                        entity=other.key, record_id=other_id, action="update",
+                        changes={field.key: (rid, None)},
                     )
-                if field.on_delete == "cascade":
-                    for other_id in ids:
-                        if other_id == rid and other.key == entity.key:
-                            continue
-                        self.delete(actor, other.key, other_id, conn=c)
-                else:
-                    c.execute(
-                        update(table).where(table.c.id.in_(ids))
-                        .values({field.key: None, "version": table.c.version + 1,
-                                 "updated_at": now, "updated_by": actor.user_id})
-                    )
-                    for other_id in ids:
-                        write_audit(
-                            c, self.schema.system("crm_audit"), actor=actor, at=now,
-                            entity=other.key, record_id=other_id, action="update",
-                            changes={field.key: (rid, None)},
-                        )
-            table = self.schema.table(entity.key)
-            c.execute(delete(table).where(table.c.id == rid))
-            write_audit(
-                c, self.schema.system("crm_audit"), actor=actor, at=now, entity=entity.key,
-                record_id=rid, action="delete",
-                changes={"*": ({k: v for k, v in current.items() if v not in (None, [])}, None)},
-            )
+        table = self.schema.table(entity.key)
+        c.execute(delete(table).where(table.c.id == rid))
+        write_audit(
+            c, self.schema.system("crm_audit"), actor=actor, at=now, entity=entity.key,
+            record_id=rid, action="delete",
+            changes={"*": ({k: v for k, v in current.items() if v not in (None, [])}, None)},
+        )
 
     def history(
         self, actor: Actor, entity_key: str, record_id: Any, *, conn: Connection | None = None
@@ -794,4 +899,4 @@ class RecordService:
                 .where(audit.c.entity == entity.key, audit.c.record_id == current["id"])
                 .order_by(audit.c.id)
             ).mappings()
-            return [dict(r) for r in rows]
+            return self._redact_history(actor, entity, [dict(r) for r in rows])

@@ -33,6 +33,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeEngine
 
 from engine.metadata.model import Entity, Field, Registry
+from engine.storage.access_tables import access_tables
 from engine.storage.types import ExactDecimal, IdType, UTCDateTime
 
 NAMING_CONVENTION = {
@@ -125,6 +126,7 @@ def system_tables(metadata: MetaData) -> None:
                primary_key=True),
         Column("role", String(60), primary_key=True),
     )
+    access_tables(metadata)
     Table(
         "crm_definitions",
         metadata,
@@ -168,6 +170,44 @@ def system_tables(metadata: MetaData) -> None:
         Column("value", JSON),
         Column("reason", Text, nullable=False),
         Index("ix_crm_archive_entity", "entity", "field"),
+    )
+    # One row per stage change, written by the workflow service with the change itself.
+    Table(
+        "crm_stage_history",
+        metadata,
+        Column("id", IdType, primary_key=True, autoincrement=True),
+        Column("entity", String(80), nullable=False),
+        Column("record_id", BigInteger, nullable=False),
+        Column("workflow", String(80), nullable=False),
+        Column("pipeline", String(80), nullable=False),
+        Column("transition", String(80), nullable=False),
+        Column("from_stage", String(60)),
+        Column("to_stage", String(60), nullable=False),
+        Column("actor_id", IdType, nullable=True),
+        Column("at", UTCDateTime, nullable=False),
+        Column("seconds_in_previous", BigInteger),
+        Column("comment", Text),
+        Index("ix_crm_stage_history_record", "entity", "record_id"),
+        Index("ix_crm_stage_history_stage", "entity", "to_stage", "at"),
+    )
+    # Messages waiting for delivery (workflow 'notify' actions), written in the same
+    # transaction as their cause so a rolled-back change never notifies anyone.
+    Table(
+        "crm_outbox",
+        metadata,
+        Column("id", IdType, primary_key=True, autoincrement=True),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("kind", String(40), nullable=False),
+        Column("entity", String(80)),
+        Column("record_id", BigInteger),
+        Column("event", String(120)),
+        Column("recipients", JSON, nullable=False),
+        Column("subject", JSON),
+        Column("message", JSON, nullable=False),
+        Column("data", JSON),
+        Column("status", String(20), nullable=False, default="pending"),
+        Column("sent_at", UTCDateTime),
+        Index("ix_crm_outbox_status", "status", "id"),
     )
 
 

@@ -1,0 +1,588 @@
+"""Figures a stage flow gives for free, as service queries.
+
+Dashboards, the API, reports and the CLI all ask this service, so they
+show the same numbers.  Every query goes through the record service's
+access policy: the actor needs the ``read`` right on the entity and sees
+only the rows its row scope lets it see; archived records are left out.
+
+How the figures are defined (also in docs/workflows.md):
+
+- *time in stage*: from entering a stage (a stage-history row, or the
+  record's creation for its first stage) to leaving it, or to now;
+- *average time per stage*: over completed stays only (the history's
+  ``seconds_in_previous``);
+- *cycle time*: from creation to the last move into a won or lost stage,
+  for records that are won or lost now;
+- *SLA*: due = entering the stage + the stage's ``sla`` (calendar time, or
+  working time with ``business_hours``); overdue when now is past due;
+- *stale*: an open stage's ``stale_after`` passed since the last activity,
+  which is the latest of: any change to the record (its ``updated_at`` —
+  every audited write and every transition moves it), and the creation or
+  change of a record of a declared ``figures.activity`` entity pointing at
+  it;
+- *weighted value*: value × probability / 100 for records in open stages,
+  where the probability is the record's ``probability_field`` when the
+  workflow has one and it is set, else the stage's probability;
+- *win rate*: won ÷ (won + lost) among closed records, by count and value.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ColumnElement, Table, func, or_, select
+
+from engine.context import Actor, Clock
+from engine.errors import NotFound, PermissionDenied, ValidationFailed
+from engine.i18n import message
+from engine.metadata.durations import zone
+from engine.metadata.model import Entity
+from engine.metadata.workflow_model import Pipeline, Stage, Workflow, workflow_for
+from engine.services.records import RecordService
+from engine.services.values import to_json
+
+PERIODS = ("month", "quarter", "year")
+
+
+def _dict(item: Any) -> dict[str, Any]:
+    return to_json(asdict(item))
+
+
+@dataclass(frozen=True)
+class StageStay:
+    stage: str
+    label: str
+    entered_at: dt.datetime
+    left_at: dt.datetime | None
+    seconds: int
+
+    to_dict = _dict
+
+
+@dataclass(frozen=True)
+class StageAverage:
+    stage: str
+    label: str
+    stays: int
+    average_seconds: float | None
+
+    to_dict = _dict
+
+
+@dataclass(frozen=True)
+class CycleTime:
+    record_id: int
+    title: Any
+    outcome: str
+    seconds: int
+
+    to_dict = _dict
+
+
+@dataclass(frozen=True)
+class CycleSummary:
+    won: int
+    lost: int
+    average_won_seconds: float | None
+    average_lost_seconds: float | None
+    records: tuple[CycleTime, ...]
+
+    to_dict = _dict
+
+
+@dataclass(frozen=True)
+class SlaStatus:
+    record_id: int
+    title: Any
+    stage: str
+    entered_at: dt.datetime
+    due_at: dt.datetime
+    overdue: bool
+    overdue_seconds: int
+
+    to_dict = _dict
+
+
+@dataclass(frozen=True)
+class StaleRecord:
+    record_id: int
+    title: Any
+    stage: str
+    last_activity: dt.datetime
+    idle_seconds: int
+    stale_after_seconds: int
+
+    to_dict = _dict
+
+
+@dataclass(frozen=True)
+class WeightedRecord:
+    record_id: int
+    title: Any
+    stage: str
+    owner: int | None
+    value: Decimal
+    probability: Decimal
+    weighted: Decimal
+
+    to_dict = _dict
+
+
+@dataclass(frozen=True)
+class PipelineGroup:
+    key: Any
+    label: str
+    count: int
+    value: Decimal
+    weighted: Decimal
+
+    to_dict = _dict
+
+
+@dataclass(frozen=True)
+class WinRate:
+    won: int
+    lost: int
+    rate: Decimal | None
+    won_value: Decimal
+    lost_value: Decimal
+    value_rate: Decimal | None
+
+    to_dict = _dict
+
+
+@dataclass(frozen=True)
+class LostReason:
+    reason: Any
+    label: str
+    count: int
+    value: Decimal
+    share: Decimal
+
+    to_dict = _dict
+
+
+def _activity_key(entity: str, field: str) -> str:
+    return f"activity__{entity}__{field}"
+
+
+def _rate(part: Decimal | int, whole: Decimal | int) -> Decimal | None:
+    if not whole:
+        return None
+    return (Decimal(part) * 100 / Decimal(whole)).quantize(Decimal("0.01"))
+
+
+class PipelineService:
+    """Pipeline figures of the entities that have a workflow; see the module docstring."""
+
+    def __init__(self, records: RecordService, *, clock: Clock | None = None,
+                 timezone: str = "Asia/Shanghai") -> None:
+        self.records = records
+        self.registry = records.registry
+        self.schema = records.schema
+        self.engine = records.engine
+        self.clock = clock or records.clock
+        self.timezone = timezone
+
+    # -- plumbing ----------------------------------------------------------
+
+    def _setup(self, actor: Actor, entity_key: str) -> tuple[Entity, Workflow, Table]:
+        entity = self.records.entity(entity_key)
+        if not self.records.policy.can(actor, entity, "read"):
+            raise PermissionDenied(f"You may not read {entity.plural.get(actor.language)}.")
+        workflow = workflow_for(self.registry.workflows, entity.key)
+        if workflow is None:
+            raise NotFound(message("no_workflow", actor.language,
+                                   entity=entity.label.get(actor.language)))
+        return entity, workflow, self.schema.table(entity.key)
+
+    def _where(self, actor: Actor, entity: Entity, workflow: Workflow, table: Table,
+               pipeline: str | None) -> list[ColumnElement[bool]]:
+        where: list[ColumnElement[bool]] = [table.c.archived.is_(False)]
+        scope = self.records.policy.row_filter(actor, entity, table)
+        if scope is not None:
+            where.append(scope)
+        if pipeline is not None:
+            if pipeline not in workflow.pipelines:
+                raise ValidationFailed({"pipeline": [
+                    f"There is no pipeline '{pipeline}'; the pipelines are: "
+                    f"{', '.join(workflow.pipelines)}."]})
+            if workflow.pipeline_field:
+                column = table.c[workflow.pipeline_field]
+                if pipeline == workflow.default_pipeline:
+                    where.append(or_(column == pipeline, column.is_(None)))
+                else:
+                    where.append(column == pipeline)
+        return where
+
+    def _rows(self, actor: Actor, entity_key: str, pipeline: str | None
+              ) -> tuple[Entity, Workflow, list[dict[str, Any]]]:
+        """The visible records with the time of their last stage change (``moved_at``)."""
+        entity, workflow, table = self._setup(actor, entity_key)
+        history = self.schema.system("crm_stage_history")
+        last = (
+            select(history.c.record_id, func.max(history.c.id).label("last_id"))
+            .where(history.c.entity == entity.key)
+            .group_by(history.c.record_id)
+            .subquery()
+        )
+        moves = (
+            select(history.c.record_id, history.c.at)
+            .join(last, history.c.id == last.c.last_id)
+            .subquery()
+        )
+        joined = table.outerjoin(moves, moves.c.record_id == table.c.id)
+        columns: list[Any] = [table, moves.c.at.label("moved_at")]
+        for link in workflow.figures.activity:
+            other = self.schema.table(link.entity)
+            latest = (
+                select(other.c[link.field].label("target"),
+                       func.max(other.c.updated_at).label("at"))
+                .where(other.c[link.field].is_not(None))
+                .group_by(other.c[link.field])
+                .subquery()
+            )
+            joined = joined.outerjoin(latest, latest.c.target == table.c.id)
+            columns.append(latest.c.at.label(_activity_key(link.entity, link.field)))
+        query = (
+            select(*columns)
+            .select_from(joined)
+            .where(*self._where(actor, entity, workflow, table, pipeline))
+            .order_by(table.c.id)
+        )
+        with self.engine.connect() as conn:
+            rows = [dict(r) for r in conn.execute(query).mappings()]
+        hidden = self._hidden(actor, entity)
+        for row in rows:
+            for name in hidden & row.keys():
+                row[name] = None
+        return entity, workflow, rows
+
+    def _hidden(self, actor: Actor, entity: Entity) -> frozenset[str]:
+        rule = getattr(self.records.policy, "hidden_fields", None)
+        return frozenset(rule(actor, entity)) if rule is not None else frozenset()
+
+    def _require(self, actor: Actor, entity_key: str, *names: str | None) -> None:
+        """Refuse figures built on a field the actor may not see (a sum would reveal it)."""
+        entity, workflow, _ = self._setup(actor, entity_key)
+        hidden = [n for n in names if n and n in self._hidden(actor, entity)]
+        if hidden:
+            labels = ", ".join(entity.fields[n].label.get(actor.language)
+                               if n in entity.fields else n for n in hidden)
+            raise PermissionDenied(f"These figures are built on {labels}, which you may not see.")
+
+    def _title(self, entity: Entity, row: Mapping[str, Any]) -> Any:
+        return row.get(entity.title_field) if entity.title_field else row["id"]
+
+    @staticmethod
+    def _entered(row: Mapping[str, Any]) -> dt.datetime:
+        return row.get("moved_at") or row["created_at"]
+
+    def _probability(self, workflow: Workflow, stage: Stage, row: Mapping[str, Any]) -> Decimal:
+        own = row.get(workflow.probability_field) if workflow.probability_field else None
+        if own is not None:
+            return Decimal(own)
+        return Decimal(stage.probability or 0)
+
+    def _value(self, workflow: Workflow, row: Mapping[str, Any]) -> Decimal:
+        name = workflow.figures.value
+        return Decimal(row.get(name) or 0) if name else Decimal(0)
+
+    # -- per record ------------------------------------------------------------
+
+    def time_in_stages(self, actor: Actor, entity_key: str, record_id: Any) -> list[StageStay]:
+        """Each stay of one record in a stage, oldest first; the last one runs until now."""
+        entity, workflow, _ = self._setup(actor, entity_key)
+        record = self.records.get(actor, entity.key, record_id)
+        history = self.schema.system("crm_stage_history")
+        with self.engine.connect() as conn:
+            moves = list(conn.execute(
+                select(history).where(history.c.entity == entity.key,
+                                      history.c.record_id == record["id"])
+                .order_by(history.c.id)
+            ).mappings())
+        pipeline = workflow.pipeline_of(record)
+        language = actor.language
+        stays = []
+        stage = moves[0]["from_stage"] if moves else workflow.stage_of(record).key
+        entered = record["created_at"]
+        for move in moves:
+            stays.append(self._stay(pipeline, stage, entered, move["at"], language))
+            stage, entered = move["to_stage"], move["at"]
+        stays.append(self._stay(pipeline, stage, entered, None, language))
+        return stays
+
+    def _stay(self, pipeline: Pipeline, stage: str, entered: dt.datetime,
+              left: dt.datetime | None, language: str) -> StageStay:
+        end = left or self.clock.now()
+        found = pipeline.stage(stage)
+        label = found.label.get(language) if found else stage
+        return StageStay(stage, label, entered, left, max(0, int((end - entered).total_seconds())))
+
+    # -- over many records ----------------------------------------------------------
+
+    def average_time_in_stage(self, actor: Actor, entity_key: str, *,
+                              pipeline: str | None = None) -> list[StageAverage]:
+        """Average completed stay per stage, in stage order (stages nobody left yet: None)."""
+        entity, workflow, table = self._setup(actor, entity_key)
+        history = self.schema.system("crm_stage_history")
+        query = (
+            select(history.c.from_stage, func.count(), func.avg(history.c.seconds_in_previous))
+            .select_from(history.join(table, table.c.id == history.c.record_id))
+            .where(history.c.entity == entity.key,
+                   *self._where(actor, entity, workflow, table, pipeline))
+            .group_by(history.c.from_stage)
+        )
+        if pipeline is not None:
+            query = query.where(history.c.pipeline == pipeline)
+        with self.engine.connect() as conn:
+            found = {stage: (count, avg) for stage, count, avg in conn.execute(query)}
+        result = []
+        for key, stage in self._stages(workflow, pipeline).items():
+            count, avg = found.get(key, (0, None))
+            result.append(StageAverage(key, stage.label.get(actor.language), count,
+                                       float(avg) if avg is not None else None))
+        return result
+
+    def _stages(self, workflow: Workflow, pipeline: str | None) -> dict[str, Stage]:
+        if pipeline is not None:
+            return dict(workflow.pipelines[pipeline].stages)
+        stages: dict[str, Stage] = {}
+        for each in workflow.pipelines.values():
+            for key, stage in each.stages.items():
+                stages.setdefault(key, stage)
+        return stages
+
+    def cycle_times(self, actor: Actor, entity_key: str, *,
+                    pipeline: str | None = None) -> CycleSummary:
+        """From creation to won or lost, for the records that are won or lost now."""
+        entity, workflow, rows = self._rows(actor, entity_key, pipeline)
+        records = []
+        for row in rows:
+            stage = workflow.stage_of(row)
+            if stage.is_closed:
+                seconds = int((self._entered(row) - row["created_at"]).total_seconds())
+                records.append(CycleTime(row["id"], self._title(entity, row), stage.category,
+                                         max(0, seconds)))
+
+        def average(outcome: str) -> float | None:
+            values = [r.seconds for r in records if r.outcome == outcome]
+            return sum(values) / len(values) if values else None
+
+        return CycleSummary(
+            won=sum(r.outcome == "won" for r in records),
+            lost=sum(r.outcome == "lost" for r in records),
+            average_won_seconds=average("won"), average_lost_seconds=average("lost"),
+            records=tuple(records),
+        )
+
+    def sla(self, actor: Actor, entity_key: str, *, pipeline: str | None = None,
+            overdue_only: bool = False) -> list[SlaStatus]:
+        """Records in a stage with an SLA: when they fall due, and whether they are overdue."""
+        entity, workflow, rows = self._rows(actor, entity_key, pipeline)
+        now = self.clock.now()
+        found = []
+        for row in rows:
+            stage = workflow.stage_of(row)
+            if stage.sla is None or stage.is_closed:
+                continue
+            entered = self._entered(row)
+            due = stage.sla.due(entered, workflow.business_hours)
+            late = max(0, int((now - due).total_seconds()))
+            status = SlaStatus(row["id"], self._title(entity, row), stage.key, entered, due,
+                               now > due, late)
+            if status.overdue or not overdue_only:
+                found.append(status)
+        found.sort(key=lambda s: s.due_at)
+        return found
+
+    def overdue(self, actor: Actor, entity_key: str, *,
+                pipeline: str | None = None) -> list[SlaStatus]:
+        """Records past their stage's SLA, the longest overdue first."""
+        return self.sla(actor, entity_key, pipeline=pipeline, overdue_only=True)
+
+    def stale(self, actor: Actor, entity_key: str, *,
+              pipeline: str | None = None) -> list[StaleRecord]:
+        """Records idle for longer than their open stage's ``stale_after``, idlest first."""
+        entity, workflow, rows = self._rows(actor, entity_key, pipeline)
+        now = self.clock.now()
+        found = []
+        for row in rows:
+            stage = workflow.stage_of(row)
+            if stage.stale_after is None or stage.is_closed:
+                continue
+            moments = [row["updated_at"], self._entered(row)] + [
+                row[_activity_key(link.entity, link.field)] for link in workflow.figures.activity
+                if row.get(_activity_key(link.entity, link.field)) is not None
+            ]
+            last = max(moments)
+            idle = now - last
+            if idle > stage.stale_after:
+                found.append(StaleRecord(row["id"], self._title(entity, row), stage.key, last,
+                                         int(idle.total_seconds()),
+                                         int(stage.stale_after.total_seconds())))
+        found.sort(key=lambda s: -s.idle_seconds)
+        return found
+
+    def weighted_records(self, actor: Actor, entity_key: str, *,
+                         pipeline: str | None = None) -> list[WeightedRecord]:
+        """Open records with value × probability, the largest weighted value first.
+
+        Two records at the same probability are told apart by their value:
+        800,000 at 80% (640,000) comes before 240,000 at 80% (192,000).
+        """
+        self._require_weights(actor, entity_key)
+        entity, workflow, rows = self._rows(actor, entity_key, pipeline)
+        return [record for record, _ in self._weighted(entity, workflow, rows)]
+
+    def _require_weights(self, actor: Actor, entity_key: str) -> Workflow:
+        _, workflow, _ = self._setup(actor, entity_key)
+        self._require(actor, entity_key, workflow.figures.value, workflow.probability_field)
+        return workflow
+
+    def _weighted(self, entity: Entity, workflow: Workflow, rows: list[dict[str, Any]]
+                  ) -> list[tuple[WeightedRecord, dict[str, Any]]]:
+        found = []
+        for row in rows:
+            stage = workflow.stage_of(row)
+            if stage.is_closed:
+                continue
+            value = self._value(workflow, row)
+            probability = self._probability(workflow, stage, row)
+            weighted = (value * probability / 100).quantize(Decimal("0.01"))
+            found.append((WeightedRecord(row["id"], self._title(entity, row), stage.key,
+                                         row.get("owner"), value, probability, weighted), row))
+        found.sort(key=lambda item: (-item[0].weighted, -item[0].value, item[0].record_id))
+        return found
+
+    def weighted_pipeline(self, actor: Actor, entity_key: str, *, by: str = "stage",
+                          period: str = "month", pipeline: str | None = None
+                          ) -> list[PipelineGroup]:
+        """Open value and weighted value grouped by stage, owner, close period or a field.
+
+        ``by`` is ``stage``, ``owner``, ``period`` (of the expected close
+        date, by ``period``: month, quarter or year) or the key of one of
+        the entity's fields (a team, a region, a product line...).
+        """
+        workflow = self._require_weights(actor, entity_key)
+        self._require(actor, entity_key, workflow.figures.close_date if by == "period" else by)
+        entity, workflow, rows = self._rows(actor, entity_key, pipeline)
+        language = actor.language
+        if by not in ("stage", "owner", "period") and by not in entity.fields:
+            raise ValidationFailed({"by": [f"Group by stage, owner, period or a field of "
+                                           f"{entity.key}; '{by}' is none of them."]})
+        if by == "period" and (period not in PERIODS or workflow.figures.close_date is None):
+            raise ValidationFailed({"period": [
+                f"Periods are {', '.join(PERIODS)}, of the workflow's figures.close_date."]})
+        stages = self._stages(workflow, pipeline)
+        groups: dict[Any, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0),
+                                                               Decimal(0)])
+        for record, row in self._weighted(entity, workflow, rows):
+            key = self._group(by, period, record, row, workflow)
+            totals = groups[key]
+            totals[0] += 1
+            totals[1] += record.value
+            totals[2] += record.weighted
+        order = list(stages) if by == "stage" else sorted(
+            groups, key=lambda k: (k is None, str(k)))
+        labels = self._labels(by, entity, stages, groups, language)
+        return [PipelineGroup(k, labels.get(k, str(k)), int(groups[k][0]), groups[k][1],
+                              groups[k][2]) for k in order if k in groups]
+
+    def _group(self, by: str, period: str, record: WeightedRecord, row: Mapping[str, Any],
+               workflow: Workflow) -> Any:
+        if by == "stage":
+            return record.stage
+        if by == "owner":
+            return record.owner
+        if by == "period":
+            day = row.get(workflow.figures.close_date or "")
+            if day is None:
+                return None
+            if isinstance(day, dt.datetime):
+                day = day.astimezone(zone(self.timezone)).date()
+            if period == "month":
+                return f"{day.year}-{day.month:02d}"
+            if period == "quarter":
+                return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
+            return str(day.year)
+        value = row.get(by)
+        return tuple(value) if isinstance(value, list) else value
+
+    def _labels(self, by: str, entity: Entity, stages: Mapping[str, Stage],
+                groups: Mapping[Any, Any], language: str) -> dict[Any, str]:
+        if by == "stage":
+            return {k: s.label.get(language) for k, s in stages.items()}
+        if by == "owner":
+            users = self.schema.system("crm_user")
+            ids = [k for k in groups if k is not None]
+            with self.engine.connect() as conn:
+                names = dict(conn.execute(select(users.c.id, users.c.display_name)
+                                          .where(users.c.id.in_(ids))).all()) if ids else {}
+            return {k: names.get(k, "—") if k is not None else "—" for k in groups}
+        field = entity.fields.get(by)
+        if field is not None and field.choices:
+            return {k: field.choices[k].get(language) if k in field.choices else str(k)
+                    for k in groups}
+        return {k: "—" if k is None else str(k) for k in groups}
+
+    def _closed(self, actor: Actor, entity_key: str, pipeline: str | None,
+                since: dt.datetime | None, until: dt.datetime | None
+                ) -> tuple[Entity, Workflow, list[tuple[dict[str, Any], Stage]]]:
+        entity, workflow, rows = self._rows(actor, entity_key, pipeline)
+        closed = []
+        for row in rows:
+            stage = workflow.stage_of(row)
+            if not stage.is_closed:
+                continue
+            at = self._entered(row)
+            if (since is not None and at < since) or (until is not None and at >= until):
+                continue
+            closed.append((row, stage))
+        return entity, workflow, closed
+
+    def win_rate(self, actor: Actor, entity_key: str, *, pipeline: str | None = None,
+                 since: dt.datetime | None = None, until: dt.datetime | None = None) -> WinRate:
+        """Won ÷ (won + lost), by count and by value, of records closed in [since, until)."""
+        self._require(actor, entity_key, self._setup(actor, entity_key)[1].figures.value)
+        _, workflow, closed = self._closed(actor, entity_key, pipeline, since, until)
+        won = [row for row, stage in closed if stage.category == "won"]
+        lost = [row for row, stage in closed if stage.category == "lost"]
+        won_value = sum((self._value(workflow, r) for r in won), Decimal(0))
+        lost_value = sum((self._value(workflow, r) for r in lost), Decimal(0))
+        return WinRate(len(won), len(lost), _rate(len(won), len(won) + len(lost)), won_value,
+                       lost_value, _rate(won_value, won_value + lost_value))
+
+    def lost_reasons(self, actor: Actor, entity_key: str, *, pipeline: str | None = None,
+                     since: dt.datetime | None = None, until: dt.datetime | None = None
+                     ) -> list[LostReason]:
+        """Lost records by reason (``figures.lost_reason``), the most frequent first."""
+        figures = self._setup(actor, entity_key)[1].figures
+        self._require(actor, entity_key, figures.lost_reason, figures.value)
+        entity, workflow, closed = self._closed(actor, entity_key, pipeline, since, until)
+        name = workflow.figures.lost_reason
+        if name is None:
+            raise ValidationFailed({"lost_reason": [
+                f"The workflow of {entity.key} names no figures.lost_reason field."]})
+        field = entity.fields[name]
+        counts: dict[Any, list[Any]] = defaultdict(lambda: [0, Decimal(0)])
+        for row, stage in closed:
+            if stage.category != "lost":
+                continue
+            counts[row.get(name)][0] += 1
+            counts[row.get(name)][1] += self._value(workflow, row)
+        total = sum(c for c, _ in counts.values())
+        language = actor.language
+        result = [
+            LostReason(key, field.choices[key].get(language) if key in field.choices
+                       else ("—" if key is None else str(key)), count, value,
+                       _rate(count, total) or Decimal(0))
+            for key, (count, value) in counts.items()
+        ]
+        result.sort(key=lambda r: (-r.count, -r.value, str(r.reason)))
+        return result

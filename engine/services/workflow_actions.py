@@ -1,0 +1,265 @@
+"""Running a transition's actions inside its transaction.
+
+``set`` actions become part of the transition's own update of the record.
+The others run after it, in the order written, on the same connection, so
+a failure in any of them undoes the whole transition:
+
+- ``create`` / ``follow_up`` create a record through the record service,
+  with the rights of the workflow (the consultant declared the action; a
+  salesperson who may not create contracts still wins the deal that
+  creates one) but recorded under the acting user's id;
+- ``notify`` writes a message to the ``crm_outbox`` table — the extension
+  point for the notification service, which delivers pending rows; a
+  :class:`Notifier` given to the workflow service is called right after
+  the transaction commits, and the row is marked sent;
+- ``hook`` calls a function of the pack's ``hooks.py`` with a
+  :class:`HookContext`.  Hook files are loaded from the pack's folder by a
+  :class:`HookLoader` owned by the service (no global registry), once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import importlib.util
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, insert
+
+from engine.context import Actor
+from engine.errors import ActionFailed, CrmError
+from engine.metadata.merge import SITE
+from engine.metadata.model import Entity, Label, Registry
+from engine.metadata.workflow_actions import HOOKS_FILE
+from engine.metadata.workflow_model import (
+    Action,
+    CreateAction,
+    HookAction,
+    NotifyAction,
+    SetAction,
+    Stage,
+    Transition,
+    Workflow,
+)
+from engine.services.records import RecordService
+from engine.services.stage_rules import StageMove
+from engine.services.values import to_json
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """A message a ``notify`` action wrote, as handed to a :class:`Notifier`."""
+
+    id: int
+    recipients: list[dict[str, Any]]
+    subject: dict[str, str] | None
+    message: dict[str, str]
+    data: dict[str, Any]
+
+
+class Notifier(Protocol):
+    """Delivers one outbox message (mail, WeChat, in-app); raising leaves it pending."""
+
+    def __call__(self, message: OutboxMessage) -> None: ...
+
+
+@dataclass
+class HookContext:
+    """Everything a hook gets, explicitly: no globals to reach for.
+
+    ``record`` is the record after the stage change (and after the actions
+    before the hook); ``previous`` is how it was before the transition.
+    Use ``records`` with ``conn`` to read or write in the same transaction;
+    return a mapping of field values to change the moved record, or raise
+    :class:`~engine.errors.TransitionRefused` (or any engine error) to undo
+    the whole transition.
+    """
+
+    actor: Actor
+    entity: Entity
+    workflow: Workflow
+    transition: Transition
+    from_stage: str
+    to_stage: str
+    record: dict[str, Any]
+    previous: dict[str, Any]
+    values: Mapping[str, Any]
+    comment: str | None
+    now: dt.datetime
+    conn: Connection
+    records: RecordService
+    created: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+
+class HookLoader:
+    """Finds and loads the hook functions of packs (and of the site's ``custom/`` folder)."""
+
+    def __init__(self, registry: Registry, overlay_dir: Path | None = None) -> None:
+        self.folders: dict[str, Path] = {name: Path(p.path) for name, p in registry.packs.items()}
+        if overlay_dir is not None:
+            self.folders[SITE] = overlay_dir
+        self._modules: dict[Path, ModuleType] = {}
+
+    def function(self, hook: HookAction) -> Callable[[HookContext], Any]:
+        folder = self.folders.get(hook.pack)
+        where = "the site's custom/ folder" if hook.pack == SITE else f"pack '{hook.pack}'"
+        if folder is None or not (folder / HOOKS_FILE).is_file():
+            raise ActionFailed(f"The hook '{hook.function}' cannot run: {where} has no "
+                               f"{HOOKS_FILE}.")
+        path = (folder / HOOKS_FILE).resolve()
+        module = self._modules.get(path)
+        if module is None:
+            digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
+            spec = importlib.util.spec_from_file_location(f"crm_hooks_{digest}", path)
+            if spec is None or spec.loader is None:
+                raise ActionFailed(f"{path} cannot be loaded as Python.")
+            module = importlib.util.module_from_spec(spec)
+            try:
+                spec.loader.exec_module(module)
+            except Exception as exc:
+                raise ActionFailed(f"{path} could not be loaded: {exc.__class__.__name__}: "
+                                   f"{exc}") from exc
+            self._modules[path] = module
+        function = getattr(module, hook.function, None)
+        if not callable(function):
+            raise ActionFailed(f"The hook '{hook.function}' is not a function of {path}.")
+        return function
+
+
+def render(text: Label, record: Mapping[str, Any], entity: Entity) -> dict[str, str]:
+    """A message in each language, ``{field}`` replaced by the record's (labelled) value."""
+
+    def shown(name: str, language: str) -> str:
+        value = record.get(name)
+        found = entity.fields.get(name)
+        if found is not None and found.choices and isinstance(value, str) and value in found.choices:
+            return found.choices[value].get(language)
+        json_value = to_json(value)
+        return "" if json_value is None else str(json_value)
+
+    out = {}
+    for language in ("en", "zh"):
+        source = text.get(language)
+        out[language] = _PLACEHOLDER.sub(lambda m, lang=language: shown(m.group(1), lang), source)
+    return out
+
+
+class ActionRunner:
+    """Runs the actions of one transition; owned by the workflow service."""
+
+    def __init__(self, records: RecordService, hooks: HookLoader) -> None:
+        self.records = records
+        self.hooks = hooks
+
+    @staticmethod
+    def changes(actions: tuple[Action, ...], record: Mapping[str, Any],
+                now: dt.datetime) -> dict[str, Any]:
+        """What the ``set`` actions write on the moved record, in order (later ones win)."""
+        found: dict[str, Any] = {}
+        for action in actions:
+            if isinstance(action, SetAction):
+                found.update(action.values)
+                for name, expr in action.expressions.items():
+                    found[name] = expr.evaluate({**record, **found}, now=now)
+        return found
+
+    def run(
+        self, conn: Connection, context: HookContext, actions: tuple[Action, ...],
+        move: StageMove,
+    ) -> list[OutboxMessage]:
+        """Run every action but ``set``, in order; returns the outbox messages written."""
+        messages: list[OutboxMessage] = []
+        for action in actions:
+            if isinstance(action, CreateAction):
+                self._create(conn, context, action, move)
+            elif isinstance(action, NotifyAction):
+                messages.append(self._notify(conn, context, action))
+            elif isinstance(action, HookAction):
+                self._hook(conn, context, action, move)
+        return messages
+
+    def _workflow_actor(self, actor: Actor) -> Actor:
+        """The acting user with the workflow's rights (see the module docstring)."""
+        return dataclasses.replace(actor, is_admin=True)
+
+    def _create(self, conn: Connection, context: HookContext, action: CreateAction,
+                move: StageMove) -> None:
+        record = context.record
+        values = {k: expr.evaluate(record, now=context.now) for k, expr in action.values.items()}
+        if action.link:
+            values[action.link] = record["id"]
+        if action.due_in is not None and action.due_field:
+            target = self.records.registry.entity(action.entity).fields[action.due_field]
+            due = context.now + action.due_in
+            values[action.due_field] = due.date() if target.value_type == "date" else due
+        values["owner"] = record.get("owner") if action.owner == "owner" else context.actor.user_id
+        actor = self._workflow_actor(context.actor)
+        try:
+            created = self.records.create(actor, action.entity, values, conn=conn)
+        except CrmError as exc:
+            target = self.records.registry.entity(action.entity).label.get(context.actor.language)
+            raise ActionFailed(f"The transition could not create the {target}: "
+                               f"{exc.message}") from exc
+        context.created.append((action.entity, created))
+        if action.store_in:
+            context.record = self.records.update(
+                actor, context.entity.key, record["id"], {action.store_in: created["id"]},
+                conn=conn, move=move,
+            )
+
+    def _notify(self, conn: Connection, context: HookContext,
+                action: NotifyAction) -> OutboxMessage:
+        record = context.record
+        recipients: list[dict[str, Any]] = []
+        for who in action.to:
+            if who.startswith("role:"):
+                recipients.append({"role": who.split(":", 1)[1]})
+                continue
+            user = {"owner": record.get("owner"), "actor": context.actor.user_id,
+                    "creator": record.get("created_by")}[who]
+            if user is not None and {"user_id": user} not in recipients:
+                recipients.append({"user_id": user})
+        subject = render(action.subject, record, context.entity) if action.subject else None
+        message = render(action.message, record, context.entity)
+        data = {
+            "workflow": context.workflow.key, "transition": context.transition.key,
+            "from": context.from_stage, "to": context.to_stage,
+            "actor_id": context.actor.user_id,
+        }
+        outbox = self.records.schema.system("crm_outbox")
+        row_id = conn.execute(insert(outbox).values(
+            created_at=context.now, kind="notify", entity=context.entity.key,
+            record_id=record["id"], event=f"{context.workflow.key}.{context.transition.key}",
+            recipients=recipients, subject=subject, message=message, data=data,
+            status="pending",
+        )).inserted_primary_key[0]
+        return OutboxMessage(row_id, recipients, subject, message, data)
+
+    def _hook(self, conn: Connection, context: HookContext, action: HookAction,
+              move: StageMove) -> None:
+        function = self.hooks.function(action)
+        try:
+            result = function(context)
+        except CrmError:
+            raise
+        except Exception as exc:
+            raise ActionFailed(f"The hook '{action.function}' failed: "
+                               f"{exc.__class__.__name__}: {exc}") from exc
+        if isinstance(result, Mapping) and result:
+            context.record = self.records.update(
+                self._workflow_actor(context.actor), context.entity.key,
+                context.record["id"], dict(result), conn=conn, move=move,
+            )
+
+
+def stage_actions(transition: Transition, target: Stage) -> tuple[Action, ...]:
+    """The actions of taking ``transition``: its own first, then the target stage's."""
+    return (*transition.actions, *target.on_enter)
