@@ -18,7 +18,7 @@ from pathlib import Path
 
 from sqlalchemy import insert, select
 
-from bench.common import print_table, write_result
+from bench.common import print_table, scratch_database, write_result
 from engine.context import Actor
 from engine.site import Site
 from engine.storage.database import write_transaction
@@ -60,10 +60,9 @@ def timed(func, count: int) -> float:
 
 
 def run(database_url: str | None = None, count: int = 2000) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, scratch_database(database_url, Path(tmp)) as url:
         base = Path(tmp)
         write_pack(base / "packs", "bench", PACK)
-        url = database_url or f"sqlite:///{base / 'bench.db'}"
         root = write_site(base / "site", url, ["bench"], pack_paths=["../packs"])
         site = Site.open(root)
         apply_migration(site.engine, site.registry, site.schema)

@@ -6,15 +6,18 @@ a ratio against a baseline measured in the same process, in the same run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 RESULTS_DIR = Path(__file__).parent / "results"
 
@@ -65,3 +68,29 @@ def print_table(title: str, rows: list[tuple[str, ...]], header: tuple[str, ...]
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for row in rows:
         print("| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+
+
+@contextlib.contextmanager
+def scratch_database(url: str | None, tmp: Path) -> Iterator[str]:
+    """A URL to an empty database: a temporary SQLite file, or a throw-away
+    PostgreSQL schema inside the given database (dropped afterwards), so a
+    benchmark never touches existing tables."""
+    if not url:
+        yield f"sqlite:///{tmp / 'bench.db'}"
+        return
+    if not url.startswith("postgresql"):
+        yield url
+        return
+    from sqlalchemy import create_engine, text
+
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        sep = "&" if "?" in url else "?"
+        yield f"{url}{sep}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()

@@ -899,3 +899,21 @@ def test_document_kind_follows_the_discriminator() -> None:
     assert document_kind(load_yaml_text("# c\nextend: a\n", "x.yaml")) == "extend"
     assert document_kind(load_yaml_text("fields: {}\n", "x.yaml")) is None
     assert document_kind(load_yaml_text("- entity\n", "x.yaml")) is None
+
+
+def test_fast_and_detailed_validators_agree_on_every_case():
+    """The fast validator decides "valid"; it must never pass a file jsonschema rejects."""
+    from engine.metadata.schema_check import _fast_validator, _validator
+
+    checked = 0
+    for name, (source, kind, *_rest) in CASES.items():
+        try:
+            doc = load_yaml_text(text(source), "def.yaml")
+        except DefinitionError:
+            continue
+        for k in [kind] if kind else ["entity", "extend", "pack", "site"]:
+            fast = _fast_validator(k).is_valid(doc.data)
+            detailed = not any(True for _ in _validator(k).iter_errors(doc.data))
+            assert fast == detailed, (name, k)
+            checked += 1
+    assert checked > 20

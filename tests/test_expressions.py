@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -873,15 +872,8 @@ class TestExpressionObject:
         assert missing == []
 
 
-class TestPerformance:
-    def test_hundred_thousand_evaluations_under_a_second(self) -> None:
-        evaluate = compile_expression("amount * probability / 100").evaluate
-        record = {"amount": Decimal("12500.00"), "probability": 40}
-        assert evaluate(record) == Decimal("5000")
-        start = time.perf_counter()
-        for _ in range(100_000):
-            evaluate(record)
-        assert time.perf_counter() - start < 1.0
+class TestCompilation:
+    """Speed itself is measured in bench/bench_expressions.py, not asserted here."""
 
     def test_compiled_once_into_closures(self) -> None:
         # the evaluator is a closure, not something that walks the AST on each call

@@ -675,9 +675,19 @@ def test_database_errors_are_reported_without_sql(seeded, tmp_path, monkeypatch)
     assert db_state(seeded) == before
 
 
-def test_sqlite_foreign_keys_are_off_during_and_on_after(seeded, tmp_path):
-    if seeded.dialect.name != "sqlite":
-        pytest.skip("SQLite only")
+@pytest.fixture
+def sqlite_seeded(sqlite_url: str, tmp_path: Path):
+    """Like ``seeded`` but always SQLite: these tests are about SQLite's PRAGMAs, so they
+    run in every pass of the suite instead of being skipped on PostgreSQL."""
+    engine = create_db_engine(sqlite_url)
+    _registry, schema, _plan = migrate(engine, tmp_path, V1)
+    seed(engine, schema)
+    yield engine
+    engine.dispose()
+
+
+def test_sqlite_foreign_keys_are_off_during_and_on_after(sqlite_seeded, tmp_path):
+    seeded = sqlite_seeded
     files = change(V1, "entities/customer.yaml", "max_length: 100", "max_length: 200")
     migrate(seeded, tmp_path, files)  # recreates customer, the parent of sale
     with seeded.connect() as conn:
@@ -685,9 +695,8 @@ def test_sqlite_foreign_keys_are_off_during_and_on_after(seeded, tmp_path):
     assert len(column_values(seeded, build_schema(load(tmp_path, V1)[0]), "sale")) == 1
 
 
-def test_sqlite_broken_references_fail_the_migration(seeded, tmp_path):
-    if seeded.dialect.name != "sqlite":
-        pytest.skip("SQLite only")
+def test_sqlite_broken_references_fail_the_migration(sqlite_seeded, tmp_path):
+    seeded = sqlite_seeded
     with seeded.connect() as conn:
         raw = conn.connection.dbapi_connection
         raw.execute("PRAGMA foreign_keys=OFF")
