@@ -10,7 +10,6 @@ numbers, the optimistic-lock check, the write itself and its audit rows.
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,14 +21,15 @@ from sqlalchemy.exc import IntegrityError
 from engine.context import Actor, Clock, SystemClock
 from engine.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from engine.i18n import message
-from engine.metadata.model import SYSTEM_COLUMNS, Entity, Field, Registry
+from engine.metadata.model import Entity, Field, Registry
 from engine.services.access import AccessPolicy, AllowAll
 from engine.services.audit import write_audit
 from engine.services.compute import ComputedOrder, apply_computed, apply_defaults
-from engine.services.record_access import KeyRef, RecordAccessMixin, nothing
+from engine.services.record_access import RecordAccessMixin, nothing
+from engine.services.record_input import FieldErrors, RecordInputMixin
 from engine.services.sequences import next_number
 from engine.services.stage_rules import StageMove, StageRules
-from engine.services.values import ValueProblem, check_limits, coerce
+from engine.services.values import ValueProblem, coerce
 from engine.storage.database import write_transaction
 from engine.storage.queries import OPERATORS, UNORDERED_TYPES, Filter, Sort, condition
 from engine.storage.queries import search_condition as text_search
@@ -60,41 +60,7 @@ class Page:
     has_more: bool
 
 
-class _Errors:
-    """Field messages gathered during one write, in the actor's language."""
-
-    def __init__(self, language: str, hidden: frozenset[str] = frozenset()) -> None:
-        self.language = language
-        self.by_field: dict[str, list[str]] = defaultdict(list)
-        self.hidden = hidden
-        self.refused: dict[str, list[str]] = {}
-
-    def add(self, key: str, msg_key: str, **params: Any) -> None:
-        self.by_field[key].append(message(msg_key, self.language, **params))
-
-    def problem(self, key: str, problem: ValueProblem) -> None:
-        self.add(key, problem.key, **problem.params)
-
-    def refuse(self, key: str, msg_key: str) -> None:
-        """A message about a name the actor gave themselves: shown under that name."""
-        self.refused[key] = [message(msg_key, self.language)]
-
-    def raise_if_any(self) -> None:
-        if self.by_field or self.refused:
-            raise ValidationFailed(self.shown())
-
-    def shown(self) -> dict[str, list[str]]:
-        """The messages, those about fields hidden from the actor told without naming them."""
-        shown: dict[str, list[str]] = dict(self.refused)
-        for key, texts in self.by_field.items():
-            if key.split("[", 1)[0].split(".", 1)[0] in self.hidden:
-                shown.setdefault("record", [message("hidden_invalid", self.language)])
-            else:
-                shown.setdefault(key, []).extend(texts)
-        return shown
-
-
-class RecordService(RecordAccessMixin):
+class RecordService(RecordInputMixin, RecordAccessMixin):
     """Create, read, update, archive, delete and list records of any entity.
 
     Every path asks the access policy (rights, row scope, field rules); the
@@ -150,8 +116,8 @@ class RecordService(RecordAccessMixin):
         scope = self.policy.row_filter(actor, entity, table, action)
         return [] if scope is None else [scope]
 
-    def _errors(self, actor: Actor, entity: Entity) -> _Errors:
-        return _Errors(actor.language, self.hidden(actor, entity))
+    def _errors(self, actor: Actor, entity: Entity) -> FieldErrors:
+        return FieldErrors(actor.language, self.hidden(actor, entity))
 
     def _not_found(self, actor: Actor, entity: Entity, record_id: Any) -> NotFound:
         return NotFound(
@@ -245,7 +211,7 @@ class RecordService(RecordAccessMixin):
         field = entity.fields.get(flt.field) or _SYSTEM_FIELDS.get(flt.field)
         if flt.field in self.hidden(actor, entity):
             field = None  # filtering on a hidden field would reveal its values
-        errors = _Errors(actor.language)
+        errors = FieldErrors(actor.language)
         if field is None:
             errors.add(flt.field, "invalid_filter", reason=f"there is no field '{flt.field}'")
         elif not (field.has_column if field.key in entity.fields else True):
@@ -327,7 +293,7 @@ class RecordService(RecordAccessMixin):
         offset = max(0, int(offset))
         table, where = self._list_query(actor, entity, filters, search, include_archived)
         order = []
-        errors = _Errors(actor.language)
+        errors = FieldErrors(actor.language)
         for item in sort:
             field = entity.fields.get(item.field) or _SYSTEM_FIELDS.get(item.field)
             if field is None or (item.field in entity.fields and not field.has_column) or (
@@ -370,203 +336,6 @@ class RecordService(RecordAccessMixin):
         table, where = self._list_query(actor, entity, filters, search, include_archived)
         with self._read(conn) as c:
             return c.execute(select(func.count()).select_from(table).where(*where)).scalar_one()
-
-    # -- writing: preparing values -----------------------------------------
-
-    def _coerce_lines(
-        self, field: Field, value: Any, errors: _Errors, now: dt.datetime
-    ) -> list[dict[str, Any]] | None:
-        if value is None:
-            return []
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, Mapping) for v in value):
-            errors.add(field.key, "expected_lines")
-            return None
-        lines = []
-        for index, raw in enumerate(value):
-            line: dict[str, Any] = {}
-            for key, item in raw.items():
-                sub = field.fields.get(key)
-                where = f"{field.key}[{index}].{key}"
-                if key == "id":
-                    continue
-                if sub is None:
-                    errors.add(where, "unknown_field")
-                elif not sub.is_input:
-                    errors.add(where, "not_settable")
-                else:
-                    try:
-                        line[key] = coerce(sub, item)
-                    except ValueProblem as problem:
-                        errors.problem(where, problem)
-            apply_defaults(field.fields, line, now)
-            lines.append(line)
-        return lines
-
-    def _coerce_input(
-        self, actor: Actor, entity: Entity, values: Mapping[str, Any], errors: _Errors,
-        now: dt.datetime, *, existing: Mapping[str, Any] | None,
-    ) -> dict[str, Any]:
-        typed: dict[str, Any] = {}
-        hidden = self.hidden(actor, entity)
-        readonly = self.policy.readonly_fields(actor, entity)
-        for key, value in values.items():
-            field = entity.fields.get(key)
-            if key in hidden:
-                errors.refuse(key, "unknown_field")  # as if it did not exist
-                continue
-            if field is None:
-                if key == "owner":
-                    try:
-                        typed["owner"] = coerce(
-                            Field(key="owner", type="reference", label=None, to="user"), value  # type: ignore[arg-type]
-                        )
-                    except ValueProblem as problem:
-                        errors.problem(key, problem)
-                        continue
-                    unchanged = existing["owner"] if existing is not None else actor.user_id
-                    if "owner" in readonly and typed["owner"] != unchanged:
-                        errors.add(key, "readonly")
-                elif key in SYSTEM_COLUMNS:
-                    # A record sent back as it was read carries its id and version: fine.
-                    echoed = key == "version" or (existing is not None and existing.get(key) == value)
-                    if not echoed:
-                        errors.add(key, "not_settable")
-                else:
-                    errors.add(key, "unknown_field")
-                continue
-            if not field.is_input:
-                errors.add(key, "not_settable")
-                continue
-            if field.type == "lines":
-                lines = self._coerce_lines(field, value, errors, now)
-                if lines is not None:
-                    typed[key] = lines
-                continue
-            if field.type == "reference" and isinstance(value, Mapping):
-                typed[key] = KeyRef(dict(value))  # resolved by its keys in _check_references
-                continue
-            try:
-                typed[key] = coerce(field, value)
-            except ValueProblem as problem:
-                errors.problem(key, problem)
-                continue
-            if (
-                field.readonly
-                and existing is not None
-                and typed[key] != existing.get(key)
-            ):
-                errors.add(key, "readonly")
-            elif key in readonly:
-                # Read-only for this role: a form may send back what it showed, nothing else.
-                if existing is not None:
-                    changed = typed[key] != existing.get(key)
-                else:
-                    changed = typed[key] not in (None, "", [], field.default)
-                if changed:
-                    errors.add(key, "readonly")
-        return typed
-
-    def _validate(
-        self,
-        conn: Connection,
-        actor: Actor,
-        entity: Entity,
-        record: dict[str, Any],
-        given: set[str],
-        errors: _Errors,
-        record_id: int | None,
-    ) -> None:
-        for field in entity.fields.values():
-            key = field.key
-            if field.visible_if is not None and not field.visible_if.evaluate(record, now=self.clock.now()):
-                blank = record.get(key) in (None, "", [])
-                if key in given and not blank:
-                    errors.add(key, "not_applicable", condition=field.visible_if.source)
-                if not blank:
-                    record[key] = [] if field.type in ("lines", "many_to_many") else None
-                continue
-            value = record.get(key)
-            required = field.required or (
-                field.required_if is not None
-                and bool(field.required_if.evaluate(record, now=self.clock.now()))
-            )
-            if required and field.is_input and value in (None, "", []):
-                errors.add(key, "required")
-                continue
-            problem = check_limits(field, value)
-            if problem is not None:
-                errors.problem(key, problem)
-            if field.type == "lines" and isinstance(value, list):
-                for index, line in enumerate(value):
-                    for sub in field.fields.values():
-                        where = f"{key}[{index}].{sub.key}"
-                        if sub.required and line.get(sub.key) in (None, "", []):
-                            errors.add(where, "required")
-                        elif (p := check_limits(sub, line.get(sub.key))) is not None:
-                            errors.problem(where, p)
-        self._check_references(conn, actor, entity, record, given, errors)
-        self._check_unique(conn, entity, record, errors, record_id)
-
-    def _check_references(
-        self, conn: Connection, actor: Actor, entity: Entity, record: dict[str, Any],
-        given: set[str], errors: _Errors,
-    ) -> None:
-        wanted: dict[str, set[int]] = defaultdict(set)
-        places: list[tuple[str, str, Any]] = []
-        found_by_keys = self._resolve_key_refs(conn, actor, entity, record, given, errors)
-        for field in entity.fields.values():
-            if field.key not in given or errors.by_field.get(field.key) or (
-                field.key in found_by_keys
-            ):
-                continue
-            value = record.get(field.key)
-            if field.type == "reference" and value is not None:
-                wanted[field.to].add(value)
-                places.append((field.key, field.to, [value]))
-            elif field.type == "many_to_many" and value:
-                wanted[field.to].update(value)
-                places.append((field.key, field.to, value))
-            elif field.type == "lines" and value:
-                for sub in field.fields.values():
-                    if sub.type == "reference":
-                        for index, line in enumerate(value):
-                            if line.get(sub.key) is not None:
-                                wanted[sub.to].add(line[sub.key])
-                                places.append((f"{field.key}[{index}].{sub.key}", sub.to, [line[sub.key]]))
-        if "owner" in given and record.get("owner") is not None:
-            wanted["__user__"].add(record["owner"])
-            places.append(("owner", "__user__", [record["owner"]]))
-        found: dict[str, set[int]] = {}
-        for target, ids in wanted.items():
-            if target == "__user__":
-                table = self.schema.system("crm_user")
-                where = [table.c.id.in_(ids)]
-            else:
-                table = self.schema.table(target)
-                target_entity = self.registry.entities[target]
-                where = [table.c.id.in_(ids), *self._visible(actor, target_entity, table)]
-            found[target] = set(conn.execute(select(table.c.id).where(*where)).scalars())
-        for key, target, ids in places:
-            for value in ids:
-                if value not in found[target]:
-                    label = "user" if target == "__user__" else (
-                        self.registry.entities[target].label.get(actor.language)
-                    )
-                    errors.add(key, "reference_missing", entity=label, value=value)
-
-    def _check_unique(
-        self, conn: Connection, entity: Entity, record: dict[str, Any], errors: _Errors,
-        record_id: int | None,
-    ) -> None:
-        table = self.schema.table(entity.key)
-        for field in entity.fields.values():
-            if not field.unique or record.get(field.key) is None or errors.by_field.get(field.key):
-                continue
-            query = select(table.c.id).where(table.c[field.key] == record[field.key])
-            if record_id is not None:
-                query = query.where(table.c.id != record_id)
-            if conn.execute(query.limit(1)).first() is not None:
-                errors.add(field.key, "not_unique", value=record[field.key])
 
     def _column_values(self, entity: Entity, record: Mapping[str, Any]) -> dict[str, Any]:
         return {f.key: record.get(f.key) for f in entity.column_fields()}
