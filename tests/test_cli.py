@@ -37,7 +37,7 @@ def test_init_creates_a_working_site(tmp_path, runner, sqlite_url):
     assert (tmp_path / "s" / "crm.yaml").is_file()
     assert (tmp_path / "s" / "custom" / "README.md").is_file()
     result = invoke(runner, "--site", tmp_path / "s", "check")
-    assert result.output.startswith("OK: 1 pack(s), 4 entities")
+    assert result.output.startswith("OK: 1 pack(s), 10 entities")
 
 
 def test_tutorial_overlay_check_migrate_create_list(site_dir, runner):
@@ -115,12 +115,12 @@ def test_schema_command_writes_every_schema(tmp_path, runner):
 
 def test_demo_builds_a_seeded_site(tmp_path, runner, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = invoke(runner, "demo")
+    result = invoke(runner, "demo", "--no-serve")
     assert "Log in as admin" in result.output
     listed = json.loads(invoke(runner, "--site", tmp_path / "crm-demo", "record", "list",
                                "customer", "--json").output)
     assert listed["total"] == 8
-    again = invoke(runner, "demo")  # re-running reopens the site, it does not duplicate data
+    again = invoke(runner, "demo", "--no-serve")  # re-running reopens the site, it does not duplicate data
     assert "(8 customers)" in again.output
 
 

@@ -8,6 +8,7 @@ import click
 
 from engine.cli.main import report_errors
 from engine.cli.site_commands import create_site, migrate_site
+from engine.cli.web_commands import serve_site
 from engine.context import Actor
 from engine.demo import load_demo
 from engine.site import SITE_FILE, Site
@@ -21,9 +22,14 @@ DEMO_PASSWORD = "visioncrm-demo"
               default=Path("crm-demo"), show_default=True, help="Where to create the demo site.")
 @click.option("--pack", "packs", multiple=True, default=("core",), show_default=True)
 @click.option("--locale", type=click.Choice(["en", "zh"]), default="zh", show_default=True)
+@click.option("--serve/--no-serve", default=True, show_default=True,
+              help="Serve the web UI once the demo is ready.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
 @report_errors
-def demo(directory: Path, packs: tuple[str, ...], locale: str) -> None:
-    """Create (or reopen) a demo site on SQLite with demo data."""
+def demo(directory: Path, packs: tuple[str, ...], locale: str, serve: bool, host: str,
+         port: int) -> None:
+    """Create (or reopen) a demo site on SQLite with demo data, then serve it."""
     fresh = not (directory / SITE_FILE).exists()
     if fresh:
         create_site(directory, name="VisionCRM demo", packs=list(packs),
@@ -50,6 +56,10 @@ def demo(directory: Path, packs: tuple[str, ...], locale: str) -> None:
     click.echo(f"\nDemo site ready in {directory.resolve()} ({customers} customers).")
     click.echo(f"Log in as {DEMO_LOGIN} / {DEMO_PASSWORD}")
     click.echo(f"Try:  crm --site {directory} record list opportunity --sort -amount")
+    if serve:
+        click.echo(f"Web UI: http://{host}:{port}/  (log in as {DEMO_LOGIN} / {DEMO_PASSWORD})")
+        with Site.open(directory) as site:
+            serve_site(site, host, port)
 
 
 def register(group: click.Group) -> None:

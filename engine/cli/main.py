@@ -74,10 +74,11 @@ def _register() -> None:
         site_commands,
         transition_commands,
         user_commands,
+        web_commands,
     )
 
     for module in (site_commands, record_commands, transition_commands, user_commands,
-                   demo_commands):
+                   demo_commands, web_commands):
         module.register(main)
 
 

@@ -104,7 +104,13 @@ class RecordInputMixin:
     def _coerce_input(
         self, actor: Actor, entity: Entity, values: Mapping[str, Any], errors: FieldErrors,
         now: dt.datetime, *, existing: Mapping[str, Any] | None,
+        engine_set: frozenset[str] = frozenset(),
     ) -> dict[str, Any]:
+        """Typed values, or messages in ``errors``.
+
+        ``engine_set`` names values the engine itself sets (a stage action): a field
+        declared ``readonly`` is closed to users, not to the workflow that owns it.
+        """
         typed: dict[str, Any] = {}
         hidden = self.hidden(actor, entity)
         readonly = self.policy.readonly_fields(actor, entity)
@@ -151,6 +157,7 @@ class RecordInputMixin:
                 continue
             if (
                 field.readonly
+                and key not in engine_set
                 and existing is not None
                 and typed[key] != existing.get(key)
             ):

@@ -456,10 +456,13 @@ class RecordService(RecordInputMixin, RecordAccessMixin):
         version: int | None = None,
         conn: Connection | None = None,
         move: StageMove | None = None,
+        engine_set: frozenset[str] = frozenset(),
     ) -> dict[str, Any]:
         """Apply ``changes``; with ``version``, refuse if the record moved on since it was read.
 
-        A stage changes only with ``move`` (given by the workflow service alone).
+        A stage changes only with ``move`` (given by the workflow service alone), which
+        may also name, in ``engine_set``, the values its actions set (allowed on fields
+        declared read-only).
         """
         entity = self.entity(entity_key)
         self._allow(actor, entity, "transition" if move else "update")
@@ -469,7 +472,10 @@ class RecordService(RecordInputMixin, RecordAccessMixin):
             if version is not None and int(version) != current["version"]:
                 raise self._conflict(entity, actor, int(version), current)
             errors = self._errors(actor, entity)
-            typed = self._coerce_input(actor, entity, changes, errors, now, existing=current)
+            typed = self._coerce_input(
+                actor, entity, changes, errors, now, existing=current,
+                engine_set=engine_set if move else frozenset(),
+            )
             self.stages.on_update(actor, entity, typed, current, errors, move)
             record = {**current, **typed}
             apply_computed(entity.fields, record, now, self._order, stored=True)

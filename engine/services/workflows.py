@@ -337,10 +337,12 @@ class WorkflowService:
         if (workflow.probability_field and workflow.probability_field not in move.given
                 and target.probability is not None):
             changes[workflow.probability_field] = target.probability
-        changes.update(self.actions.changes(actions, {**move.merged, **changes}, now))
+        action_values = self.actions.changes(actions, {**move.merged, **changes}, now)
+        changes.update(action_values)
         entered = self._entered_at(conn, move)
         self.records.update(actor, move.entity.key, move.current["id"], changes,
-                            version=move.current["version"], conn=conn, move=step)
+                            version=move.current["version"], conn=conn, move=step,
+                            engine_set=frozenset(action_values))
         moved = self._full(conn, actor, move.entity, move.current["id"])
         conn.execute(insert(self.schema.system("crm_stage_history")).values(
             entity=move.entity.key, record_id=move.current["id"], workflow=workflow.key,

@@ -1,0 +1,125 @@
+"""The Flask app factory: one app serving one site.
+
+``create_app(site)`` takes the opened site explicitly and keeps it on the
+app, so nothing about a site lives in module globals.  Sessions are signed
+cookies (HttpOnly, SameSite=Lax, Secure outside of local HTTP when
+``CRM_SECURE_COOKIES`` is set) that expire after a period of inactivity;
+the key that signs them comes from :func:`engine.web.security.secret_key`.
+Engine errors become pages with their own status (404, 403, 409, 422,
+429); anything unexpected becomes a plain 500 page, never a stack trace.
+
+Production: ``gunicorn 'engine.web.wsgi:app'`` with ``CRM_SITE`` (and
+``CRM_SECRET_KEY``) in the environment; every worker opens the site itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from typing import Any
+
+from flask import Flask, g, jsonify, render_template, request
+from markupsafe import Markup
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
+
+from engine.errors import CrmError
+from engine.site import Site
+from engine.web import auth, record_actions, record_forms, records  # noqa: F401 - routes
+from engine.web.context import EXTENSION, WebState, language, load_actor, state
+from engine.web.i18n import LANGUAGES, translate
+from engine.web.navigation import navigation
+from engine.web.security import add_security_headers, check_csrf, csrf_token, secret_key
+from engine.web.views import ViewRegistry
+
+log = logging.getLogger(__name__)
+SESSION_TIMEOUT = dt.timedelta(hours=8)
+
+
+def create_app(site: Site, *, testing: bool = False) -> Flask:
+    """A Flask app serving ``site`` (see the module docstring)."""
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=secret_key(site),
+        TESTING=testing,
+        SESSION_COOKIE_NAME="visioncrm_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=bool(os.environ.get("CRM_SECURE_COOKIES")),
+        SESSION_REFRESH_EACH_REQUEST=True,
+        PERMANENT_SESSION_LIFETIME=SESSION_TIMEOUT,
+        MAX_CONTENT_LENGTH=4 * 1024 * 1024,
+    )
+    app.extensions[EXTENSION] = WebState(site=site, views=ViewRegistry(site.registry))
+    app.jinja_env.autoescape = True
+    app.jinja_env.trim_blocks = True
+    app.jinja_env.lstrip_blocks = True
+    app.before_request(load_actor)
+    app.before_request(check_csrf)
+    app.after_request(add_security_headers)
+    app.context_processor(_template_globals)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(records.bp)
+    app.register_error_handler(CrmError, _crm_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)
+    return app
+
+
+def _template_globals() -> dict[str, Any]:
+    lang = language()
+    me = g.get("actor")
+    web = state()
+    return {
+        "t": lambda key, **params: translate(key, lang, **params),
+        "lang": lang,
+        "languages": LANGUAGES,
+        "me": me,
+        "site_name": web.site.config.name,
+        "nav": navigation(web.site, me, lang) if me is not None else [],
+        "csrf_token": csrf_token,
+        "csrf_field": lambda: Markup('<input type="hidden" name="csrf_token" value="{}">')
+        .format(csrf_token()),
+        "url_with": _url_with,
+    }
+
+
+def _url_with(**changes: Any) -> str:
+    """The current page's URL with some query arguments changed (None removes one)."""
+    from flask import url_for
+
+    args = {**request.args.to_dict(), **changes}
+    args = {k: v for k, v in args.items() if v not in (None, "")}
+    return url_for(request.endpoint or "records.home", **(request.view_args or {}), **args)
+
+
+def _wants_json() -> bool:
+    return request.endpoint == "records.lookup" or (
+        request.accept_mimetypes.best == "application/json")
+
+
+def _error_page(status: int, message: str) -> tuple[str | Response, int]:
+    if _wants_json():
+        return jsonify({"message": message}), status
+    title = translate(f"error_{status}", language())
+    return render_template("error.html", status=status, title=title, message=message), status
+
+
+def _crm_error(exc: CrmError) -> tuple[str | Response, int]:
+    if exc.status >= 500:
+        log.error("engine error on %s: %s", request.path, exc.message)
+        return _error_page(exc.status, translate("error_500", language()))
+    return _error_page(exc.status, exc.message)
+
+
+def _http_error(exc: HTTPException) -> tuple[str | Response, int]:
+    status = exc.code or 500
+    if status == 400 and exc.description == "csrf":
+        return _error_page(400, translate("csrf_failed", language()))
+    return _error_page(status, exc.name if status < 500 else translate("error_500", language()))
+
+
+def _unexpected(exc: Exception) -> tuple[str | Response, int]:
+    log.exception("unexpected error on %s", request.path)
+    return _error_page(500, translate("error_500", language()))

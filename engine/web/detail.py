@@ -1,0 +1,152 @@
+"""What a detail page shows besides the fields: related lists, timeline, next steps.
+
+Every list here is read through the services with the actor, so a related
+record, an audited change or a transition the actor may not see never
+reaches the page.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.context import Actor
+from engine.errors import CrmError
+from engine.metadata.model import Entity
+from engine.services.workflows import TransitionOption
+from engine.site import Site
+from engine.storage.queries import Filter
+from engine.web.display import Presenter
+from engine.web.formatting import parse_iso
+from engine.web.i18n import translate
+
+RELATED_ROWS = 5
+_EVENT_WORDS = {"create": "created_event", "archive": "archived_event",
+                "restore": "restored_event", "transition": "transition_event"}
+
+
+@dataclass(frozen=True)
+class RelatedList:
+    entity: Entity
+    field: str
+    label: str
+    rows: list[tuple[int, str]]
+    has_more: bool
+
+
+@dataclass
+class Event:
+    at: dt.datetime
+    who: str
+    text: str
+    changes: list[tuple[str, str, str]] = field(default_factory=list)
+    note: str = ""
+
+
+def related_lists(site: Site, actor: Actor, entity: Entity, record_id: int,
+                  presenter: Presenter) -> list[RelatedList]:
+    """Records of other entities whose reference fields point at this record."""
+    found = []
+    language = presenter.language
+    for other in site.registry.entities.values():
+        if not site.records.policy.can(actor, other, "read"):
+            continue
+        hidden = site.records.hidden(actor, other)
+        for ref in other.fields.values():
+            if ref.type != "reference" or ref.to != entity.key or ref.key in hidden:
+                continue
+            try:
+                page = site.records.list(actor, other.key, limit=RELATED_ROWS, with_total=False,
+                                         filters=[Filter(ref.key, "eq", record_id)])
+            except CrmError:
+                continue
+            label = other.plural.get(language)
+            if ref.label.get(language) != entity.label.get(language):
+                label = f"{label} ({ref.label.get(language)})"
+            rows = [(r["id"], presenter.record_title(other, r)) for r in page.rows]
+            found.append(RelatedList(other, ref.key, label, rows, page.has_more))
+    return found
+
+
+def _when(value: Any) -> dt.datetime:
+    moment = parse_iso(value)
+    if isinstance(moment, dt.datetime):
+        return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    return dt.datetime.min.replace(tzinfo=dt.UTC)
+
+
+def timeline(site: Site, actor: Actor, entity: Entity, record_id: int,
+             presenter: Presenter, stage_field: str | None) -> list[Event]:
+    """Audited changes and stage moves, newest first."""
+    language = presenter.language
+    events: dict[str, Event] = {}
+    actions: dict[str, str] = {}
+    for row in site.records.history(actor, entity.key, record_id):
+        key = row.get("change_id") or str(row["id"])
+        action = row["action"]
+        event = events.get(key)
+        actions.setdefault(key, action)
+        if event is None:
+            text = translate(_EVENT_WORDS.get(action, "updated_event"), language)
+            event = events[key] = Event(_when(row["at"]), presenter.user_name(row["actor_id"]),
+                                        text)
+        name = row.get("field")
+        if action in ("update", "transition") and name and name != stage_field:
+            event.changes.append(_change(entity, name, row, presenter))
+    # A change with nothing left to show (only the stage moved) is told by the stage event.
+    result = [e for e, action in zip(events.values(), actions.values(), strict=True)
+              if e.changes or action not in ("update", "transition")]
+    if stage_field:
+        result.extend(_stage_events(site, actor, entity, record_id, presenter, stage_field))
+    return sorted(result, key=lambda e: e.at, reverse=True)
+
+
+def _change(entity: Entity, name: str, row: dict[str, Any],
+            presenter: Presenter) -> tuple[str, str, str]:
+    if name == "owner":
+        return (translate("owner", presenter.language),
+                presenter.user_name(row["old_value"]) if row["old_value"] else "",
+                presenter.user_name(row["new_value"]) if row["new_value"] else "")
+    field = entity.fields.get(name)
+    if field is None:
+        return (name, str(row["old_value"] or ""), str(row["new_value"] or ""))
+    label = field.label.get(presenter.language)
+    if field.type == "lines":
+        return (label, str(len(row["old_value"] or [])), str(len(row["new_value"] or [])))
+    return (label, presenter.value(field, row["old_value"]),
+            presenter.value(field, row["new_value"]))
+
+
+def _stage_events(site: Site, actor: Actor, entity: Entity, record_id: int,
+                  presenter: Presenter, stage_field: str) -> list[Event]:
+    history = getattr(site.workflows, "history", None)
+    if history is None:
+        return []
+    stage = entity.fields[stage_field]
+    language = presenter.language
+    events = []
+    for row in history(actor, entity.key, record_id):
+        text = translate("stage_event", language,
+                         from_stage=presenter.value(stage, row["from_stage"]) or "·",
+                         to_stage=presenter.value(stage, row["to_stage"]))
+        note = ""
+        if row.get("seconds_in_previous"):
+            note = translate("time_in_stage", language, duration=presenter.duration(
+                row["seconds_in_previous"]))
+        if row.get("comment"):
+            note = f"{note} — {row['comment']}" if note else row["comment"]
+        events.append(Event(_when(row["at"]), presenter.user_name(row["actor_id"]), text,
+                            note=note))
+    return events
+
+
+def transitions(site: Site, actor: Actor, entity: Entity,
+                record_id: int) -> list[TransitionOption]:
+    """The steps leaving the record's stage (none when the actor may not move it)."""
+    if not site.records.policy.can(actor, entity, "transition"):
+        return []
+    try:
+        return site.workflows.available(actor, entity.key, record_id)
+    except CrmError:
+        return []

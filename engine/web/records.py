@@ -1,0 +1,154 @@
+"""Pages for any entity of the registry: home, list, detail and the reference lookup.
+
+Nothing here is written for one entity: the views (:mod:`engine.web.views`)
+say what to show, and the record service decides what the actor may see.
+A list counts its rows only on its first page; later pages ask for one row
+more than they show to know whether there is a next page, so paging a big
+table never runs a full count.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, jsonify, render_template, request
+from werkzeug.wrappers import Response
+
+from engine.errors import ValidationFailed
+from engine.metadata.model import Entity
+from engine.services.records import Page
+from engine.storage.queries import Filter, Sort
+from engine.web.context import actor, language, login_required, site, state
+from engine.web.detail import related_lists, timeline, transitions
+from engine.web.display import Presenter
+from engine.web.forms import applies
+from engine.web.views import FILTER_KINDS, EntityViews
+
+bp = Blueprint("records", __name__)
+PAGE_SIZE = 25
+LOOKUP_SIZE = 20
+
+
+def presenter() -> Presenter:
+    return Presenter(site(), actor(), language())
+
+
+def entity_and_views(entity_key: str) -> tuple[Entity, EntityViews]:
+    entity = site().records.entity(entity_key)  # NotFound → 404
+    return entity, state().views.of(entity.key)
+
+
+@bp.route("/")
+@login_required
+def home() -> str:
+    return render_template("home.html")
+
+
+def _int_arg(name: str, default: int = 0) -> int:
+    try:
+        return max(0, int(request.args.get(name, default)))
+    except ValueError:
+        return default
+
+
+def _list_filters(entity: Entity, views: EntityViews,
+                  hidden: frozenset[str]) -> tuple[list[Filter], list[dict[str, Any]]]:
+    """Filters from the query string: the view's filter widgets and reference links."""
+    filters: list[Filter] = []
+    widgets: list[dict[str, Any]] = []
+    for key in views.filters:
+        if key in hidden:
+            continue
+        field = entity.fields[key]
+        kind = FILTER_KINDS[field.value_type]
+        widget: dict[str, Any] = {"field": field, "kind": kind}
+        if kind == "range":
+            for op in ("ge", "le"):
+                value = request.args.get(f"{key}__{op}", "").strip()
+                widget[op] = value
+                if value:
+                    filters.append(Filter(key, op, value))
+        else:
+            value = request.args.get(key, "").strip()
+            widget["value"] = value
+            if value:
+                filters.append(Filter(key, "eq", value))
+        widgets.append(widget)
+    for field in entity.fields.values():
+        value = request.args.get(field.key, "").strip()
+        if field.type == "reference" and value and field.key not in hidden:
+            filters.append(Filter(field.key, "eq", value))
+    return filters, widgets
+
+
+@bp.route("/r/<entity_key>")
+@login_required
+def list_records(entity_key: str) -> tuple[str, int]:
+    entity, views = entity_and_views(entity_key)
+    me = actor()
+    hidden = site().records.hidden(me, entity)
+    columns = [entity.fields[c] for c in views.columns if c not in hidden]
+    search = request.args.get("q", "").strip()
+    sort = request.args.get("sort", "").strip() or views.default_sort
+    offset = _int_arg("offset")
+    archived = request.args.get("archived") == "1"
+    filters, widgets = _list_filters(entity, views, hidden)
+    errors: dict[str, list[str]] = {}
+    try:
+        page = site().records.list(
+            me, entity.key, filters=filters, search=search or None, sort=[Sort.parse(sort)],
+            limit=PAGE_SIZE, offset=offset, include_archived=archived,
+            with_total=offset == 0)
+    except ValidationFailed as exc:
+        errors = exc.errors
+        page = Page(rows=[], limit=PAGE_SIZE, offset=offset, total=None, has_more=False)
+    shown = presenter()
+    shown.preload(entity, page.rows)
+    html = render_template(
+        "list.html", entity=entity, views=views, columns=columns, page=page, shown=shown,
+        search=search, sort=sort, widgets=widgets, archived=archived, errors=errors,
+        may_create=site().records.policy.can(me, entity, "create"))
+    return html, 422 if errors else 200
+
+
+def render_detail(entity_key: str, record_id: int, status: int = 200,
+                  **extra: Any) -> tuple[str, int]:
+    """The detail page; actions that fail re-render it with their messages (``extra``)."""
+    entity, views = entity_and_views(entity_key)
+    me = actor()
+    record = site().records.get(me, entity.key, record_id)
+    shown = presenter()
+    shown.preload(entity, [record])
+    now = site().clock.now()
+    hidden = site().records.hidden(me, entity) | {
+        f.key for f in entity.fields.values() if not applies(f, record, now)}
+    policy = site().records.policy
+    html = render_template(
+        "detail.html", entity=entity, views=views, record=record, shown=shown,
+        hidden=hidden, related=related_lists(site(), me, entity, record["id"], shown),
+        events=timeline(site(), me, entity, record["id"], shown, views.stage_field),
+        options=transitions(site(), me, entity, record["id"]),
+        may_update=policy.can(me, entity, "update"),
+        may_delete=policy.can(me, entity, "delete"), **extra)
+    return html, status
+
+
+@bp.route("/r/<entity_key>/<int:record_id>")
+@login_required
+def detail(entity_key: str, record_id: int) -> tuple[str, int]:
+    return render_detail(entity_key, record_id)
+
+
+@bp.route("/r/<entity_key>/lookup")
+@login_required
+def lookup(entity_key: str) -> Response:
+    """Records matching ``q`` for a reference picker: ``{"results": [{id, title}]}``."""
+    entity, _ = entity_and_views(entity_key)
+    query = request.args.get("q", "").strip()
+    if len(query) > 200:
+        abort(400)
+    page = site().records.list(actor(), entity.key, search=query or None, limit=LOOKUP_SIZE,
+                               with_total=False)
+    shown = presenter()
+    return jsonify({"results": [{"id": r["id"], "title": shown.record_title(entity, r)}
+                                for r in page.rows], "has_more": page.has_more})
