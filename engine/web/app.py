@@ -26,7 +26,7 @@ from werkzeug.wrappers import Response
 
 from engine.errors import CrmError
 from engine.site import Site
-from engine.web import auth, record_actions, record_forms, records  # noqa: F401 - routes
+from engine.web import auth, kanban, record_actions, record_forms, records  # noqa: F401 - routes
 from engine.web.context import EXTENSION, WebState, language, load_actor, state
 from engine.web.i18n import LANGUAGES, translate
 from engine.web.navigation import navigation
@@ -61,6 +61,9 @@ def create_app(site: Site, *, testing: bool = False) -> Flask:
     app.context_processor(_template_globals)
     app.register_blueprint(auth.bp)
     app.register_blueprint(records.bp)
+    from engine.api import register_api  # /api/v1: engine/api
+
+    register_api(app)
     app.register_error_handler(CrmError, _crm_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)

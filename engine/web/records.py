@@ -19,6 +19,7 @@ from engine.metadata.model import Entity
 from engine.services.records import Page
 from engine.storage.queries import Filter, Sort
 from engine.web.context import actor, language, login_required, site, state
+from engine.web.dashboard import build as build_dashboard
 from engine.web.detail import related_lists, timeline, transitions
 from engine.web.display import Presenter
 from engine.web.forms import applies
@@ -41,7 +42,8 @@ def entity_and_views(entity_key: str) -> tuple[Entity, EntityViews]:
 @bp.route("/")
 @login_required
 def home() -> str:
-    return render_template("home.html")
+    """The actor's dashboard: pipeline charts and SLA-overdue records from the services."""
+    return render_template("home.html", dashboard=build_dashboard(site(), actor(), presenter()))
 
 
 def _int_arg(name: str, default: int = 0) -> int:

@@ -1,0 +1,240 @@
+"""The OpenAPI 3.1 document, generated from the metadata the caller may see.
+
+Each entity gets a record schema (what answers carry: system fields and
+engine-set fields read-only) and an input schema (what create and update
+accept), derived from the field definitions: types and formats, enums for
+choices, lengths and bounds, decimals as strings with a pattern, nullable
+for optional fields.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.api.meta import read_only, readable
+from engine.context import Actor
+from engine.metadata.model import Entity, Field
+from engine.site import Site
+
+DECIMAL_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
+SIMPLE = {
+    "string": {"type": "string"}, "text": {"type": "string"},
+    "email": {"type": "string", "format": "email"}, "phone": {"type": "string"},
+    "url": {"type": "string", "format": "uri"}, "integer": {"type": "integer"},
+    "boolean": {"type": "boolean"}, "date": {"type": "string", "format": "date"},
+    "datetime": {"type": "string", "format": "date-time"}, "sequence": {"type": "string"},
+    "reference": {"type": "integer", "minimum": 1},
+}
+SYSTEM = {
+    "id": {"type": "integer", "readOnly": True},
+    "version": {"type": "integer", "readOnly": True},
+    "created_at": {"type": ["string", "null"], "format": "date-time", "readOnly": True},
+    "updated_at": {"type": ["string", "null"], "format": "date-time", "readOnly": True},
+    "created_by": {"type": ["integer", "null"], "readOnly": True},
+    "updated_by": {"type": ["integer", "null"], "readOnly": True},
+    "owner": {"type": ["integer", "null"]},
+    "archived": {"type": "boolean", "readOnly": True},
+}
+
+
+def _number(value: Any) -> int | float:
+    return int(value) if value == int(value) else float(value)
+
+
+def field_schema(field: Field, lang: str) -> dict[str, Any]:
+    kind = field.value_type
+    if kind == "choice":
+        schema: dict[str, Any] = {"type": "string", "enum": list(field.choices)}
+        if field.multiple:
+            schema = {"type": "array", "items": schema, "uniqueItems": True}
+    elif kind == "many_to_many":
+        schema = {"type": "array", "items": {"type": "integer"}}
+    elif kind == "lines":
+        props = {f.key: field_schema(f, lang) for f in field.fields.values()}
+        schema = {"type": "array", "items": {"type": "object", "properties": props}}
+    elif kind == "json":
+        schema = {}
+    elif kind == "decimal":
+        schema = {"type": "string", "pattern": DECIMAL_PATTERN}
+    else:
+        schema = dict(SIMPLE.get(kind, {"type": "string"}))
+    if schema.get("type") == "string" and kind not in ("date", "datetime", "decimal"):
+        if field.max_length:
+            schema["maxLength"] = field.max_length
+        if field.min_length:
+            schema["minLength"] = field.min_length
+    if kind == "integer":
+        if field.min is not None:
+            schema["minimum"] = _number(field.min)
+        if field.max is not None:
+            schema["maximum"] = _number(field.max)
+    if schema and not field.required and "type" in schema:
+        schema["type"] = [schema["type"], "null"]
+        if "enum" in schema:
+            schema["enum"] = [*schema["enum"], None]
+    schema["title"] = field.label.get(lang)
+    if read_only(field) or field.readonly:
+        schema["readOnly"] = True
+    return schema
+
+
+def _entity_schemas(entity: Entity, hidden: frozenset[str], lang: str) -> dict[str, Any]:
+    fields = [f for f in entity.fields.values() if f.key not in hidden]
+    record = {"type": "object", "title": entity.label.get(lang),
+              "properties": {**SYSTEM, **{f.key: field_schema(f, lang) for f in fields}}}
+    inputs = {f.key: field_schema(f, lang) for f in fields if f.is_input and not f.readonly}
+    for schema in inputs.values():
+        schema.pop("readOnly", None)
+    name = _name(entity)
+    return {
+        name: record,
+        f"{name}Input": {"type": "object", "properties": {**inputs, "owner": SYSTEM["owner"]},
+                         "required": [f.key for f in fields if f.required and f.is_input
+                                      and f.default is None and f.default_expression is None
+                                      and f.key in inputs]},
+        f"{name}Patch": {"type": "object",
+                         "properties": {**inputs, "owner": SYSTEM["owner"],
+                                        "version": {"type": "integer"}}},
+        f"{name}Page": {"type": "object", "required": ["items", "limit", "offset", "has_more"],
+                        "properties": {"items": {"type": "array",
+                                                 "items": {"$ref": f"#/components/schemas/{name}"}},
+                                       "limit": {"type": "integer"}, "offset": {"type": "integer"},
+                                       "has_more": {"type": "boolean"},
+                                       "total": {"type": "integer"}}},
+    }
+
+
+def _name(entity: Entity) -> str:
+    return "".join(part.title() for part in entity.key.split("_"))
+
+
+def _json(ref: str, description: str = "OK") -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+
+
+PROBLEM = {"$ref": "#/components/responses/Problem"}
+ERRORS = {str(s): PROBLEM for s in (400, 401, 403, 404, 413, 415, 422)}
+ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
+IF_MATCH = {"name": "If-Match", "in": "header", "required": False,
+            "schema": {"type": "string"}, "description": 'The version read, as "3".'}
+LIST_PARAMS = [
+    {"name": "sort", "in": "query", "schema": {"type": "string"},
+     "description": "Fields, comma-separated; '-' for descending."},
+    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                                "maximum": 1000}},
+    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+    {"name": "fields", "in": "query", "schema": {"type": "string"}},
+    {"name": "q", "in": "query", "schema": {"type": "string"}},
+    {"name": "count", "in": "query", "schema": {"type": "boolean"}},
+]
+
+
+def _paths(entity: Entity, hidden: frozenset[str], has_flow: bool) -> dict[str, Any]:
+    name, key = _name(entity), entity.key
+    tag = [key]
+    body = lambda ref: {"required": True, "content": {"application/json": {  # noqa: E731
+        "schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+    filters = [{"name": f.key, "in": "query", "required": False, "schema": {"type": "string"},
+                "description": f"Filter: {f.key}=value or {f.key}__op=value."}
+               for f in entity.fields.values() if f.has_column and f.key not in hidden]
+    paths: dict[str, Any] = {
+        f"/{key}": {
+            "get": {"operationId": f"list_{key}", "tags": tag,
+                    "parameters": LIST_PARAMS + filters,
+                    "responses": {"200": _json(f"{name}Page"), **ERRORS}},
+            "post": {"operationId": f"create_{key}", "tags": tag, "requestBody": body(f"{name}Input"),
+                     "responses": {"201": _json(name, "Created"), **ERRORS}},
+        },
+        f"/{key}/{{id}}": {
+            "parameters": [ID],
+            "get": {"operationId": f"get_{key}", "tags": tag,
+                    "responses": {"200": _json(name), **ERRORS}},
+            "patch": {"operationId": f"update_{key}", "tags": tag, "parameters": [IF_MATCH],
+                      "requestBody": body(f"{name}Patch"),
+                      "responses": {"200": _json(name), "409": PROBLEM, "428": PROBLEM,
+                                    **ERRORS}},
+            "delete": {"operationId": f"delete_{key}", "tags": tag, "parameters": [IF_MATCH],
+                       "responses": {"204": {"description": "Deleted"}, "409": PROBLEM,
+                                     "428": PROBLEM, **ERRORS}},
+        },
+        f"/{key}/{{id}}/archive": {"parameters": [ID], "post": {
+            "operationId": f"archive_{key}", "tags": tag,
+            "responses": {"200": _json(name), "409": PROBLEM, **ERRORS}}},
+        f"/{key}/{{id}}/restore": {"parameters": [ID], "post": {
+            "operationId": f"restore_{key}", "tags": tag,
+            "responses": {"200": _json(name), "409": PROBLEM, **ERRORS}}},
+        f"/{key}/{{id}}/history": {"parameters": [ID], "get": {
+            "operationId": f"history_{key}", "tags": tag,
+            "responses": {"200": _json("History"), **ERRORS}}},
+        f"/{key}/lookup": {"post": {
+            "operationId": f"lookup_{key}", "tags": tag,
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": {"type": "object", "minProperties": 1}}}},
+            "responses": {"200": _json(name), **ERRORS}}},
+    }
+    if has_flow:
+        paths[f"/{key}/{{id}}/transitions"] = {
+            "parameters": [ID],
+            "get": {"operationId": f"transitions_{key}", "tags": tag,
+                    "responses": {"200": _json("TransitionList"), **ERRORS}},
+            "post": {"operationId": f"transition_{key}", "tags": tag,
+                     "requestBody": {"required": True, "content": {"application/json": {
+                         "schema": {"$ref": "#/components/schemas/TransitionRequest"}}}},
+                     "responses": {"200": _json(name), "409": PROBLEM, **ERRORS}},
+        }
+    return paths
+
+
+COMMON_SCHEMAS: dict[str, Any] = {
+    "Problem": {"type": "object", "required": ["type", "title", "status", "detail"],
+                "properties": {
+                    "type": {"type": "string"}, "title": {"type": "string"},
+                    "status": {"type": "integer"}, "detail": {"type": "string"},
+                    "code": {"type": "string"},
+                    "errors": {"type": "object", "additionalProperties": {
+                        "type": "array", "items": {"type": "string"}}},
+                    "current": {"type": "object"},
+                    "reasons": {"type": "array", "items": {"type": "object"}}}},
+    "History": {"type": "object", "properties": {"items": {"type": "array",
+                                                           "items": {"type": "object"}}}},
+    "TransitionList": {"type": "object", "properties": {"items": {"type": "array", "items": {
+        "type": "object", "properties": {
+            "key": {"type": "string"}, "to": {"type": "string"}, "label": {"type": "string"},
+            "to_label": {"type": "string"}, "allowed": {"type": "boolean"},
+            "reasons": {"type": "array", "items": {"type": "object"}},
+            "fields": {"type": "array", "items": {"type": "string"}},
+            "confirm": {"type": ["string", "null"]}}}}}},
+    "TransitionRequest": {"type": "object", "required": ["to"], "properties": {
+        "to": {"type": "string", "minLength": 1}, "values": {"type": "object"},
+        "comment": {"type": "string"}, "version": {"type": "integer"}}},
+    "Meta": {"type": "object"},
+}
+
+
+def document(site: Site, actor: Actor, server: str = "/api/v1") -> dict[str, Any]:
+    lang = actor.language
+    schemas: dict[str, Any] = dict(COMMON_SCHEMAS)
+    paths: dict[str, Any] = {
+        "/meta": {"get": {"operationId": "meta", "tags": ["meta"],
+                          "responses": {"200": _json("Meta"), **ERRORS}}},
+    }
+    flows = {w.entity for w in site.registry.workflows.values()}
+    for entity, hidden in readable(site, actor):
+        schemas.update(_entity_schemas(entity, hidden, lang))
+        paths.update(_paths(entity, hidden, entity.key in flows))
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": f"{site.config.name} API", "version": "1",
+                 "description": "VisionCRM REST API, generated from the site's definitions."},
+        "servers": [{"url": server}],
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": schemas,
+            "responses": {"Problem": {"description": "A problem (RFC 9457)", "content": {
+                "application/problem+json": {
+                    "schema": {"$ref": "#/components/schemas/Problem"}}}}},
+        },
+    }

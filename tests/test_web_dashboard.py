@@ -1,0 +1,71 @@
+"""The home dashboard draws the pipeline figures as inline SVG, in the actor's scope."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from engine.context import FixedClock
+from engine.web import create_app
+from engine.web.charts import Bar, Series, bar_chart, grouped_columns
+from tests.support import open_migrated, write_site
+from tests.web_support import login, post
+
+NOW = dt.datetime(2026, 6, 15, 8, 0, tzinfo=dt.UTC)
+PASSWORD = "correct-horse"
+
+
+def test_bar_chart_escapes_labels_and_uses_no_style_attributes():
+    svg = bar_chart([Bar("<b>x</b>", Decimal(3), "3"), Bar("y", 0, "0")], title="T & U")
+    assert svg.startswith("<svg") and svg.count('class="bar"') == 2
+    assert "<b>" not in svg and "&lt;b&gt;" in svg and "T &amp; U" in svg
+    assert "style=" not in svg
+
+
+def test_grouped_columns_draw_a_bar_per_series_and_category():
+    svg = grouped_columns(["2026-05", "2026-06"], [Series("won", [1, 2], "#0f0"),
+                                                   Series("lost", [0, 1], "#f00")], title="t")
+    assert svg.count('class="bar"') == 4 and "style=" not in svg
+
+
+@pytest.fixture
+def site(tmp_path, db_url):
+    root = write_site(tmp_path / "site", db_url, ["core"])
+    opened = open_migrated(root, clock=FixedClock(NOW))
+    opened.users.create("admin", password=PASSWORD, roles=["admin"], is_admin=True)
+    actor = opened.users.actor("admin")
+    acme = opened.records.create(actor, "customer", {"name": "Acme Trading"})
+    for name, amount in (("ERP roll-out", "120000"), ("Racks", "8000"), ("Lost one", "500")):
+        opened.records.create(actor, "opportunity", {"name": name, "customer": acme["id"],
+                                                     "amount": amount})
+    lost = opened.records.list(actor, "opportunity", search="Lost one").rows[0]
+    opened.workflows.transition(actor, "opportunity", lost["id"], "lost",
+                                {"lost_reason": "price"})
+    yield opened
+    opened.close()
+
+
+def test_home_draws_funnel_owner_and_won_lost_charts(site):
+    client = create_app(site, testing=True).test_client()
+    assert login(client, "admin", PASSWORD).status_code == 302
+    page = client.get("/")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert html.count("<svg") >= 3 and 'class="bar"' in html
+    assert "Pipeline funnel" in html and "Weighted pipeline by owner" in html
+    assert "Won and lost by month" in html and "2026-06" in html
+    assert "Initial contact" in html
+    post(client, "/profile", {"action": "language", "language": "zh"})
+    zh = client.get("/").get_data(as_text=True)
+    assert "销售漏斗" in zh and "初步接触" in zh
+
+
+def test_home_shows_only_what_the_actor_may_read(site):
+    site.users.create("nobody", password=PASSWORD, roles=[])
+    client = create_app(site, testing=True).test_client()
+    assert login(client, "nobody", PASSWORD).status_code == 302
+    page = client.get("/")
+    assert page.status_code == 200
+    assert "<svg" not in page.get_data(as_text=True)
