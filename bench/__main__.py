@@ -11,7 +11,14 @@ import contextlib
 import io
 import sys
 
-from bench import bench_boot, bench_records
+from bench import (
+    bench_api,
+    bench_boot,
+    bench_demo,
+    bench_import,
+    bench_records,
+    bench_team_scope,
+)
 from bench.common import RESULTS_DIR, machine
 
 
@@ -21,6 +28,10 @@ def main() -> None:
                         help="run the database benchmarks here too (repeatable); "
                              "SQLite in a temporary file always runs")
     parser.add_argument("--count", type=int, default=2000, help="records for the bulk benchmarks")
+    parser.add_argument("--import-rows", type=int, default=100_000,
+                        help="rows of the import benchmark's file")
+    parser.add_argument("--demo-customers", type=int, default=300,
+                        help="customers of the demo generator benchmark")
     args = parser.parse_args()
     out = io.StringIO()
 
@@ -36,6 +47,18 @@ def main() -> None:
         bench_records.run(None, args.count)
         for url in args.database_url or []:
             bench_records.run(url, args.count)
+        bench_api.run(None)
+        for url in args.database_url or []:
+            bench_api.run(url)
+        bench_team_scope.run(None)
+        for url in args.database_url or []:
+            bench_team_scope.run(url)
+        bench_import.run(None, args.import_rows)
+        for url in args.database_url or []:
+            bench_import.run(url, args.import_rows)
+        bench_demo.run(None, args.demo_customers)
+        for url in args.database_url or []:
+            bench_demo.run(url, args.demo_customers)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     (RESULTS_DIR / "SUMMARY.md").write_text(out.getvalue(), encoding="utf-8")
 

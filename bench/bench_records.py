@@ -16,7 +16,7 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from bench.common import print_table, scratch_database, write_result
 from engine.context import Actor
@@ -123,6 +123,29 @@ def run(database_url: str | None = None, count: int = 2000) -> dict:
                                 "core_per_record_ms": base_s * 1000, "ratio": engine_s / base_s}
         rows.append(("get by id", f"{engine_s * 1e3:.3f}", f"{base_s * 1e3:.3f}",
                      f"{1 / engine_s:,.0f}", f"{engine_s / base_s:.2f}×"))
+        flip = {"n": 0}
+
+        def service_updates():
+            flip["n"] += 1
+            for record_id in ids:
+                site.records.update(actor, "deal", record_id,
+                                    {"probability": 20 + flip["n"] % 50})
+
+        def core_updates():
+            flip["n"] += 1
+            for record_id in ids:
+                with write_transaction(site.engine) as conn:
+                    conn.execute(update(table).where(table.c.id == record_id).values(
+                        probability=20 + flip["n"] % 50, version=table.c.version + 1,
+                        updated_at=now))
+
+        engine_s = min(timed(service_updates, len(ids)) for _ in range(2))
+        base_s = min(timed(core_updates, len(ids)) for _ in range(2))
+        figures["update, one per transaction"] = {
+            "engine_per_record_ms": engine_s * 1000, "core_per_record_ms": base_s * 1000,
+            "ratio": engine_s / base_s}
+        rows.append(("update, one per transaction", f"{engine_s * 1e3:.3f}",
+                     f"{base_s * 1e3:.3f}", f"{1 / engine_s:,.0f}", f"{engine_s / base_s:.2f}×"))
         backend = site.engine.dialect.name
         site.close()
     print_table(f"Record writes on {backend}", rows,

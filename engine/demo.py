@@ -6,11 +6,15 @@ ids.  Records go through the service like any other write, so demo data is
 validated, numbered and audited like real data.  A record in a later stage
 lists the ``transitions:`` that bring it there (a stage key, or
 ``{to: stage, values: {...}, comment: ...}``): demo data moves through the
-workflow like real data, never around it.
+workflow like real data, never around it. An entry ``{entity: project, move:
+"@ref", transitions: [...]}`` moves a record created earlier (``move`` may also
+be field values matching one record: ``{project: "@p1"}``, for a record a
+transition created), for flows whose next stage needs records created after it.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -20,6 +24,21 @@ from engine.errors import DefinitionError, Problem, TransitionRefused, Validatio
 from engine.metadata.yaml_source import load_yaml
 from engine.services.records import RecordService
 from engine.services.workflows import WorkflowService
+from engine.storage.queries import Filter
+
+
+class TravelClock:
+    """The system clock, until a generator sets ``current`` to write in the past.
+
+    ``crm demo`` opens its site with this clock so that generated records get
+    believable creation times while everything else runs on real time.
+    """
+
+    def __init__(self) -> None:
+        self.current: dt.datetime | None = None
+
+    def now(self) -> dt.datetime:
+        return self.current or dt.datetime.now(dt.UTC)
 
 
 def demo_files(pack_paths: Iterable[Path]) -> list[tuple[str, Path]]:
@@ -43,6 +62,20 @@ def _resolve(value: Any, refs: dict[str, int], where: str) -> Any:
     return value
 
 
+def _existing(records: RecordService, actor: Actor, item: dict[str, Any],
+              refs: dict[str, int], where: str) -> int:
+    """The record a ``move`` entry names: ``"@ref"``, or field values matching exactly one."""
+    target = _resolve(item["move"], refs, where)
+    if not isinstance(target, dict):
+        return int(target)
+    found = records.list(actor, item["entity"], limit=2, with_total=False,
+                         filters=[Filter(k, "eq", v) for k, v in target.items()]).rows
+    if len(found) != 1:
+        raise DefinitionError([Problem(where, None, None, "records", f"move {item['move']} "
+                                       f"matches {len(found)} {item['entity']} records, not one")])
+    return found[0]["id"]
+
+
 def load_demo(
     records: RecordService,
     actor: Actor,
@@ -58,11 +91,17 @@ def load_demo(
             entries.append((f"{doc.file}", item))
     refs: dict[str, int] = {}
     for done, (where, item) in enumerate(entries, start=1):
-        values = _resolve(item.get("values", {}), refs, where)
-        try:
-            created = records.create(actor, item["entity"], values)
-        except ValidationFailed as exc:
-            raise ValidationFailed(exc.errors, f"{where}: demo record {done}: {exc.message}") from exc
+        if item.get("move"):
+            # A record created earlier moves on once what its flow asks for exists (a
+            # project reaches its quotation stage after its proposal is approved).
+            created = {"id": _existing(records, actor, item, refs, where)}
+        else:
+            values = _resolve(item.get("values", {}), refs, where)
+            try:
+                created = records.create(actor, item["entity"], values)
+            except ValidationFailed as exc:
+                raise ValidationFailed(exc.errors,
+                                       f"{where}: demo record {done}: {exc.message}") from exc
         for step in item.get("transitions") or ():
             spec = step if isinstance(step, dict) else {"to": step}
             if workflows is None:

@@ -161,11 +161,54 @@ class MigrationFailed(CrmError):
     code = "migration_failed"
 
 
+class TooLarge(CrmError):
+    """An upload or request is bigger than the site allows."""
+
+    status = 413
+    code = "too_large"
+
+
+class RestoreRefused(CrmError):
+    """A backup archive cannot be restored here; nothing was changed."""
+
+    status = 409
+    code = "restore_refused"
+
+
+class LedgerRefused(CrmError):
+    """A ledger movement was refused; nothing was written.
+
+    ``reason`` is ``append_only`` (a movement cannot be changed, archived or
+    deleted: record a correcting one) or ``negative_balance`` (it would take
+    a balance below zero); ``shortfalls`` then lists, for programs, each
+    balance concerned: its dimension values, the balance and the movement.
+    409: the request is well formed but does not fit the balances as they are.
+    """
+
+    status = 409
+    code = "ledger_refused"
+
+    def __init__(
+        self, message: str, reason: str, shortfalls: Iterable[Mapping[str, Any]] = ()
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.shortfalls = [dict(s) for s in shortfalls]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {**super().to_dict(), "reason": self.reason}
+        if self.shortfalls:
+            data["shortfalls"] = self.shortfalls
+        return data
+
+
 class SchemaOutOfDate(CrmError):
     """The database was migrated to other definitions than the ones this process runs."""
 
     status = 503
     code = "definitions_changed"
+    #: Seconds after which a client may try again (a server reloads within that).
+    retry_after = 5
 
 
 @dataclass(frozen=True)

@@ -217,6 +217,15 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "The transition sets this field itself.",
         "zh": "此字段由流转自动设置。",
     },
+    "ledger_append_only": {
+        "en": "{entity} records are a ledger: they cannot be changed, archived or deleted. "
+              "Record a correcting movement instead.",
+        "zh": "{entity}是流水账:记录不能修改、归档或删除,请新增一笔冲正记录。",
+    },
+    "ledger_negative": {
+        "en": "Not enough for {dimensions}: the balance is {balance}, this needs {needed}.",
+        "zh": "{dimensions}数量不足:当前余额为{balance},本次需要{needed}。",
+    },
 }
 
 

@@ -10,8 +10,10 @@ several sites can be open in one process (and in one test run).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -22,13 +24,15 @@ from engine.metadata.model import Registry
 from engine.metadata.packs import Requirement
 from engine.metadata.schema_check import schema_problems
 from engine.metadata.yaml_source import SourceDocument, load_yaml
+from engine.services.attachments import DEFAULT_MAX_MB, AttachmentService
+from engine.services.calendar import CalendarService
 from engine.services.pipeline import PipelineService
 from engine.services.records import RecordService
 from engine.services.role_policy import build_policy
 from engine.services.transfer import TransferService
 from engine.services.users import UserService
 from engine.services.workflows import WorkflowService
-from engine.storage.database import create_db_engine
+from engine.storage.database import bind_definitions, create_db_engine
 from engine.storage.tables import Schema, build_schema
 
 SITE_FILE = "crm.yaml"
@@ -50,6 +54,12 @@ class SiteConfig:
     timezone: str = "Asia/Shanghai"
     pack_paths: tuple[Path, ...] = ()
     secret_key: str | None = None
+    #: ``attachments:`` of crm.yaml: ``store`` (folder | database) and ``max_size_mb``.
+    attachments: Mapping[str, Any] = field(default_factory=dict)
+    #: ``company:`` of crm.yaml: the letterhead of printed documents.
+    company: Mapping[str, Any] = field(default_factory=dict)
+    #: The ``notifications:`` section, read by engine.notifications.settings.
+    notifications: Mapping[str, Any] = field(default_factory=dict, compare=False)
     document: SourceDocument | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -103,6 +113,9 @@ def load_site_config(root: Path) -> SiteConfig:
         timezone=data.get("timezone", "Asia/Shanghai"),
         pack_paths=tuple((root / p).resolve() for p in data.get("pack_paths", ())),
         secret_key=data.get("secret_key"),
+        attachments=dict(data.get("attachments") or {}),
+        company=dict(data.get("company") or {}),
+        notifications=data.get("notifications") or {},
         document=doc,
     )
 
@@ -130,13 +143,25 @@ class Site:
         self.config = config
         self.registry = registry
         self.schema: Schema = build_schema(registry)
-        self.engine = engine or create_db_engine(config.database_url, base_dir=config.root)
+        # Writes carry the definitions this site was built from: after a migration
+        # by another process they are refused until the site is reopened.
+        self.engine = bind_definitions(
+            engine or create_db_engine(config.database_url, base_dir=config.root),
+            registry.definitions_hash)
         self.clock = clock or SystemClock()
         self.policy = build_policy(registry.roles, self.schema)
         self.records = RecordService(registry, self.schema, self.engine, clock=self.clock,
                                      policy=self.policy)
+        self.ledgers = self.records.ledgers
         self.users = UserService(self.schema, self.engine, clock=self.clock,
                                  roles=registry.roles)
+        self.attachments = AttachmentService(
+            self.records, config.root, store=config.attachments.get("store", "folder"),
+            max_size_mb=config.attachments.get("max_size_mb", DEFAULT_MAX_MB), clock=self.clock)
+        self.calendar = CalendarService(
+            self.records, registry.views, timezone=config.timezone, clock=self.clock,
+            users_table=self.schema.system("crm_user"),
+            feeds_table=self.schema.system("crm_calendar_feed"))
         self.transfers = TransferService(registry, self.schema, self.engine, clock=self.clock)
         self.workflows = WorkflowService(self.records, clock=self.clock,
                                          overlay_dir=config.overlay_dir)

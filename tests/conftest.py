@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -49,19 +50,38 @@ def _require_postgres() -> None:
         pytest.skip(reason)
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A URL into a fresh, empty PostgreSQL schema, dropped afterwards."""
+@contextmanager
+def fresh_pg_schema() -> Iterator[str]:
+    """A URL into a new, empty PostgreSQL schema, dropped on the way out."""
     _require_postgres()
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(POSTGRES_URL)
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     sep = "&" if "?" in POSTGRES_URL else "?"
-    yield f"{POSTGRES_URL}{sep}options={quote(f'-csearch_path={schema}')}"
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    try:
+        yield f"{POSTGRES_URL}{sep}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A URL into a fresh, empty PostgreSQL schema, dropped afterwards."""
+    with fresh_pg_schema() as url:
+        yield url
+
+
+@pytest.fixture
+def other_db_url(tmp_path: Path) -> Iterator[str]:
+    """A second fresh database of this run's kind (restores, copies between sites)."""
+    if BACKEND == "postgresql":
+        with fresh_pg_schema() as url:
+            yield url
+    else:
+        yield f"sqlite:///{tmp_path / 'other.db'}"
 
 
 @pytest.fixture

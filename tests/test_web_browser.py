@@ -162,3 +162,36 @@ def test_switching_to_chinese(page):
     page.goto("/profile")
     page.select_option("select[name=language]", "en")
     page.locator("form:has(select[name=language]) button[type=submit]").click()
+
+
+def test_visible_if_applies_live(page):
+    page.goto("/r/activity/new")
+    location = page.locator("[data-field=location]")
+    next_step = page.locator("[data-field=next_step]")
+    outcome_required = page.locator("[data-field=outcome] .req")
+    assert location.is_hidden() and next_step.is_hidden() and outcome_required.is_hidden()
+    page.select_option("#f-kind", "visit")
+    location.wait_for(state="visible")
+    page.check("#f-done")
+    next_step.wait_for(state="visible")  # visible_if: done
+    outcome_required.wait_for(state="visible")  # required_if: done and a visit
+    page.select_option("#f-kind", "call")
+    location.wait_for(state="hidden")
+    outcome_required.wait_for(state="hidden")
+
+
+def test_quick_create_in_a_few_keystrokes(page):
+    page.goto("/r/customer")
+    page.keyboard.press("q")
+    form = page.locator("form.quick-form[data-quick=visit]")
+    search = form.locator("input.picker-search")
+    search.wait_for(state="visible")
+    assert page.evaluate("() => document.activeElement.classList.contains('picker-search')")
+    page.keyboard.type("Zero")
+    form.locator("select option", has_text="Zero Industries").wait_for(state="attached")
+    form.locator("select").select_option(label="Zero Industries")
+    form.locator("input[name$='-subject']").fill("Quick visit from the header")
+    form.locator("textarea[name$='-outcome']").fill("Wants a quote")
+    form.locator("input[name$='-subject']").press("Enter")
+    page.wait_for_url(re.compile(r"/r/customer$"))
+    assert "Quick visit from the header" in page.locator(".flash").inner_text()

@@ -69,3 +69,26 @@ def test_home_shows_only_what_the_actor_may_read(site):
     page = client.get("/")
     assert page.status_code == 200
     assert "<svg" not in page.get_data(as_text=True)
+
+
+def _figure(kind: str, unit: str = "count", **extra):
+    from engine.services.figures import Figure
+    from engine.services.figures import Series as FigureSeries
+
+    return Figure(title={"en": "<T>", "zh": "图"}, kind=kind, unit=unit,
+                  categories=("<a>", "b"),
+                  series=(FigureSeries({"en": "S"}, (Decimal("1200.5"), 3)),), **extra)
+
+
+def test_figures_are_drawn_by_kind_and_formatted_by_unit():
+    from engine.web.figures import draw
+
+    bar = draw(_figure("bar", "money"), "en", "CNY")
+    assert bar.startswith("<svg") and "¥1,200.50" in bar and "&lt;a&gt;" in bar
+    assert "<a>" not in bar and "style=" not in bar
+    assert draw(_figure("line"), "en", "CNY").count("<circle") == 2
+    assert draw(_figure("column"), "en", "CNY").count('class="bar"') == 2
+    table = draw(_figure("table", "hours", links=("/r/x/1", "javascript:alert(1)")), "en", "CNY")
+    assert '<a href="/r/x/1">&lt;a&gt;</a>' in table and "javascript" not in table
+    assert "1,200.5 h" in table
+    assert "1,200.5" in draw(_figure("number"), "en", "CNY")

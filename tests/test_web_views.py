@@ -9,7 +9,7 @@ import pytest
 
 from engine.web import formatting
 from engine.web.i18n import translate
-from engine.web.views import ViewRegistry
+from engine.web.views import ViewRegistry, generate
 from tests.support import open_migrated, write_site
 
 
@@ -21,7 +21,7 @@ def site(tmp_path, sqlite_url):
 
 
 def test_generated_views_of_an_entity_with_a_workflow(site):
-    views = ViewRegistry(site.registry).of("opportunity")
+    views = generate(site.registry, site.registry.entities["opportunity"])
     assert views.columns[:2] == ("name", "stage")
     assert "lines" not in views.columns and "lost_note" not in views.columns
     main, lines = views.form
@@ -38,7 +38,10 @@ def test_every_core_entity_gets_views(site):
     for key, entity in site.registry.entities.items():
         views = registry.of(key)
         assert views.columns
-        if entity.title_field:
+        declared = site.registry.views.get(key)
+        if declared is not None and declared.columns:
+            assert views.columns == declared.columns
+        elif entity.title_field:
             assert views.columns[0] == entity.title_field
         assert views.form[0].fields
 

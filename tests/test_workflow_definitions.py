@@ -16,42 +16,8 @@ from engine.errors import DefinitionError
 from engine.metadata.durations import BusinessHours, Sla, format_duration, parse_duration
 from engine.metadata.loader import load_registry
 from engine.metadata.workflow_model import workflow_for
-from tests.support import write_pack
-
-ENTITIES = {
-    "entities/customer.yaml": """
-        entity: customer
-        fields:
-          name: {type: string, required: true}
-    """,
-    "entities/deal.yaml": """
-        entity: deal
-        fields:
-          name: {type: string, required: true}
-          customer: {type: reference, to: customer}
-          amount: {type: decimal, precision: 14, scale: 2}
-          probability: {type: integer, min: 0, max: 100}
-          close_on: {type: date}
-          note: {type: text}
-          lost_reason: {type: choice, choices: {price: Price, other: Other}}
-          contract: {type: reference, to: contract, on_delete: set_null}
-    """,
-    "entities/contract.yaml": """
-        entity: contract
-        fields:
-          title: {type: string, required: true}
-          customer: {type: reference, to: customer}
-          amount: {type: decimal, precision: 14, scale: 2}
-    """,
-    "entities/task.yaml": """
-        entity: task
-        fields:
-          subject: {type: string, required: true}
-          deal: {type: reference, to: deal, on_delete: cascade}
-          due_at: {type: datetime}
-          done: {type: boolean, default: false}
-    """,
-}
+from engine.testing import write_pack
+from tests.workflow_pack import ENTITY_FILES as ENTITIES
 
 FLOW = """
 workflow: deal_flow
@@ -229,7 +195,8 @@ def test_stage_field_declared_by_the_entity_is_a_clash(tmp_path):
     problems = [p for p in caught.value.problems if p.severity == "error"]
     assert len(problems) == 1, [str(p) for p in problems]
     assert problems[0].file == WF and problems[0].line == 1
-    assert "already declares a field 'stage' (packs/p/entities/deal.yaml, line 8)" in str(
+    line = line_of(files["entities/deal.yaml"], "stage: {type: string}")
+    assert f"already declares a field 'stage' (packs/p/entities/deal.yaml, line {line})" in str(
         problems[0])
     assert "remove that field from the entity" in problems[0].message
 

@@ -283,18 +283,19 @@ def test_winning_runs_every_action(site, li, customer, clock):
     tasks = site.records.list(li, "task").rows
     assert [(t["subject"], t["deal"], t["due_at"]) for t in tasks] == [
         ("Kick-off Server room", deal["id"], NOW + dt.timedelta(days=2))]
-    # notify: an outbox row in both languages
+    # notify: one outbox message per recipient (the owner li, the manager wang) in their
+    # language, for the inbox; delivered later by the worker
     outbox = site.schema.system("crm_outbox")
     with site.engine.connect() as conn:
-        rows = [dict(r) for r in conn.execute(select(outbox)).mappings()]
-    assert len(rows) == 1
-    row = rows[0]
-    assert row["recipients"] == [{"user_id": li.user_id}, {"role": "manager"}]
-    assert row["subject"] == {"en": "Won: Server room", "zh": "赢单:Server room"}
-    assert row["message"] == {"en": "Server room was won at 800000.00.",
-                              "zh": "Server room 以 800000.00 赢单。"}
-    assert (row["status"], row["event"], row["record_id"]) == ("pending", "deal_flow.win",
-                                                               deal["id"])
+        rows = [dict(r) for r in conn.execute(select(outbox).order_by(outbox.c.id)).mappings()]
+    wang = site.users.actor("wang")
+    assert [(r["user_id"], r["channel"], r["language"]) for r in rows] == [
+        (li.user_id, "in_app", "en"), (wang.user_id, "in_app", "zh")]
+    assert [(r["title"], r["body"]) for r in rows] == [
+        ("Won: Server room", "Server room was won at 800000.00."),
+        ("赢单:Server room", "Server room 以 800000.00 赢单。")]
+    assert {(r["status"], r["kind"], r["source"], r["record_id"]) for r in rows} == {
+        ("pending", "notify", "deal_flow.win", deal["id"])}
 
 
 def test_a_failing_action_undoes_the_whole_transition(site, li, customer):
@@ -320,30 +321,29 @@ def test_an_action_that_cannot_create_its_record_fails_clearly(site, li, custome
     assert footprint(site, "deal", deal["id"]) == before
 
 
-def test_notifier_is_called_after_commit(site, li, customer):
-    delivered = []
-    workflows = WorkflowService(site.records, clock=site.clock, notifier=delivered.append)
+def test_notify_messages_reach_the_inbox_through_the_worker(site, li, customer):
+    from engine.notifications.inbox import InboxService
+    from engine.notifications.worker import NotificationWorker
+
     deal = new_deal(site, li, customer)
     to_negotiation(site, li, deal)
-    workflows.transition(li, "deal", deal["id"], "won", {"close_on": "2026-04-01"})
-    assert [m.message["en"] for m in delivered] == ["Server room was won at 800000.00."]
-    outbox = site.schema.system("crm_outbox")
-    with site.engine.connect() as conn:
-        assert conn.execute(select(outbox.c.status, outbox.c.sent_at)).one() == ("sent", NOW)
+    site.workflows.transition(li, "deal", deal["id"], "won", {"close_on": "2026-04-01"})
+    inbox = InboxService(site.schema, site.engine, site.clock)
+    assert inbox.unread_count(li) == 0  # written with the move, delivered by the worker
+    assert NotificationWorker(site).run_once()["delivery"] == {"sent": 2}
+    assert [m["body"] for m in inbox.messages(li)] == ["Server room was won at 800000.00."]
+    assert NotificationWorker(site).run_once()["delivery"] == {}  # once only
 
 
-def test_a_failing_notifier_leaves_the_message_pending(site, li, customer):
-    def broken(message):
-        raise OSError("mail server down")
-
-    workflows = WorkflowService(site.records, clock=site.clock, notifier=broken)
+def test_a_rolled_back_transition_notifies_nobody(site, li, customer):
     deal = new_deal(site, li, customer)
-    to_negotiation(site, li, deal)
-    moved = workflows.transition(li, "deal", deal["id"], "won", {"close_on": "2026-04-01"})
-    assert moved["stage"] == "won"
+    site.workflows.transition(li, "deal", deal["id"], "proposal", {"amount": "2000000"})
+    site.workflows.transition(li, "deal", deal["id"], "negotiation")
+    with pytest.raises(TransitionRefused):  # the hook refuses big deals after notify ran
+        site.workflows.transition(li, "deal", deal["id"], "won", {"close_on": "2026-04-01"})
     outbox = site.schema.system("crm_outbox")
     with site.engine.connect() as conn:
-        assert conn.execute(select(outbox.c.status)).scalar_one() == "pending"
+        assert conn.execute(select(func.count()).select_from(outbox)).scalar_one() == 0
 
 
 def test_a_hook_that_crashes_is_reported_and_undone(site, li, customer, tmp_path):

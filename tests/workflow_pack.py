@@ -12,11 +12,12 @@ from pathlib import Path
 
 from engine.context import FixedClock
 from engine.site import Site
-from tests.support import open_migrated, write_pack, write_site
+from engine.testing import open_pack_site, write_pack
 
 NOW = dt.datetime(2026, 3, 9, 1, 0, tzinfo=dt.UTC)  # Monday 09:00 in Shanghai
 
-FILES = {
+#: The entities of the pack, also the base of the definition tests' small packs.
+ENTITY_FILES = {
     "entities/customer.yaml": """
         entity: customer
         fields:
@@ -53,7 +54,12 @@ FILES = {
           subject: {type: string, required: true}
           deal: {type: reference, to: deal, on_delete: cascade}
           due_at: {type: datetime}
+          done: {type: boolean, default: false}
     """,
+}
+
+FILES = {
+    **ENTITY_FILES,
     "entities/complaint.yaml": """
         entity: complaint
         fields:
@@ -174,9 +180,9 @@ FILES = {
 def open_flow_site(tmp_path: Path, url: str, *, clock: FixedClock | None = None) -> Site:
     """The sales pack on a fresh database, with an admin and users for each role."""
     write_pack(tmp_path / "packs", "sales", FILES)
-    root = write_site(tmp_path / "site", url, ["sales"], pack_paths=["../packs"])
-    site = open_migrated(root, clock=clock or FixedClock(NOW))
-    site.users.create("admin", password=None, is_admin=True)
+    kit = open_pack_site(tmp_path / "site", url, ["sales"], pack_paths=[tmp_path / "packs"],
+                         clock=clock or FixedClock(NOW))
+    site = kit.site
     site.users.create("li", password=None, roles=["sales"])
     site.users.create("wang", password=None, roles=["manager"], language="zh")
     site.users.create("intern", password=None, roles=["assistant"])

@@ -13,7 +13,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from engine.api import problems, records, transitions
+from engine.api import dashboards, duplicates, exports, ledgers, problems, records, transitions
 from engine.api.auth import api_actor, authenticate
 from engine.api.meta import describe
 from engine.api.openapi import document
@@ -50,8 +50,12 @@ def openapi() -> Response:
     return records.answer(document(site(), api_actor(), PREFIX))
 
 
+dashboards.register(bp)  # before records: /dashboards is not an entity
+exports.register(bp)  # before records: /<entity>/export is not a record
+ledgers.register(bp)  # before records: /<entity>/balances is not a record
 records.register(bp)
 transitions.register(bp)
+duplicates.register(bp)
 bp.register_error_handler(CrmError, problems.crm_error)
 bp.register_error_handler(HTTPException, problems.http_error)
 bp.register_error_handler(Exception, problems.unexpected)

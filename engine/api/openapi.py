@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.api.duplicates import duplicate_paths
+from engine.api.exports import export_path
 from engine.api.meta import read_only, readable
 from engine.context import Actor
 from engine.metadata.model import Entity, Field
@@ -209,6 +211,27 @@ COMMON_SCHEMAS: dict[str, Any] = {
         "to": {"type": "string", "minLength": 1}, "values": {"type": "object"},
         "comment": {"type": "string"}, "version": {"type": "integer"}}},
     "Meta": {"type": "object"},
+    "DashboardList": {"type": "object", "required": ["items"], "properties": {
+        "items": {"type": "array", "items": {"type": "object", "properties": {
+            "name": {"type": "string"}, "label": {"type": "object"},
+            "roles": {"type": "array", "items": {"type": "string"}},
+            "widgets": {"type": "integer"}}}}}},
+    "Dashboard": {"type": "object", "required": ["name", "widgets"], "properties": {
+        "name": {"type": "string"}, "label": {"type": "object"},
+        "roles": {"type": "array", "items": {"type": "string"}},
+        "widgets": {"type": "array", "items": {"type": "object", "properties": {
+            "key": {"type": "string"}, "kind": {"type": "string"},
+            "target": {"type": "string"}, "error": {"type": ["string", "null"]},
+            "figure": {"type": ["object", "null"], "properties": {
+                "title": {"type": "object"},
+                "kind": {"enum": ["bar", "column", "funnel", "line", "table", "number"]},
+                "unit": {"enum": ["count", "money", "percent", "days", "hours", "number"]},
+                "categories": {"type": "array", "items": {"type": "string"}},
+                "series": {"type": "array", "items": {"type": "object", "properties": {
+                    "name": {"type": "object"},
+                    "values": {"type": "array",
+                               "items": {"type": ["string", "integer", "null"]}}}}},
+                "note": {"type": ["object", "null"]}}}}}}}},
 }
 
 
@@ -218,11 +241,22 @@ def document(site: Site, actor: Actor, server: str = "/api/v1") -> dict[str, Any
     paths: dict[str, Any] = {
         "/meta": {"get": {"operationId": "meta", "tags": ["meta"],
                           "responses": {"200": _json("Meta"), **ERRORS}}},
+        "/dashboards": {"get": {"operationId": "dashboards", "tags": ["dashboards"],
+                                "responses": {"200": _json("DashboardList"), **ERRORS}}},
+        "/dashboards/{name}": {"get": {
+            "operationId": "dashboard", "tags": ["dashboards"],
+            "description": "The figures of a dashboard ('home': the caller's own).",
+            "parameters": [{"name": "name", "in": "path", "required": True,
+                            "schema": {"type": "string"}}],
+            "responses": {"200": _json("Dashboard"), **ERRORS}}},
     }
     flows = {w.entity for w in site.registry.workflows.values()}
     for entity, hidden in readable(site, actor):
         schemas.update(_entity_schemas(entity, hidden, lang))
         paths.update(_paths(entity, hidden, entity.key in flows))
+        paths.update(duplicate_paths(entity, hidden, _name(entity), ERRORS))
+        if site.records.policy.can(actor, entity, "export"):
+            paths[f"/{entity.key}/export"] = export_path(entity, hidden, ERRORS)
     return {
         "openapi": "3.1.0",
         "info": {"title": f"{site.config.name} API", "version": "1",

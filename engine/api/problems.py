@@ -14,8 +14,16 @@ from typing import Any
 from flask import Response, json, request
 from werkzeug.exceptions import HTTPException
 
-from engine.errors import Conflict, CrmError, Throttled, TransitionRefused, ValidationFailed
+from engine.errors import (
+    Conflict,
+    CrmError,
+    SchemaOutOfDate,
+    Throttled,
+    TransitionRefused,
+    ValidationFailed,
+)
 from engine.services.values import to_json
+from engine.web import reload
 
 log = logging.getLogger(__name__)
 PROBLEM_TYPE = "application/problem+json"
@@ -37,6 +45,11 @@ def problem(status: int, code: str, detail: str, **extra: Any) -> Response:
 
 
 def crm_error(exc: CrmError) -> Response:
+    if isinstance(exc, SchemaOutOfDate):
+        reload.check_soon()
+        response = problem(exc.status, exc.code, exc.message)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     if exc.status >= 500:
         log.error("engine error on %s: %s", request.path, exc.message)
         return problem(exc.status, exc.code, "The server could not answer this request.")

@@ -10,7 +10,8 @@ from engine.cli.main import report_errors
 from engine.cli.site_commands import create_site, migrate_site
 from engine.cli.web_commands import serve_site
 from engine.context import Actor
-from engine.demo import load_demo
+from engine.demo import TravelClock, load_demo
+from engine.pack_code import site_pack_modules
 from engine.site import SITE_FILE, Site
 
 DEMO_LOGIN = "admin"
@@ -26,15 +27,20 @@ DEMO_PASSWORD = "visioncrm-demo"
               help="Serve the web UI once the demo is ready.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--size", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Also generate a company with this many customers (and their contacts, "
+                   "deals, activities...), e.g. 300.")
+@click.option("--seed", default=2026, show_default=True, type=int,
+              help="The generator's seed: the same seed gives the same data.")
 @report_errors
 def demo(directory: Path, packs: tuple[str, ...], locale: str, serve: bool, host: str,
-         port: int) -> None:
+         port: int, size: int, seed: int) -> None:
     """Create (or reopen) a demo site on SQLite with demo data, then serve it."""
     fresh = not (directory / SITE_FILE).exists()
     if fresh:
         create_site(directory, name="VisionCRM demo", packs=list(packs),
                     database_url="sqlite:///crm.db", locale=locale)
-    with Site.open(directory) as site:
+    with Site.open(directory, clock=TravelClock()) as site:
         click.echo("Migrating the database:")
         migrate_site(site, allow_destructive=False, applied_by="demo")
         if fresh:
@@ -50,8 +56,13 @@ def demo(directory: Path, packs: tuple[str, ...], locale: str, serve: bool, host
                 count = load_demo(site.records, actor, paths, progress,
                                   workflows=site.workflows)
             click.echo(f"Created {count} demo records.")
+            if size:
+                generate_company(site, size, seed)
         else:
             actor = Actor.system()
+            if size:
+                click.echo("The demo site exists already: --size applies only when it is "
+                           "created (remove the folder to start again).")
         customers = site.records.count(actor, "customer") if "customer" in site.registry.entities else 0
     click.echo(f"\nDemo site ready in {directory.resolve()} ({customers} customers).")
     click.echo(f"Log in as {DEMO_LOGIN} / {DEMO_PASSWORD}")
@@ -60,6 +71,22 @@ def demo(directory: Path, packs: tuple[str, ...], locale: str, serve: bool, host
         click.echo(f"Web UI: http://{host}:{port}/  (log in as {DEMO_LOGIN} / {DEMO_PASSWORD})")
         with Site.open(directory) as site:
             serve_site(site, host, port)
+
+
+def generate_company(site: Site, size: int, seed: int) -> None:
+    """Run each pack's demo generator with a progress bar, then print the users' logins."""
+    for pack, module in site_pack_modules(site, "demo_generator").items():
+        with click.progressbar(length=size, label=f"Generating {pack} demo data") as bar:
+            def progress(done: int, total: int) -> None:
+                bar.update(done - bar.pos)
+
+            made = module.generate(site, size, seed=seed, progress=progress)
+        click.echo(f"Generated {made.total} records: "
+                   + ", ".join(f"{n} {entity}" for entity, n in made.counts.items()))
+        click.echo("Generated users (login / password, role, team):")
+        for user in made.users:
+            click.echo(f"  {user.login:<16} / {user.password}  {user.role:<8} "
+                       f"{user.team or '-':<6} {user.display_name}")
 
 
 def register(group: click.Group) -> None:

@@ -69,16 +69,28 @@ def main(ctx: click.Context, site_dir: str | None) -> None:
 
 def _register() -> None:
     from engine.cli import (
+        attachment_commands,
+        backup_commands,
+        config_commands,
         demo_commands,
+        installation_commands,
+        merge_commands,
+        notification_commands,
+        pack_commands,
+        print_commands,
         record_commands,
+        report_commands,
         site_commands,
+        transfer_io_commands,
         transition_commands,
         user_commands,
         web_commands,
     )
 
-    for module in (site_commands, record_commands, transition_commands, user_commands,
-                   demo_commands, web_commands):
+    for module in (attachment_commands, print_commands, backup_commands, installation_commands, site_commands, record_commands, transition_commands, user_commands,
+                   demo_commands, web_commands, merge_commands, report_commands,
+                   pack_commands, transfer_io_commands, notification_commands,
+                   config_commands):
         module.register(main)
 
 

@@ -142,9 +142,11 @@ def init(
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print problems as JSON.")
+@click.option("--explain", "explain", metavar="ENTITY",
+              help="Print ENTITY's merged definition and the file:line each part came from.")
 @click.pass_context
 @report_errors
-def check(ctx: click.Context, as_json: bool) -> None:
+def check(ctx: click.Context, as_json: bool, explain: str | None) -> None:
     """Check the site's definitions: every problem with its file, line and what was expected."""
     root = site_dir(ctx)
     try:
@@ -155,6 +157,15 @@ def check(ctx: click.Context, as_json: bool) -> None:
             echo_json({"ok": False, "problems": [p.to_dict() for p in exc.problems]})
             raise SystemExit(2) from None
         raise
+    if explain:
+        from engine.metadata.explain import explain_entity
+
+        for warning in registry.warnings:
+            click.echo(str(warning), err=True)
+        click.echo(explain_entity(
+            registry, explain, config.requirements(), search_paths=config.pack_paths,
+            overlay_dir=config.overlay_dir, overlay_prefix=OVERLAY_DIR), nl=False)
+        return
     if as_json:
         echo_json({"ok": True, "entities": sorted(registry.entities),
                    "warnings": [w.to_dict() for w in registry.warnings]})
@@ -186,6 +197,12 @@ def migrate(ctx: click.Context, plan_only: bool, allow_destructive: bool) -> Non
             click.echo("The migration would:")
             for line in plan.describe():
                 click.echo(f"  - {line}")
+            from engine.storage.migration import applied_state
+            from engine.storage.migration.pack_steps import pending_steps
+
+            previous = applied_state(site.engine)
+            for data_step in pending_steps(site.registry, previous.packs if previous else None):
+                click.echo(f"  - {data_step.describe()}")
             if plan.destructive:
                 click.echo(
                     f"{len(plan.destructive)} change(s) would remove or narrow data; they need "

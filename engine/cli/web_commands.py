@@ -6,10 +6,15 @@ production runs ``gunicorn 'engine.web.wsgi:app'`` (see engine/web/wsgi.py).
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
+from pathlib import Path
+
 import click
 
 from engine.cli.main import report_errors
-from engine.site import Site
+from engine.site import Site, find_site_dir
 
 
 def serve_site(site: Site, host: str, port: int) -> None:
@@ -23,14 +28,48 @@ def serve_site(site: Site, host: str, port: int) -> None:
     run_simple(host, port, app, use_reloader=False, threaded=True)
 
 
+def serve_with_gunicorn(root: Path, host: str, port: int, workers: int) -> None:
+    """Replace this process by gunicorn serving the site with ``workers`` processes.
+
+    Every worker opens the site itself (engine.web.wsgi); nothing is shared
+    between them but the database, the session key and, when configured,
+    Redis — which is what lets several machines serve one site as well.
+    """
+    gunicorn = shutil.which("gunicorn", path=os.pathsep.join([str(Path(sys.executable).parent),
+                                                               os.environ.get("PATH", "")]))
+    if gunicorn is None:
+        raise click.ClickException("gunicorn is not installed: pip install gunicorn")
+    os.environ["CRM_SITE"] = str(root)
+    click.echo(f"VisionCRM is running at http://{host}:{port}/ with {workers} gunicorn workers")
+    os.execv(gunicorn, [gunicorn, "--workers", str(workers), "--bind", f"{host}:{port}",
+                        "--access-logfile", "-", "engine.web.wsgi:app"])
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Serve with gunicorn and this many worker processes (production).")
+@click.option("--with-worker", is_flag=True,
+              help="Also run the reminder scheduler and outbox delivery in this process "
+                   "(single-process sites; see docs/reminders.md).")
 @click.pass_context
 @report_errors
-def serve(ctx: click.Context, host: str, port: int) -> None:
-    """Serve the web UI of the site (for production use gunicorn, see the README)."""
+def serve(ctx: click.Context, host: str, port: int, workers: int | None,
+          with_worker: bool) -> None:
+    """Serve the web UI of the site (for production use --workers, see docs/deployment.md)."""
+    if workers is not None:
+        if with_worker:
+            raise click.UsageError("--with-worker runs in one process; with --workers, run "
+                                   "'crm worker' beside gunicorn (see docs/deployment.md).")
+        serve_with_gunicorn(find_site_dir(ctx.obj.get("site_dir")), host, port, workers)
+        return
     with Site.open(ctx.obj.get("site_dir")) as site:
+        if with_worker:
+            from engine.notifications.worker import start_embedded
+
+            start_embedded(site)
+            click.echo("Reminders and notifications are delivered by this process.")
         serve_site(site, host, port)
 
 

@@ -33,6 +33,7 @@ from engine.metadata.model import (
     Field,
     IndexDef,
     Label,
+    LedgerDef,
     Origin,
 )
 from engine.metadata.sequence_pattern import PatternError, parse_sequence_pattern
@@ -40,8 +41,11 @@ from engine.metadata.sequence_pattern import PatternError, parse_sequence_patter
 #: Entity keys the engine keeps for itself (URL segments, system concepts).
 RESERVED_ENTITY_KEYS = frozenset(
     {"meta", "user", "users", "team", "teams", "role", "roles", "audit", "api", "auth",
-     "static", "me", "login", "logout", "openapi", "admin", "settings", "search"}
+     "static", "me", "login", "logout", "openapi", "admin", "settings", "search",
+     "dashboards"}
 )
+#: Field types a ledger's balances may be kept per (one exact value each).
+LEDGER_DIMENSION_TYPES = ("reference", "choice", "string", "integer", "boolean", "date")
 #: PostgreSQL truncates identifiers beyond 63 bytes; we refuse rather than collide.
 MAX_IDENTIFIER = 63
 
@@ -367,6 +371,7 @@ class _Checker:
                 indexes.append(
                     IndexDef(fields=names, unique=bool(spec.get("unique")), name=spec.get("name"))
                 )
+        ledger = self.ledger(raw, fields, indexes)
         label = Label.from_yaml(raw.data.get("label"), Label.from_key(key).en)
         return Entity(
             key=key,
@@ -379,11 +384,84 @@ class _Checker:
             if raw.data.get("description") else None,
             title_field=title,
             icon=raw.data.get("icon"),
-            archivable=bool(raw.data.get("archivable", True)),
+            archivable=bool(raw.data.get("archivable", True)) and ledger is None,
             audit=bool(raw.data.get("audit", True)),
             indexes=tuple(indexes),
             extended_by=tuple(raw.extended_by),
+            ledger=ledger,
             origin=_origin(raw.declared, raw.pack),
+        )
+
+    def ledger(
+        self, raw: RawEntity, fields: dict[str, Field], indexes: list[IndexDef]
+    ) -> LedgerDef | None:
+        """The entity's ledger, checked: its fields exist, hold numbers or keys, and are required.
+
+        The dimensions are indexed together (appended to ``indexes``) so a
+        balance is read from the index, not from a scan of every movement.
+        """
+        spec = raw.data.get("ledger")
+        if not isinstance(spec, dict) or "quantity" not in spec or "dimensions" not in spec:
+            return None  # no ledger, or the schema check has reported the missing keys
+        ok = True
+
+        def where(option: str, index: int | None = None) -> Located:
+            at = raw.options.get(f"ledger.{option}") or raw.where("ledger")
+            return at if index is None else at.child(index)
+
+        def numeric(name: str, at: Located, what: str) -> bool:
+            target = fields.get(name)
+            if name not in raw.fields:
+                self.report(at, f"the ledger's {what} names an unknown field '{name}'"
+                            f"{_suggest(name, list(raw.fields))}")
+                return False
+            if target is None:
+                return False  # the field itself is wrong and has been reported
+            if target.value_type not in ("integer", "decimal") or not target.has_column:
+                self.report(at, f"the ledger's {what} '{name}' must be a stored integer or "
+                            f"decimal field, not a {target.type} field")
+                return False
+            return True
+
+        quantity = spec["quantity"]
+        ok = numeric(quantity, where("quantity"), "quantity") and ok
+        if ok and not (fields[quantity].required or fields[quantity].type == "computed"):
+            self.report(where("quantity"), f"the ledger's quantity '{quantity}' must be "
+                        "required (a movement without a quantity moves nothing)")
+            ok = False
+        for i, name in enumerate(spec.get("amounts") or ()):
+            ok = numeric(name, where("amounts", i), "amount") and ok
+        dimensions = tuple(spec["dimensions"])
+        for i, name in enumerate(dimensions):
+            target = fields.get(name)
+            at = where("dimensions", i)
+            if name not in raw.fields:
+                self.report(at, f"the ledger's dimension names an unknown field '{name}'"
+                            f"{_suggest(name, list(raw.fields))}")
+                ok = False
+            elif target is None:
+                ok = False
+            elif target.value_type not in LEDGER_DIMENSION_TYPES or target.multiple:
+                self.report(at, f"the ledger's dimension '{name}' is a {target.type} field; "
+                            f"a dimension is one of: {', '.join(LEDGER_DIMENSION_TYPES)}")
+                ok = False
+            elif not target.required:
+                self.report(at, f"the ledger's dimension '{name}' must be required: a movement "
+                            "belongs to exactly one balance")
+                ok = False
+        if raw.data.get("archivable") is True:
+            self.report(raw.where("archivable"), "a ledger's movements cannot be archived "
+                        "(they are never changed); remove 'archivable: true'")
+            ok = False
+        if not ok:
+            return None
+        if not any(index.fields[: len(dimensions)] == dimensions for index in indexes):
+            indexes.append(IndexDef(fields=dimensions))
+        return LedgerDef(
+            quantity=quantity,
+            dimensions=dimensions,
+            allow_negative=bool(spec.get("allow_negative", False)),
+            amounts=tuple(spec.get("amounts") or ()),
         )
 
 

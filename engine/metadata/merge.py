@@ -35,6 +35,12 @@ class Located:
         return Located(self.document, (*self.path, *parts))
 
 
+def place(where: Located) -> str:
+    """``file:line`` of a place, for messages that name two places at once."""
+    found = where.problem("")  # the document knows which file wrote that part
+    return f"{found.file}:{found.line}" if found.line else found.file
+
+
 @dataclass
 class RawField:
     key: str
@@ -57,6 +63,8 @@ class RawEntity:
     fields: dict[str, RawField] = field(default_factory=dict)
     indexes: list[tuple[dict[str, Any], Located]] = field(default_factory=list)
     extended_by: list[str] = field(default_factory=list)
+    #: (event, function, pack or SITE, where) in declaration order: the pack's first.
+    hooks: list[tuple[str, str, str, Located]] = field(default_factory=list)
 
     def where(self, option: str) -> Located:
         return self.options.get(option) or self.declared
@@ -76,7 +84,8 @@ def _merge_field(
                 where.problem(
                     f"the type of '{raw.key}' cannot be changed from "
                     f"'{raw.data.get('type')}' to '{value}' by an extension "
-                    f"(defined at {raw.declared.document.file}); add a new field instead"
+                    f"(defined at {place(raw.declared)}); add a new field instead, or "
+                    "rename this one (renamed_from keeps its data)"
                 )
             )
             continue
@@ -84,6 +93,8 @@ def _merge_field(
             merged = dict(raw.data.get("choices") or {})
             merged.update(value)
             raw.data["choices"] = merged
+            for choice in value:  # each choice remembers who added or relabelled it
+                raw.options[f"choices.{choice}"] = where.child(choice)
         elif option == "fields" and isinstance(value, dict):
             _merge_fields(raw.fields, value, where, problems)
             continue
@@ -108,9 +119,26 @@ def _merge_fields(
             if not extending:
                 problems.append(where.problem(f"field '{key}' is defined twice", key=True))
                 continue
-            _merge_field(target[key], data, where, problems)
+            existing = target[key]
+            if "type" in data and data["type"] == existing.data.get("type") and (
+                existing.declared.document is not at.document
+            ):
+                # Typically a pack upgrade now defines a field an overlay added before.
+                problems.append(where.problem(
+                    f"'{key}' is defined here and also at {place(existing.declared)}; this "
+                    "file now changes that field instead of adding its own — remove 'type' "
+                    "here to keep only your changes, or rename your field", key=True,
+                    severity="warning"))
+            _merge_field(existing, data, where, problems)
             continue
         if "type" not in data:
+            renamed = [f for f in target.values() if f.data.get("renamed_from") == key]
+            if renamed:
+                problems.append(where.problem(
+                    f"'{key}' was renamed to '{renamed[0].key}' at "
+                    f"{place(renamed[0].where('renamed_from'))}; change '{renamed[0].key}' "
+                    "here instead", key=True))
+                continue
             near = difflib.get_close_matches(key, list(target), n=1)
             hint = f" (did you mean to change '{near[0]}'?)" if near else ""
             problems.append(
@@ -125,6 +153,23 @@ def _merge_fields(
         target[key] = raw
         if isinstance(data.get("fields"), dict):
             _merge_fields(raw.fields, data["fields"], where.child("fields"), problems, extending=False)
+
+
+def _merge_ledger(
+    raw: RawEntity, ledger: dict[str, Any], at: Located, kind: str, problems: list[Problem]
+) -> None:
+    """An entity's ledger, key by key: an extension changes only the options it writes."""
+    if kind == "extend" and not isinstance(raw.data.get("ledger"), dict):
+        problems.append(at.problem(
+            f"entity '{raw.key}' has no ledger to change; a ledger is declared where the "
+            "entity is defined", key=True))
+        return
+    merged = dict(raw.data.get("ledger") or {})
+    merged.update(ledger)
+    raw.data["ledger"] = merged
+    raw.options.setdefault("ledger", at)
+    for option in ledger:
+        raw.options[f"ledger.{option}"] = at.child(option)
 
 
 def merge_documents(
@@ -181,6 +226,8 @@ def merge_documents(
             if option in data:
                 raw.data[option] = data[option]
                 raw.options[option] = top.child(option)
+        if isinstance(data.get("ledger"), dict):
+            _merge_ledger(raw, data["ledger"], top.child("ledger"), kind, problems)
         if isinstance(data.get("fields"), dict):
             _merge_fields(
                 raw.fields, data["fields"], top.child("fields"), problems,
@@ -188,6 +235,12 @@ def merge_documents(
             )
         for index, spec in enumerate(data.get("indexes") or ()):
             raw.indexes.append((spec, top.child("indexes", index)))
+        for event, names in (data.get("hooks") or {}).items():
+            listed = [names] if isinstance(names, str) else list(names)
+            for index, name in enumerate(listed):
+                where = top.child("hooks", event) if isinstance(names, str) else top.child(
+                    "hooks", event, index)
+                raw.hooks.append((event, name, pack, where))
         for field_key, choice_keys in (data.get("remove_choices") or {}).items():
             where = top.child("remove_choices", field_key)
             target = raw.fields.get(field_key)

@@ -201,6 +201,43 @@ class IndexDef:
 
 
 @dataclass(frozen=True)
+class LedgerDef:
+    """An append-only ledger on an entity: records are movements summed into balances.
+
+    ``quantity`` is the signed field each movement adds; ``dimensions`` the
+    fields a balance is kept per; ``amounts`` more fields summed alongside
+    (never checked).  See docs/ledger.md.
+    """
+
+    quantity: str
+    dimensions: tuple[str, ...]
+    allow_negative: bool = False
+    amounts: tuple[str, ...] = ()
+
+    def to_data(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"quantity": self.quantity, "dimensions": list(self.dimensions),
+                                "allow_negative": self.allow_negative}
+        if self.amounts:
+            data["amounts"] = list(self.amounts)
+        return data
+
+
+@dataclass(frozen=True)
+class HookRef:
+    """One hook function an entity declares: which event, which function, in which file.
+
+    ``file`` is the resolved path of the ``hooks.py`` that holds it (a pack's
+    or the site's ``custom/``), so running it needs no search.
+    """
+
+    event: str
+    function: str
+    pack: str
+    file: str
+    origin: Origin | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
 class Entity:
     """An entity: one table, its fields, and what the UI and services need to know."""
 
@@ -216,7 +253,13 @@ class Entity:
     audit: bool = True
     indexes: tuple[IndexDef, ...] = ()
     extended_by: tuple[str, ...] = ()
+    #: Set when the entity is an append-only ledger (see :class:`LedgerDef`).
+    ledger: LedgerDef | None = None
     origin: Origin | None = field(default=None, compare=False)
+    #: Hook functions by event (``before_save`` …), in run order; see docs/hooks.md.
+    hooks: Mapping[str, tuple[HookRef, ...]] = field(
+        default_factory=lambda: MappingProxyType({}), compare=False
+    )
 
     @property
     def table_name(self) -> str:
@@ -246,6 +289,8 @@ class Entity:
             data["archivable"] = False
         if not self.audit:
             data["audit"] = False
+        if self.ledger is not None:
+            data["ledger"] = self.ledger.to_data()
         return data
 
 
@@ -271,6 +316,14 @@ class Registry:
     roles: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     #: What a customer resource transfer moves, parents first (``engine.metadata.transfer_rules``).
     transfer: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    #: Declared views by entity (``engine.metadata.view_defs``); not in the snapshot, as
+    #: a view changes no table.
+    views: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    #: Declared dashboards by name (``engine.metadata.view_defs``); not in the snapshot.
+    dashboards: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    #: Reminder rules by name (``engine.metadata.reminder_rules``); not in the snapshot, as
+    #: a rule changes no table.
+    reminders: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     warnings: tuple[Any, ...] = ()
 
     def entity(self, key: str) -> Entity:

@@ -17,12 +17,14 @@ import packs as builtin_packs
 from engine.errors import Problem
 from engine.metadata.model import Label, PackInfo
 from engine.metadata.schema_check import schema_problems
+from engine.metadata.versions import RangeError, check_range, satisfies
 from engine.metadata.yaml_source import SourceDocument, load_yaml
 
 BUILTIN_PACKS_DIR = Path(builtin_packs.__file__).parent
 
 #: Folders inside a pack that hold definition documents, in loading order.
-DEFINITION_FOLDERS: tuple[str, ...] = ("entities", "workflows", "roles")
+DEFINITION_FOLDERS: tuple[str, ...] = ("entities", "workflows", "roles", "views", "dashboards",
+                                       "reminders")
 #: Definition files that may stand at a pack's top level.
 ROOT_FILES: tuple[str, ...] = ("roles.yaml",)
 
@@ -34,6 +36,11 @@ class PackSource:
     info: PackInfo
     manifest: SourceDocument
     root: Path
+
+    def version_range(self, index: int) -> str | None:
+        """The versions dependency ``index`` must have (None: any)."""
+        item = self.manifest.data.get("depends", [])[index]
+        return item.get("version") if isinstance(item, dict) else None
 
     def definition_files(self) -> list[Path]:
         files: list[Path] = [self.root / n for n in ROOT_FILES if (self.root / n).is_file()]
@@ -87,15 +94,41 @@ def read_pack(root: Path) -> tuple[PackSource | None, list[Problem]]:
                 "they must be the same",
             )
         ]
+    problems = _migration_problems(doc, root)
+    if problems:
+        return None, problems
     info = PackInfo(
         name=data["name"],
         version=data["version"],
         label=Label.from_yaml(data.get("label"), data["name"]),
-        depends=tuple(data.get("depends", ())),
+        depends=tuple(d if isinstance(d, str) else d["pack"] for d in data.get("depends", ())),
         path=str(root),
         description=Label.from_yaml(data["description"]) if data.get("description") else None,
     )
     return PackSource(info=info, manifest=doc, root=root), []
+
+
+def _migration_problems(doc: SourceDocument, root: Path) -> list[Problem]:
+    """Each declared data migration names a function of the pack's migrations.py."""
+    from engine.metadata.workflow_actions import did_you_mean, hook_functions
+
+    declared = doc.data.get("migrations") or []
+    if not declared:
+        return []
+    file = root / "migrations.py"
+    shown = f"packs/{root.name}/migrations.py"
+    if not file.is_file():
+        return [doc.problem(("migrations",), f"{shown} does not exist: write the functions "
+                                             "the migrations name in it")]
+    functions, broken = hook_functions(file)
+    if broken is not None:
+        return [doc.problem(("migrations",), f"{shown}:{broken.line}: {broken.message}")]
+    return [
+        doc.problem(("migrations", index, "function"),
+                    f"{shown} has no function '{item['function']}'"
+                    f"{did_you_mean(item['function'], list(functions))}")
+        for index, item in enumerate(declared) if item["function"] not in functions
+    ]
 
 
 def resolve_packs(
@@ -138,12 +171,32 @@ def resolve_packs(
         visiting.append(name)
         for index, dep in enumerate(source.info.depends):
             visit(Requirement(dep, source.manifest, ("depends", index)))
+            wanted = source.version_range(index)
+            if wanted is not None:
+                problems.extend(_version_problems(source, index, wanted, loaded.get(dep)))
         visiting.pop()
         order.append(source)
 
     for req in requested:
         visit(req)
     return order, problems
+
+
+def _version_problems(
+    source: PackSource, index: int, wanted: str, dependency: PackSource | None
+) -> list[Problem]:
+    """What is wrong with a version range, or with the version found for it."""
+    where = ("depends", index, "version")
+    try:
+        check_range(wanted)
+    except RangeError as exc:
+        return [source.manifest.problem(where, str(exc))]
+    if dependency is None or satisfies(dependency.info.version, wanted):
+        return []
+    return [source.manifest.problem(where, (
+        f"pack '{source.info.name}' needs '{dependency.info.name}' {wanted}, but the one "
+        f"found ({dependency.root}) is version {dependency.info.version}; upgrade it, or "
+        "widen the range"))]
 
 
 def depends_on(packs: dict[str, PackInfo], pack: str, other: str) -> bool:

@@ -97,10 +97,33 @@ def render_reference() -> str:
     schemas = all_schemas()
     out = [TITLE, "", INTRO]
     titles = {"site": "crm.yaml (a site)", "pack": "pack.yaml (a pack manifest)",
-              "entity": "entity: documents", "extend": "extend: documents"}
+              "entity": "entity: documents", "extend": "extend: documents",
+              "import_mapping": "Import mapping files (crm import --mapping FILE)"}
     for kind in SCHEMA_KINDS:
         out += _section(titles.get(kind, f"{kind}: documents"), schemas[f"{kind}.schema.json"], schemas)
     out += _section("Field options", schemas["common.schema.json"]["$defs"]["fieldOptions"], schemas)
+    view_defs = schemas["view.schema.json"]["$defs"]
+    for name, title in (("list", "view: list"), ("layout", "view: form and detail"),
+                        ("section", "view: a section"), ("kanban", "view: kanban")):
+        out += _section(title, view_defs[name], schemas)
+    out += _section("view: a related list", view_defs["related"]["items"], schemas)
+    out += _section("view: a quick-create form", view_defs["quick"]["items"], schemas)
+    out += _section("dashboard: a widget",
+                    schemas["dashboard.schema.json"]["$defs"]["widget"], schemas)
+    out += _section("Entity hooks (hooks: in entity and extend documents)",
+                    schemas["common.schema.json"]["$defs"]["entityHooks"], schemas)
+    out += _section("Ledgers (ledger: in entity documents)",
+                    schemas["common.schema.json"]["$defs"]["ledger"], schemas)
+    reminder_defs = schemas["reminder.schema.json"]["$defs"]
+    for name, title in (("dateSchedule", "reminder: schedule date"),
+                        ("slaSchedule", "reminder: schedule sla"),
+                        ("staleSchedule", "reminder: schedule stale")):
+        out += _section(title, reminder_defs[name], schemas)
+    notifications = schemas["site.schema.json"]["properties"]["notifications"]
+    out += _section("crm.yaml notifications:", notifications, schemas)
+    for name in ("smtp", "sms", "quiet_hours", "delivery"):
+        out += _section(f"crm.yaml notifications: {name}", notifications["properties"][name],
+                        schemas)
     out += _field_types()
     return "\n".join(out).rstrip() + "\n"
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from engine.errors import Problem
 from engine.metadata.merge import SITE, Located
-from engine.metadata.model import Entity, Label, Origin, PackInfo
+from engine.metadata.model import Entity, Field, Label, Origin, PackInfo
 from engine.metadata.packs import depends_on
 from engine.metadata.yaml_source import SourceDocument
 
@@ -53,20 +53,41 @@ OWNER = "owner"
 
 
 @dataclass(frozen=True)
+class ViaStep:
+    """One step of a ``via`` path, resolved: from ``entity`` along ``field`` to ``target``.
+
+    ``kind`` is ``reference``, ``many_to_many`` or ``lines``; a ``lines``
+    step goes through the lines' own reference field ``line_field`` (the
+    path ``team.member`` is one step: the ``member`` of any ``team`` line).
+    A last step of kind ``owner`` compares the reached record's owner with
+    the user instead of following the user's links.
+    """
+
+    kind: str
+    entity: str
+    field: str
+    target: str
+    line_field: str | None = None
+
+
+@dataclass(frozen=True)
 class Scope:
     """One way a role reaches records of an entity.
 
     ``kind`` is own, team, all, none, linked, via, lookup or through.
-    ``path`` holds the reference fields of a ``via`` scope (from the
-    entity to the linked one) or the one field of a ``through`` scope;
-    ``keys`` the fields a ``lookup`` must match; ``target`` the entity the
-    user is linked to for ``linked`` and ``via``.
+    ``path`` holds the fields of a ``via`` scope (from the entity to the
+    linked one) or the one field of a ``through`` scope; ``steps`` the
+    ``via`` path resolved (which field is a reference, a many-to-many or
+    lines); ``keys`` the fields a ``lookup`` must match; ``target`` the
+    entity the user is linked to for ``linked`` and ``via``.
     """
 
     kind: str
     path: tuple[str, ...] = ()
     keys: tuple[str, ...] = ()
     target: str | None = None
+    #: Derived from ``path`` (so two scopes with one path are equal).
+    steps: tuple[ViaStep, ...] = field(default=(), compare=False)
 
     @property
     def lists_rows(self) -> bool:
@@ -399,21 +420,57 @@ class _Resolver:
         return None
 
     def via(self, path: str, entity: Entity, where: Located, fail: Any) -> Scope | None:
+        """Follow ``path`` through references, many-to-many fields and lines' references.
+
+        The path ends at a record the user is linked to, or at ``owner``: the
+        records whose parent (``project.owner``) the user owns.
+        """
         current = entity
         parts = tuple(path.split("."))
-        for part in parts:
+        steps: list[ViaStep] = []
+        index = 0
+        while index < len(parts):
+            part = parts[index]
+            if part == OWNER and current.fields.get(part) is None:
+                if not steps or index + 1 < len(parts):
+                    fail(f"via '{path}': 'owner' ends a path after a reference "
+                         "('project.owner': the records whose project the user owns); "
+                         "for the user's own records write the scope own")
+                    return None
+                steps.append(ViaStep("owner", current.key, OWNER, current.key))
+                return Scope("via", path=parts, steps=tuple(steps))
             found = current.fields.get(part)
-            if found is None or found.type != "reference":
+            line_field = None
+            if found is not None and found.type == "lines":
+                if index + 1 == len(parts):
+                    fail(f"via '{path}': '{part}' is a lines field of {current.key}; name the "
+                         f"reference inside its lines after it ('{part}.<field>')")
+                    return None
+                index += 1
+                line_field = parts[index]
+                inner = found.fields.get(line_field)
+                if inner is None or inner.type != "reference":
+                    what = ("no field" if inner is None
+                            else f"a {inner.type} field, not a reference")
+                    fail(f"via '{path}': '{line_field}' is {what} of the {part} lines of "
+                         f"{current.key}{_near(line_field, _refs(found))}")
+                    return None
+                target_key = inner.to or ""
+            elif found is None or found.type not in ("reference", "many_to_many"):
                 what = "no field" if found is None else f"a {found.type} field, not a reference"
                 fail(f"via '{path}': '{part}' is {what} of {current.key}"
-                     f"{_near(part, _refs(current))}; via follows reference fields to the "
-                     "record a user is linked to")
+                     f"{_near(part, _refs(current, via=True))}; via follows reference, "
+                     "many-to-many and lines fields to the record a user is linked to")
                 return None
-            target = self.entities.get(found.to or "")
+            else:
+                target_key = found.to or ""
+            target = self.entities.get(target_key)
             if target is None:
                 return None
+            steps.append(ViaStep(found.type, current.key, part, target.key, line_field))
             current = target
-        return Scope("via", path=parts, target=current.key)
+            index += 1
+        return Scope("via", path=parts, target=current.key, steps=tuple(steps))
 
     def access(self, role: str, entity: Entity) -> Access:
         raw = self.raw(role, entity.key)
@@ -551,8 +608,10 @@ class _Resolver:
         return roles
 
 
-def _refs(entity: Entity) -> list[str]:
-    return [f.key for f in entity.fields.values() if f.type == "reference"]
+def _refs(entity: Entity | Field, *, via: bool = False) -> list[str]:
+    """Fields a ``through`` (references) or a ``via`` (also many-to-many, lines) may follow."""
+    kinds = ("reference", "many_to_many", "lines") if via else ("reference",)
+    return [f.key for f in entity.fields.values() if f.type in kinds]
 
 
 def _unique_together(entity: Entity, keys: tuple[str, ...]) -> bool:

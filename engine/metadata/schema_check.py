@@ -30,7 +30,8 @@ from engine.errors import Problem
 from engine.metadata.yaml_source import SourceDocument
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
-SCHEMA_KINDS = ("pack", "site", "entity", "extend", "workflow", "roles", "transfer")
+SCHEMA_KINDS = ("pack", "site", "entity", "extend", "workflow", "extend_workflow", "roles", "transfer", "view", "dashboard",
+                "reminder", "import_mapping", "installation")
 COMMON_SCHEMA = "common.schema.json"
 
 #: Top-level key of a definition file (entities/, custom/) → the kind of document it starts.
@@ -38,8 +39,12 @@ DISCRIMINATORS: dict[str, str] = {
     "entity": "entity",
     "extend": "extend",
     "workflow": "workflow",
+    "extend_workflow": "extend_workflow",
     "roles": "roles",
     "transfer": "transfer",
+    "view": "view",
+    "dashboard": "dashboard",
+    "reminder": "reminder",
 }
 
 # -- loading the schemas ----------------------------------------------------------
@@ -139,6 +144,10 @@ _WHY_REQUIRED = {
     "open stage)",
     ("transition", "to"): "every transition needs the stage it leads to",
     ("pipeline", "stages"): "every pipeline needs its stages",
+    ("reminder rule", "entity"): "a reminder watches the records of one entity",
+    ("reminder rule", "schedule"): "a reminder needs a schedule: date, sla or stale",
+    ("reminder rule", "to"): "a reminder needs its recipients, such as [owner]",
+    ("reminder rule", "message"): "a reminder needs its message (a template per language)",
 }
 _YAML11_BOOLEANS = {"yes", "no", "on", "off", "y", "n"}
 

@@ -95,15 +95,16 @@ class ActionReader:
                severity: str = "error") -> None:
         self.problems.append(self.doc.problem(path, message, key=key, severity=severity))
 
-    def expression(self, text: Any, path: tuple, what: str) -> Expression | None:
-        """Compile an expression over the flow's record; report what is wrong with it."""
+    def expression(self, text: Any, path: tuple, what: str,
+                   extra: Sequence[str] = ()) -> Expression | None:
+        """Compile an expression over the flow's record (and ``extra`` names); report problems."""
         try:
             expr = compile_expression(str(text))
         except ExpressionError as exc:
             column = f" at column {exc.column}" if exc.column else ""
             self.report(path, f"the {what} does not parse{column}: {exc.message}")
             return None
-        for text_problem in expr.check_names(self.known):
+        for text_problem in expr.check_names([*self.known, *extra]):
             self.report(path, f"the {what} {text_problem}")
         return expr
 
@@ -282,6 +283,7 @@ class ActionReader:
         return NotifyAction(
             to=tuple(data["to"]), message=Label.from_yaml(data["message"]),
             subject=Label.from_yaml(data["subject"]) if data.get("subject") else None,
+            channels=tuple(data.get("channels") or ("in_app",)),
             origin_document=self.doc, origin_path=path,
         )
 

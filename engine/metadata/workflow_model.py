@@ -91,13 +91,15 @@ class CreateAction:
 class NotifyAction:
     """Tell people: ``to`` holds ``owner``, ``actor``, ``creator`` or ``role:<key>``.
 
-    The message is written to the outbox (``crm_outbox``) in the same
-    transaction; ``{field}`` in the text is replaced by the record's value.
+    The messages (one per recipient and channel) are written to the outbox
+    (``crm_outbox``) in the same transaction and delivered by the worker,
+    like reminders; ``{field}`` in the text is replaced by the record's value.
     """
 
     to: tuple[str, ...]
     message: Label
     subject: Label | None = None
+    channels: tuple[str, ...] = ("in_app",)
     origin_document: SourceDocument | None = field(
         default=None, compare=False, repr=False, hash=False
     )
@@ -113,6 +115,8 @@ class NotifyAction:
         data: dict[str, Any] = {"to": list(self.to), "message": self.message.to_data()}
         if self.subject is not None:
             data["subject"] = self.subject.to_data()
+        if self.channels != ("in_app",):
+            data["channels"] = list(self.channels)
         return {"notify": data}
 
 

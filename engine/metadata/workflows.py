@@ -26,11 +26,13 @@ from types import MappingProxyType
 from typing import Any
 
 from engine.errors import Problem
+from engine.expressions.actor import ACTOR_NAMES
 from engine.metadata.durations import BusinessHours, Sla, parse_clock_time, parse_duration, zone
 from engine.metadata.merge import SITE, Located, RawEntity, RawField
 from engine.metadata.model import Entity, Label, Origin, PackInfo
 from engine.metadata.packs import depends_on
 from engine.metadata.workflow_actions import ActionReader, did_you_mean
+from engine.metadata.workflow_extension import EXTENSION_KIND, apply_extensions
 from engine.metadata.workflow_model import (
     ActivityLink,
     Figures,
@@ -42,7 +44,7 @@ from engine.metadata.workflow_model import (
 from engine.metadata.yaml_source import SourceDocument
 
 #: Document kinds this module builds from.
-WORKFLOW_KINDS: tuple[str, ...] = ("workflow",)
+WORKFLOW_KINDS: tuple[str, ...] = ("workflow", EXTENSION_KIND)
 DEFAULT_FIELD = "stage"
 DEFAULT_PIPELINE_FIELD = "pipeline"
 #: The key of the one pipeline of a workflow written without ``pipelines:``.
@@ -91,7 +93,11 @@ def _effective(
     """The workflow documents that count, in loading order; a later ``override: true`` wins."""
     problems: list[Problem] = []
     by_key: dict[str, _Declared] = {}
+    extensions: list[tuple[str, SourceDocument]] = []
     for pack, doc, kind in documents:
+        if kind == EXTENSION_KIND:
+            extensions.append((pack, doc))
+            continue
         if kind not in WORKFLOW_KINDS:
             continue
         declared = _Declared(pack, doc)
@@ -119,6 +125,11 @@ def _effective(
                 "in pack.yaml"))
             continue
         by_key[key] = declared
+    extended, found = apply_extensions(
+        {k: (d.pack, d.doc) for k, d in by_key.items()}, extensions, packs)
+    problems.extend(found)
+    for key, doc in extended.items():
+        by_key[key] = _Declared(by_key[key].pack, doc)
     return list(by_key.values()), problems
 
 
@@ -541,7 +552,8 @@ class _Builder:
                     sources.append(name)
         guard = None
         if "guard" in spec:
-            guard = self.actions.expression(spec["guard"], (*where, "guard"), "guard")
+            guard = self.actions.expression(spec["guard"], (*where, "guard"), "guard",
+                                            ACTOR_NAMES)
             ok = ok and guard is not None
         elif "guard_message" in spec:
             self.report((*where, "guard_message"), "'guard_message' is shown when the guard "

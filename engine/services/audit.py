@@ -35,6 +35,23 @@ def write_audit(
 ) -> str:
     """Write one row per changed field (or one row for the action itself)."""
     change_id = change_id or new_change_id()
+    rows = audit_rows(actor=actor, at=at, entity=entity, record_id=record_id, action=action,
+                      changes=changes, change_id=change_id)
+    conn.execute(insert(audit), rows)
+    return change_id
+
+
+def audit_rows(
+    *,
+    actor: Actor,
+    at: dt.datetime,
+    entity: str,
+    record_id: int,
+    action: str,
+    changes: Mapping[str, tuple[Any, Any]] | None,
+    change_id: str,
+) -> list[dict[str, Any]]:
+    """The audit rows of one change, for :func:`write_audit` or a batch's single insert."""
     base = {
         "at": at,
         "actor_id": actor.user_id,
@@ -49,5 +66,4 @@ def write_audit(
     ]
     if not rows:
         rows = [{**base, "field": None, "old_value": None, "new_value": None}]
-    conn.execute(insert(audit), rows)
-    return change_id
+    return rows

@@ -26,17 +26,8 @@ dealers passes its own).  Only records the actor may read are compared,
 through the record service (``site.records.list`` with the actor), so a
 salesperson is never told about a customer they cannot see.
 
-:func:`merge` then folds a duplicate into the record kept, in one
-transaction: the kept record's empty fields take the duplicate's values,
-every record of any entity that refers to the duplicate (a ``reference``
-or ``many_to_many`` field) is pointed at the kept one — whoever owns it and
-whatever its stage, like a customer transfer — and the duplicate is
-archived, not deleted, so its history stays readable.  Each moved record
-gets an audit row (action ``merge``, the field, old → new id) and its
-version is bumped; both customers get a ``merge`` row naming the other, all
-under one change id.  Merging removes a customer, so it needs the ``delete``
-right on the entity and both records within the actor's write scope
-(salespeople of the core pack cannot merge; managers and owners can).
+:func:`engine.services.merge.merge` then folds a duplicate into the record
+kept (re-exported here).
 """
 
 from __future__ import annotations
@@ -44,22 +35,17 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, select, update
-
 from engine.context import Actor
-from engine.errors import NotFound, PermissionDenied, ValidationFailed
-from engine.services.audit import new_change_id, write_audit
 from engine.services.records import RecordService
-from engine.storage.database import write_transaction
 
 # Legal-form suffixes, longest first; CJK ones are matched on the end of the
 # joined name, Latin ones as whole trailing words.
 CJK_SUFFIXES = (
     "集团股份有限公司", "集团有限责任公司", "集团有限公司", "股份有限公司", "有限责任公司",
-    "有限公司", "集团公司", "分公司", "公司",
+    "有限公司", "集团公司", "分公司", "公司", "集团",
 )
 LATIN_SUFFIXES = frozenset({
     "co", "company", "corp", "corporation", "inc", "incorporated", "ltd", "limited", "llc",
@@ -173,125 +159,46 @@ def find_duplicates(
     return found
 
 
+
+#: The entities whose new records are checked for duplicates before saving (forms, API).
+CHECKED_ENTITIES = frozenset({"customer"})
+
+
 @dataclass(frozen=True)
-class MergeResult:
-    """The kept record after a merge, what moved to it ("entity.field" → count), the change id."""
+class DuplicateFields:
+    """Which fields of an entity :func:`find_duplicates` compares."""
 
-    kept: dict[str, Any]
-    merged_id: Any
-    moved: dict[str, int]
-    change_id: str
-
-
-_NOT_COPIED = frozenset({"lines", "many_to_many", "sequence", "computed"})
+    name_field: str
+    phone_fields: tuple[str, ...]
+    email_fields: tuple[str, ...]
 
 
-def _fill(records: RecordService, actor: Actor, entity: Any, kept: Mapping[str, Any],
-          duplicate: Mapping[str, Any]) -> dict[str, Any]:
-    """The kept record's empty fields the duplicate has a value for (and the actor may set)."""
-    closed = records.hidden(actor, entity) | records.policy.readonly_fields(actor, entity)
-    merged = dict(kept)
-    fills: dict[str, Any] = {}
-    for field in entity.fields.values():
-        if (field.type in _NOT_COPIED or field.unique or field.readonly or field.key in closed
-                or not field.is_input):
-            continue
-        if kept.get(field.key) not in (None, "", []) or duplicate.get(field.key) in (None, "", []):
-            continue
-        candidate = {**merged, field.key: duplicate[field.key]}
-        if field.visible_if is not None and not field.visible_if.evaluate(
-                candidate, now=records.clock.now()):
-            continue
-        merged = candidate
-        fills[field.key] = duplicate[field.key]
-    return fills
+def duplicate_fields(entity: Any) -> DuplicateFields | None:
+    """The compared fields of a checked entity: its title, its phone and e-mail fields.
+
+    None for an entity that is not checked (see :data:`CHECKED_ENTITIES`).
+    """
+    if entity.key not in CHECKED_ENTITIES or not entity.title_field:
+        return None
+    return DuplicateFields(
+        entity.title_field,
+        tuple(f.key for f in entity.fields.values() if f.type == "phone"),
+        tuple(f.key for f in entity.fields.values() if f.type == "email"))
 
 
-def _reachable(conn: Connection, records: RecordService, actor: Actor, entity: Any,
-               record_id: Any, action: str) -> bool:
-    table = records.schema.table(entity.key)
-    scope = records.policy.row_filter(actor, entity, table, action)
-    where = [table.c.id == record_id] + ([scope] if scope is not None else [])
-    return conn.execute(select(table.c.id).where(*where)).first() is not None
+def likely_duplicates(records: RecordService, actor: Actor, entity: str,
+                      candidate: Mapping[str, Any], *, exclude_id: Any = None) -> list[Duplicate]:
+    """:func:`find_duplicates` with the entity's compared fields ([] when it is not checked)."""
+    fields = duplicate_fields(records.entity(entity))
+    if fields is None:
+        return []
+    return find_duplicates(records, actor, candidate, entity=entity,
+                           name_field=fields.name_field, phone_fields=fields.phone_fields,
+                           email_fields=fields.email_fields, exclude_id=exclude_id)
 
 
-def merge(
-    records: RecordService,
-    actor: Actor,
-    keep_id: Any,
-    duplicate_id: Any,
-    *,
-    entity: str = "customer",
-    conn: Connection | None = None,
-) -> MergeResult:
-    """Fold ``duplicate_id`` into ``keep_id`` (see the module docstring); all or nothing."""
-    target = records.entity(entity)
-    if str(keep_id) == str(duplicate_id):
-        raise ValidationFailed({"duplicate": ["A record cannot be merged into itself."]})
-    if not records.policy.can(actor, target, "delete"):
-        raise PermissionDenied(f"You may not merge {target.plural.get(actor.language)}.")
-    if conn is None:
-        with write_transaction(records.engine) as new:
-            return merge(records, actor, keep_id, duplicate_id, entity=entity, conn=new)
-    kept = records.get(actor, entity, keep_id, conn=conn)
-    duplicate = records.get(actor, entity, duplicate_id, conn=conn)
-    keep_id, duplicate_id = kept["id"], duplicate["id"]
-    for record_id, action in ((keep_id, "update"), (duplicate_id, "delete")):
-        if not _reachable(conn, records, actor, target, record_id, action):
-            raise PermissionDenied(f"You may see this {target.label.get(actor.language)} "
-                                   "but not change it.")
-    if duplicate["archived"]:
-        raise NotFound(f"{target.label.get(actor.language)} {duplicate_id} is archived.")
-    fills = _fill(records, actor, target, kept, duplicate)
-    if fills:
-        records.update(actor, entity, keep_id, fills, conn=conn)
-    now = records.clock.now()
-    change_id = new_change_id()
-    audit = records.schema.system("crm_audit")
-    moved: dict[str, int] = {}
-    for other in records.registry.entities.values():
-        for field in other.fields.values():
-            if field.to != entity or field.type not in ("reference", "many_to_many"):
-                continue
-            where = f"{other.key}.{field.key}"
-            if field.type == "reference":
-                table = records.schema.table(other.key)
-                ids = [r for (r,) in conn.execute(
-                    select(table.c.id).where(table.c[field.key] == duplicate_id))]
-                if not ids:
-                    continue
-                conn.execute(update(table).where(table.c.id.in_(ids)).values(
-                    {field.key: keep_id, "version": table.c.version + 1, "updated_at": now,
-                     "updated_by": actor.user_id}))
-            else:
-                link = records.schema.child(other.key, field.key)
-                ids = [r for (r,) in conn.execute(
-                    select(link.c.source_id).where(link.c.target_id == duplicate_id))]
-                if not ids:
-                    continue
-                both = select(link.c.source_id).where(link.c.target_id == keep_id)
-                conn.execute(delete(link).where(and_(link.c.target_id == duplicate_id,
-                                                     link.c.source_id.in_(both))))
-                conn.execute(update(link).where(link.c.target_id == duplicate_id)
-                             .values(target_id=keep_id))
-                table = records.schema.table(other.key)
-                conn.execute(update(table).where(table.c.id.in_(ids)).values(
-                    version=table.c.version + 1, updated_at=now, updated_by=actor.user_id))
-            moved[where] = len(ids)
-            if other.audit:
-                for record_id in ids:
-                    write_audit(conn, audit, actor=actor, at=now, entity=other.key,
-                                record_id=record_id, action="merge",
-                                changes={field.key: (duplicate_id, keep_id)},
-                                change_id=change_id)
-    records.archive(actor, entity, duplicate_id, conn=conn)
-    if target.audit:
-        write_audit(conn, audit, actor=actor, at=now, entity=entity, record_id=keep_id,
-                    action="merge", changes={"merged_from": (None, duplicate_id)},
-                    change_id=change_id)
-        write_audit(conn, audit, actor=actor, at=now, entity=entity, record_id=duplicate_id,
-                    action="merge", changes={"merged_into": (None, keep_id)},
-                    change_id=change_id)
-    elevated = replace(actor, is_admin=True)
-    return MergeResult(records.get(elevated, entity, keep_id, conn=conn), duplicate_id, moved,
-                       change_id)
+# Kept importable from here: merging is what a user does with a duplicate found.
+from engine.services.merge import MergePlan, MergeResult, merge, plan_merge  # noqa: E402
+
+__all__ = ["Duplicate", "MergePlan", "MergeResult", "find_duplicates", "likely_duplicates", "merge",
+           "normalise_email", "normalise_name", "normalise_phone", "plan_merge"]

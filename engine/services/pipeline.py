@@ -409,24 +409,30 @@ class PipelineService:
     def stale(self, actor: Actor, entity_key: str, *,
               pipeline: str | None = None) -> list[StaleRecord]:
         """Records idle for longer than their open stage's ``stale_after``, idlest first."""
+        found = [r for r in self.idle(actor, entity_key, pipeline=pipeline, stale_only=True)
+                 if r.idle_seconds > r.stale_after_seconds]
+        found.sort(key=lambda s: -s.idle_seconds)
+        return found
+
+    def idle(self, actor: Actor, entity_key: str, *, pipeline: str | None = None,
+             stale_only: bool = False) -> list[StaleRecord]:
+        """Every record in an open stage with its last activity (reminders measure their own
+        idle time from it); ``stale_after_seconds`` is 0 where the stage sets none."""
         entity, workflow, rows = self._rows(actor, entity_key, pipeline)
         now = self.clock.now()
         found = []
         for row in rows:
             stage = workflow.stage_of(row)
-            if stage.stale_after is None or stage.is_closed:
+            if stage.is_closed or (stale_only and stage.stale_after is None):
                 continue
             moments = [row["updated_at"], self._entered(row)] + [
                 row[_activity_key(link.entity, link.field)] for link in workflow.figures.activity
                 if row.get(_activity_key(link.entity, link.field)) is not None
             ]
             last = max(moments)
-            idle = now - last
-            if idle > stage.stale_after:
-                found.append(StaleRecord(row["id"], self._title(entity, row), stage.key, last,
-                                         int(idle.total_seconds()),
-                                         int(stage.stale_after.total_seconds())))
-        found.sort(key=lambda s: -s.idle_seconds)
+            limit = int(stage.stale_after.total_seconds()) if stage.stale_after else 0
+            found.append(StaleRecord(row["id"], self._title(entity, row), stage.key, last,
+                                     int((now - last).total_seconds()), limit))
         return found
 
     def weighted_records(self, actor: Actor, entity_key: str, *,

@@ -182,6 +182,14 @@ class RecordInputMixin:
         errors: FieldErrors,
         record_id: int | None,
     ) -> None:
+        self._check_fields(entity, record, given, errors)
+        self._check_references(conn, actor, entity, record, given, errors)
+        self._check_unique(conn, entity, record, errors, record_id)
+
+    def _check_fields(
+        self, entity: Entity, record: dict[str, Any], given: set[str], errors: FieldErrors,
+    ) -> None:
+        """Conditions, required fields, lengths and ranges: the checks needing no query."""
         for field in entity.fields.values():
             key = field.key
             if field.visible_if is not None and not field.visible_if.evaluate(record, now=self.clock.now()):
@@ -196,9 +204,11 @@ class RecordInputMixin:
                 field.required_if is not None
                 and bool(field.required_if.evaluate(record, now=self.clock.now()))
             )
-            if required and field.is_input and value in (None, "", []):
+            if required and field.is_input and (value is None or value == "" or value == []):
                 errors.add(key, "required")
                 continue
+            if value is None:
+                continue  # no limits to check (and no lines)
             problem = check_limits(field, value)
             if problem is not None:
                 errors.problem(key, problem)
@@ -210,49 +220,62 @@ class RecordInputMixin:
                             errors.add(where, "required")
                         elif (p := check_limits(sub, line.get(sub.key))) is not None:
                             errors.problem(where, p)
-        self._check_references(conn, actor, entity, record, given, errors)
-        self._check_unique(conn, entity, record, errors, record_id)
 
     def _check_references(
         self, conn: Connection, actor: Actor, entity: Entity, record: dict[str, Any],
         given: set[str], errors: FieldErrors,
     ) -> None:
+        self._check_references_many(conn, actor, entity, [(record, given, errors)])
+
+    def _check_references_many(
+        self, conn: Connection, actor: Actor, entity: Entity,
+        items: list[tuple[dict[str, Any], set[str], FieldErrors]],
+    ) -> None:
+        """Every referenced id must exist within the actor's read scope: one query per target."""
         wanted: dict[str, set[int]] = defaultdict(set)
-        places: list[tuple[str, str, Any]] = []
-        found_by_keys = self._resolve_key_refs(conn, actor, entity, record, given, errors)
-        for field in entity.fields.values():
-            if field.key not in given or errors.by_field.get(field.key) or (
-                field.key in found_by_keys
-            ):
-                continue
-            value = record.get(field.key)
-            if field.type == "reference" and value is not None:
-                wanted[field.to].add(value)
-                places.append((field.key, field.to, [value]))
-            elif field.type == "many_to_many" and value:
-                wanted[field.to].update(value)
-                places.append((field.key, field.to, value))
-            elif field.type == "lines" and value:
-                for sub in field.fields.values():
-                    if sub.type == "reference":
-                        for index, line in enumerate(value):
-                            if line.get(sub.key) is not None:
-                                wanted[sub.to].add(line[sub.key])
-                                places.append((f"{field.key}[{index}].{sub.key}", sub.to, [line[sub.key]]))
-        if "owner" in given and record.get("owner") is not None:
-            wanted["__user__"].add(record["owner"])
-            places.append(("owner", "__user__", [record["owner"]]))
+        places: list[tuple[FieldErrors, str, str, Any]] = []
+        linking = [f for f in entity.fields.values()
+                   if f.type in ("reference", "many_to_many", "lines")]
+        for record, given, errors in items:
+            found_by_keys: set[str] = set()
+            if any(isinstance(record.get(f.key), KeyRef) for f in linking):
+                found_by_keys = self._resolve_key_refs(conn, actor, entity, record, given, errors)
+            for field in linking:
+                if field.key not in given or errors.by_field.get(field.key) or (
+                    field.key in found_by_keys
+                ):
+                    continue
+                value = record.get(field.key)
+                if field.type == "reference" and value is not None:
+                    wanted[field.to].add(value)
+                    places.append((errors, field.key, field.to, [value]))
+                elif field.type == "many_to_many" and value:
+                    wanted[field.to].update(value)
+                    places.append((errors, field.key, field.to, value))
+                elif field.type == "lines" and value:
+                    for sub in field.fields.values():
+                        if sub.type == "reference":
+                            for index, line in enumerate(value):
+                                if line.get(sub.key) is not None:
+                                    wanted[sub.to].add(line[sub.key])
+                                    places.append((errors, f"{field.key}[{index}].{sub.key}",
+                                                   sub.to, [line[sub.key]]))
+            if "owner" in given and record.get("owner") is not None:
+                wanted["__user__"].add(record["owner"])
+                places.append((errors, "owner", "__user__", [record["owner"]]))
         found: dict[str, set[int]] = {}
         for target, ids in wanted.items():
             if target == "__user__":
                 table = self.schema.system("crm_user")
-                where = [table.c.id.in_(ids)]
+                scope = []
             else:
                 table = self.schema.table(target)
-                target_entity = self.registry.entities[target]
-                where = [table.c.id.in_(ids), *self._visible(actor, target_entity, table)]
-            found[target] = set(conn.execute(select(table.c.id).where(*where)).scalars())
-        for key, target, ids in places:
+                scope = self._visible(actor, self.registry.entities[target], table)
+            found[target] = set()
+            for chunk in _chunks(sorted(ids)):
+                found[target].update(conn.execute(
+                    select(table.c.id).where(table.c.id.in_(chunk), *scope)).scalars())
+        for errors, key, target, ids in places:
             for value in ids:
                 if value not in found[target]:
                     label = "user" if target == "__user__" else (
@@ -264,12 +287,41 @@ class RecordInputMixin:
         self, conn: Connection, entity: Entity, record: dict[str, Any], errors: FieldErrors,
         record_id: int | None,
     ) -> None:
+        self._check_unique_many(conn, entity, [(record, errors)], record_id)
+
+    def _check_unique_many(
+        self, conn: Connection, entity: Entity, items: list[tuple[dict[str, Any], FieldErrors]],
+        record_id: int | None = None,
+    ) -> None:
+        """Unique fields: one query per field for all records, and no two records alike."""
         table = self.schema.table(entity.key)
         for field in entity.fields.values():
-            if not field.unique or record.get(field.key) is None or errors.by_field.get(field.key):
+            if not field.unique:
                 continue
-            query = select(table.c.id).where(table.c[field.key] == record[field.key])
-            if record_id is not None:
-                query = query.where(table.c.id != record_id)
-            if conn.execute(query.limit(1)).first() is not None:
-                errors.add(field.key, "not_unique", value=record[field.key])
+            seen: set[Any] = set()
+            checked: list[tuple[Any, FieldErrors]] = []
+            for record, errors in items:
+                value = record.get(field.key)
+                if value is None or errors.by_field.get(field.key):
+                    continue
+                if value in seen:  # the same value twice among the records written together
+                    errors.add(field.key, "not_unique", value=value)
+                    continue
+                seen.add(value)
+                checked.append((value, errors))
+            if not checked:
+                continue
+            taken: set[Any] = set()
+            for chunk in _chunks(sorted(seen, key=str)):
+                query = select(table.c[field.key]).where(table.c[field.key].in_(chunk))
+                if record_id is not None:
+                    query = query.where(table.c.id != record_id)
+                taken.update(conn.execute(query).scalars())
+            for value, errors in checked:
+                if value in taken:
+                    errors.add(field.key, "not_unique", value=value)
+
+
+def _chunks(values: list[Any], size: int = 900) -> list[list[Any]]:
+    """Pieces small enough for any database's limit on bound parameters."""
+    return [values[i:i + size] for i in range(0, len(values), size)]

@@ -25,7 +25,10 @@ from engine.metadata.model import Entity, Field, Registry
 from engine.services.access import AccessPolicy, AllowAll
 from engine.services.audit import write_audit
 from engine.services.compute import ComputedOrder, apply_computed, apply_defaults
+from engine.services.ledgers import LedgerService, refuse_change
 from engine.services.record_access import RecordAccessMixin, nothing
+from engine.services.record_batch import RecordBatchMixin
+from engine.services.record_hooks import RecordHooks
 from engine.services.record_input import FieldErrors, RecordInputMixin
 from engine.services.sequences import next_number
 from engine.services.stage_rules import StageMove, StageRules
@@ -60,7 +63,7 @@ class Page:
     has_more: bool
 
 
-class RecordService(RecordInputMixin, RecordAccessMixin):
+class RecordService(RecordInputMixin, RecordAccessMixin, RecordBatchMixin):
     """Create, read, update, archive, delete and list records of any entity.
 
     Every path asks the access policy (rights, row scope, field rules); the
@@ -83,6 +86,9 @@ class RecordService(RecordInputMixin, RecordAccessMixin):
         self.policy = policy or AllowAll()
         self._order = ComputedOrder()
         self.stages = StageRules(registry)
+        #: The entities' save and delete hooks (docs/hooks.md); every write path calls them.
+        self.hooks = RecordHooks()
+        self.ledgers = LedgerService(self)
 
     # -- plumbing ----------------------------------------------------------
 
@@ -207,6 +213,14 @@ class RecordService(RecordInputMixin, RecordAccessMixin):
         with self._read(conn) as c:
             return self._redact(actor, entity, self._fetch(c, actor, entity, record_id))
 
+    def require_writable(self, actor: Actor, entity_key: str, record_id: Any, *,
+                         conn: Connection | None = None) -> None:
+        """Refuse unless ``actor`` may change this record (for what hangs off it, like files)."""
+        entity = self.entity(entity_key)
+        self._allow(actor, entity, "update")
+        with self._read(conn) as c:
+            self._fetch(c, actor, entity, record_id, action="update")
+
     def _typed_filter(self, actor: Actor, entity: Entity, flt: Filter) -> Any:
         field = entity.fields.get(flt.field) or _SYSTEM_FIELDS.get(flt.field)
         if flt.field in self.hidden(actor, entity):
@@ -252,6 +266,7 @@ class RecordService(RecordInputMixin, RecordAccessMixin):
         filters: Sequence[Filter],
         search: str | None,
         include_archived: bool,
+        search_fields: Sequence[str] | None = None,
     ) -> tuple[Table, list]:
         table = self.schema.table(entity.key)
         where = self._visible(actor, entity, table)
@@ -263,6 +278,9 @@ class RecordService(RecordInputMixin, RecordAccessMixin):
         if search and search.strip():
             hidden = self.hidden(actor, entity)
             columns = [f.key for f in entity.fields.values() if f.searchable and f.has_column]
+            if search_fields is not None:  # a view's own choice, still only real columns
+                columns = [k for k in search_fields
+                           if k in entity.fields and entity.fields[k].has_column]
             if not columns:
                 columns = [entity.title_field] if entity.title_field else []
             columns = [c for c in columns if c not in hidden]
@@ -285,13 +303,15 @@ class RecordService(RecordInputMixin, RecordAccessMixin):
         include_archived: bool = False,
         with_total: bool = True,
         with_children: bool = False,
+        search_fields: Sequence[str] | None = None,
         conn: Connection | None = None,
     ) -> Page:
         entity = self.entity(entity_key)
         self._allow(actor, entity, "read")
         limit = max(1, min(int(limit), 1000))
         offset = max(0, int(offset))
-        table, where = self._list_query(actor, entity, filters, search, include_archived)
+        table, where = self._list_query(actor, entity, filters, search, include_archived,
+                                        search_fields)
         order = []
         errors = FieldErrors(actor.language)
         for item in sort:
@@ -329,11 +349,13 @@ class RecordService(RecordInputMixin, RecordAccessMixin):
         filters: Sequence[Filter] = (),
         search: str | None = None,
         include_archived: bool = False,
+        search_fields: Sequence[str] | None = None,
         conn: Connection | None = None,
     ) -> int:
         entity = self.entity(entity_key)
         self._allow(actor, entity, "read")
-        table, where = self._list_query(actor, entity, filters, search, include_archived)
+        table, where = self._list_query(actor, entity, filters, search, include_archived,
+                                        search_fields)
         with self._read(conn) as c:
             return c.execute(select(func.count()).select_from(table).where(*where)).scalar_one()
 
@@ -369,6 +391,39 @@ class RecordService(RecordInputMixin, RecordAccessMixin):
 
     # -- writing: the operations --------------------------------------------
 
+    def _new_record(
+        self, actor: Actor, entity: Entity, values: Mapping[str, Any], errors: FieldErrors,
+        now: dt.datetime,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The typed values given and the new record they make (defaults, stage, computed).
+
+        Shared by :meth:`create` and ``create_many``, so a record made in bulk is
+        made exactly as one made alone.
+        """
+        typed = self._coerce_input(actor, entity, values, errors, now, existing=None)
+        record: dict[str, Any] = {}
+        for field in entity.fields.values():
+            if field.type in ("lines", "many_to_many"):
+                record[field.key] = []
+        record.update(typed)
+        apply_defaults(entity.fields, record, now)
+        self.stages.on_create(actor, entity, typed, record, errors)
+        apply_computed(entity.fields, record, now, self._order, stored=True)
+        return typed, record
+
+    @staticmethod
+    def _system_values(actor: Actor, record: Mapping[str, Any], now: dt.datetime) -> dict[str, Any]:
+        """The system columns of a new record."""
+        return {
+            "created_at": now,
+            "updated_at": now,
+            "created_by": actor.user_id,
+            "updated_by": actor.user_id,
+            "owner": record.get("owner", actor.user_id),
+            "version": 1,
+            "archived": False,
+        }
+
     def create(
         self,
         actor: Actor,
@@ -381,17 +436,10 @@ class RecordService(RecordInputMixin, RecordAccessMixin):
         self._allow(actor, entity, "create")
         now = self.clock.now()
         errors = self._errors(actor, entity)
-        typed = self._coerce_input(actor, entity, values, errors, now, existing=None)
-        record: dict[str, Any] = {}
-        for field in entity.fields.values():
-            if field.type in ("lines", "many_to_many"):
-                record[field.key] = []
-        record.update(typed)
-        apply_defaults(entity.fields, record, now)
-        self.stages.on_create(actor, entity, typed, record, errors)
-        apply_computed(entity.fields, record, now, self._order, stored=True)
+        typed, record = self._new_record(actor, entity, values, errors, now)
         with self._write(conn) as c:
-            self._validate(c, actor, entity, record, set(typed), errors, None)
+            hooked = self.hooks.before_save(self, c, actor, entity, record, None, errors, now=now)
+            self._validate(c, actor, entity, record, set(typed) | hooked, errors, None)
             errors.raise_if_any()
             for field in entity.fields.values():
                 if field.type == "sequence" and not record.get(field.key):
@@ -399,16 +447,10 @@ class RecordService(RecordInputMixin, RecordAccessMixin):
                         c, self.schema.system("crm_sequence"), f"{entity.key}.{field.key}",
                         field.sequence_pattern or "", now.date(),
                     )
-            system = {
-                "created_at": now,
-                "updated_at": now,
-                "created_by": actor.user_id,
-                "updated_by": actor.user_id,
-                "owner": record.get("owner", actor.user_id),
-                "version": 1,
-                "archived": False,
-            }
+            system = self._system_values(actor, record, now)
             table = self.schema.table(entity.key)
+            if entity.ledger is not None:
+                self.ledgers.guard(c, actor, entity, [record])
             try:
                 row = {**system, **self._column_values(entity, record)}
                 result = c.execute(insert(table), row)
@@ -430,8 +472,10 @@ class RecordService(RecordInputMixin, RecordAccessMixin):
                 )
             if any(not f.has_column for f in entity.fields.values()):
                 created = self._fetch(c, actor, entity, record_id, action=None)
-                return self._redact(actor, entity, created)
-            return self._redact(actor, entity, {"id": record_id, **row})
+            else:
+                created = {"id": record_id, **row}
+            self.hooks.after("after_save", self, c, actor, entity, created, None, now=now)
+            return self._redact(actor, entity, created)
 
     def _integrity(
         self, actor: Actor, entity: Entity, record: Mapping[str, Any], exc: IntegrityError
@@ -466,9 +510,13 @@ class RecordService(RecordInputMixin, RecordAccessMixin):
         """
         entity = self.entity(entity_key)
         self._allow(actor, entity, "transition" if move else "update")
+        refuse_change(actor, entity)
         now = self.clock.now()
         with self._write(conn) as c:
-            current = self._fetch(c, actor, entity, record_id, action="update")
+            # a move reaches the records the 'transition' right reaches (a dealer's user
+            # confirms receipt without the right to edit the shipment)
+            current = self._fetch(c, actor, entity, record_id,
+                                  action="transition" if move else "update")
             if version is not None and int(version) != current["version"]:
                 raise self._conflict(entity, actor, int(version), current)
             errors = self._errors(actor, entity)
@@ -479,7 +527,9 @@ class RecordService(RecordInputMixin, RecordAccessMixin):
             self.stages.on_update(actor, entity, typed, current, errors, move)
             record = {**current, **typed}
             apply_computed(entity.fields, record, now, self._order, stored=True)
-            self._validate(c, actor, entity, record, set(typed), errors, current["id"])
+            hooked = self.hooks.before_save(self, c, actor, entity, record, current, errors,
+                                            now=now, move=move)
+            self._validate(c, actor, entity, record, set(typed) | hooked, errors, current["id"])
             errors.raise_if_any()
             diff: dict[str, tuple[Any, Any]] = {}
             for field in entity.fields.values():
@@ -530,6 +580,8 @@ class RecordService(RecordInputMixin, RecordAccessMixin):
                         changes=tracked,
                     )
             updated = self._fetch(c, actor, entity, current["id"], action=None)
+            self.hooks.after("after_save", self, c, actor, entity, updated, current, now=now,
+                             move=move)
             return self._redact(actor, entity, updated)
 
     def _conflict(
@@ -548,6 +600,7 @@ class RecordService(RecordInputMixin, RecordAccessMixin):
     ) -> dict[str, Any]:
         entity = self.entity(entity_key)
         self._allow(actor, entity, "update")
+        refuse_change(actor, entity)
         if not entity.archivable:
             raise PermissionDenied(
                 message("not_archivable", actor.language, entity=entity.label.get(actor.language))
@@ -600,6 +653,7 @@ class RecordService(RecordInputMixin, RecordAccessMixin):
         """Delete a record; references to it follow their on-delete rule, each audited."""
         entity = self.entity(entity_key)
         self._allow(actor, entity, "delete")
+        refuse_change(actor, entity)
         now = self.clock.now()
         with self._write(conn) as c:
             current = self._fetch(c, actor, entity, record_id, action="delete")
@@ -617,6 +671,8 @@ class RecordService(RecordInputMixin, RecordAccessMixin):
         because the record the actor may delete goes.  A restriction names
         no count when some referencing records are outside the actor's scope.
         """
+        refuse_change(actor, entity)  # a cascade never removes movements either
+        self.hooks.after("before_delete", self, c, actor, entity, current, current, now=now)
         rid = current["id"]
         for other, field in self._referencing():
             if field.to != entity.key:
@@ -659,6 +715,7 @@ class RecordService(RecordInputMixin, RecordAccessMixin):
             record_id=rid, action="delete",
             changes={"*": ({k: v for k, v in current.items() if v not in (None, [])}, None)},
         )
+        self.hooks.after("after_delete", self, c, actor, entity, current, current, now=now)
 
     def history(
         self, actor: Actor, entity_key: str, record_id: Any, *, conn: Connection | None = None

@@ -140,27 +140,37 @@ class RolePolicy:
         return select(links.c.record_id).where(links.c.user_id == uid, links.c.entity == entity)
 
     def _via(self, uid: int, table: Table, scope: Scope) -> ColumnElement[bool]:
-        """``a.b`` → a IN (ids of A whose b IN (the records of B the user is linked to))."""
-        hops: list[tuple[Table, str]] = []
-        current = table
-        for index, part in enumerate(scope.path):
-            hops.append((current, part))
-            if index < len(scope.path) - 1:
-                current = self.schema.table(_target_of(current, part))
-        last_table, last_column = hops[-1]
-        condition = last_table.c[last_column].in_(self._links(uid, scope.target or ""))
-        for index in range(len(hops) - 2, -1, -1):
-            hop_table, column = hops[index]
-            following = hops[index + 1][0]
-            condition = hop_table.c[column].in_(select(following.c.id).where(condition))
+        """The rows whose path leads to a record the user is linked to, built from its end.
+
+        A reference ``a`` becomes ``a IN (ids)``, a many-to-many ``m``
+        ``id IN (sources of m's links whose target IN (ids))`` and lines
+        ``team.member`` ``id IN (parents of team lines whose member IN (ids))``;
+        ``ids`` are the linked records at the last step, else the ids of the
+        next entity's rows that satisfy the rest of the path (a path ending in
+        ``owner`` starts from the rows the user owns).
+        """
+        ids = self._links(uid, scope.target or "")
+        condition: ColumnElement[bool] | None = None
+        for index in range(len(scope.steps) - 1, -1, -1):
+            step = scope.steps[index]
+            if condition is not None:
+                ids = select(self.schema.table(step.target).c.id).where(condition)
+            current = table if index == 0 else self.schema.table(step.entity)
+            if step.kind == "owner":  # ``project.owner``: the parent's owner is the user
+                condition = current.c.owner == uid
+            elif step.kind == "many_to_many":
+                links = self.schema.child(step.entity, step.field)
+                condition = current.c.id.in_(
+                    select(links.c.source_id).where(links.c.target_id.in_(ids)))
+            elif step.kind == "lines":
+                lines = self.schema.child(step.entity, step.field)
+                condition = current.c.id.in_(
+                    select(lines.c.parent_id).where(lines.c[step.line_field or ""].in_(ids)))
+            else:
+                condition = current.c[step.field].in_(ids)
+        if condition is None:  # pragma: no cover - a via scope always has a step
+            return false()
         return condition
-
-
-def _target_of(table: Table, column: str) -> str:
-    """The entity a reference column points at (read from its foreign key)."""
-    for fk in table.c[column].foreign_keys:
-        return fk.column.table.name
-    raise KeyError(f"{table.name}.{column} is not a reference")  # pragma: no cover
 
 
 def build_policy(registry_roles: Mapping[str, Role], schema: Schema) -> AccessPolicy:

@@ -17,7 +17,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from engine.metadata.sequence_pattern import parse_sequence_pattern
 
 
-def next_value(conn: Connection, sequences: Table, scope: str) -> int:
+def next_value(conn: Connection, sequences: Table, scope: str, count: int = 1) -> int:
+    """The counter after taking ``count`` values (the last of them)."""
     dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     conn.execute(
         dialect_insert(sequences).values(scope=scope, value=0).on_conflict_do_nothing()
@@ -25,7 +26,7 @@ def next_value(conn: Connection, sequences: Table, scope: str) -> int:
     return conn.execute(
         update(sequences)
         .where(sequences.c.scope == scope)
-        .values(value=sequences.c.value + 1)
+        .values(value=sequences.c.value + count)
         .returning(sequences.c.value)
     ).scalar_one()
 
@@ -37,3 +38,15 @@ def next_number(
     pattern = parse_sequence_pattern(pattern_text)
     scope = f"{owner}:{pattern.scope(on)}"
     return pattern.render(on, next_value(conn, sequences, scope))
+
+
+def next_numbers(
+    conn: Connection, sequences: Table, owner: str, pattern_text: str, on: dt.date, count: int
+) -> list[str]:
+    """``count`` consecutive numbers taken at once (a batch of new records), in order."""
+    if count <= 0:
+        return []
+    pattern = parse_sequence_pattern(pattern_text)
+    scope = f"{owner}:{pattern.scope(on)}"
+    last = next_value(conn, sequences, scope, count)
+    return [pattern.render(on, value) for value in range(last - count + 1, last + 1)]

@@ -29,6 +29,9 @@ SHOWN_CHARACTERS = 12
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
+#: How precisely a token's last use is recorded.
+LAST_USED_PRECISION = dt.timedelta(minutes=5)
+
 
 class TokenService:
     """Create, list, revoke and check API tokens."""
@@ -106,18 +109,23 @@ class TokenService:
         """The id of the active user a valid token belongs to (and note that it was used).
 
         Unknown, revoked and expired tokens, and tokens of deactivated users,
-        get the same answer, so a caller learns nothing by trying.
+        get the same answer, so a caller learns nothing by trying.  ``last_used_at``
+        is kept to within ``LAST_USED_PRECISION``: writing it on every call would
+        turn each API read into a write.
         """
         now = self.clock.now()
         t, u = self.tokens, self.users
-        with write_transaction(self.engine) as conn:
+        with self.engine.connect() as conn:
             row = conn.execute(
-                select(t.c.id, t.c.expires_at, t.c.revoked_at, u.c.id.label("user_id"), u.c.active)
+                select(t.c.id, t.c.expires_at, t.c.revoked_at, t.c.last_used_at,
+                       u.c.id.label("user_id"), u.c.active)
                 .join(u, u.c.id == t.c.user_id).where(t.c.token_hash == hash_token(token or ""))
             ).first()
-            usable = row is not None and row.revoked_at is None and row.active and (
-                row.expires_at is None or row.expires_at > now)
-            if not usable:
-                raise PermissionDenied("The token is not valid (unknown, expired or revoked).")
-            conn.execute(update(t).where(t.c.id == row.id).values(last_used_at=now))
-            return row.user_id
+        usable = row is not None and row.revoked_at is None and row.active and (
+            row.expires_at is None or row.expires_at > now)
+        if not usable:
+            raise PermissionDenied("The token is not valid (unknown, expired or revoked).")
+        if row.last_used_at is None or now - row.last_used_at >= LAST_USED_PRECISION:
+            with write_transaction(self.engine) as conn:
+                conn.execute(update(t).where(t.c.id == row.id).values(last_used_at=now))
+        return row.user_id

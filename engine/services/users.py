@@ -280,10 +280,13 @@ class UserService:
     def actor(self, login: str) -> Actor:
         """The actor a user acts as: roles, admin flag, teams with their sub-teams."""
         with self.engine.connect() as conn:
-            user = self._get(conn, login)
-            if not user["active"]:
-                raise NotFound(f"There is no active user '{login}'.")
-            team_ids = self.teams.team_ids_of(conn, user["id"])
+            return self._actor(conn, login)
+
+    def _actor(self, conn: Connection, login: str) -> Actor:
+        user = self._get(conn, login)
+        if not user["active"]:
+            raise NotFound(f"There is no active user '{login}'.")
+        team_ids = self.teams.team_ids_of(conn, user["id"])
         return Actor(
             user_id=user["id"],
             login=user["login"],
@@ -295,4 +298,10 @@ class UserService:
 
     def actor_for_token(self, token: str) -> Actor:
         """The actor an API token acts as (PermissionDenied for any unusable token)."""
-        return self.actor(self.login_of(self.tokens.user_of(token)))
+        user_id = self.tokens.user_of(token)
+        with self.engine.connect() as conn:
+            login = conn.execute(select(self.users.c.login).where(self.users.c.id == user_id)
+                                 ).scalar()
+            if login is None:
+                raise NotFound(f"There is no user {user_id}.")
+            return self._actor(conn, login)

@@ -159,53 +159,66 @@ def _reference_id(field: Field, value: Any) -> int:
     return number
 
 
+def _email(field: Field, value: Any) -> str:
+    text = _text(field, value).lower()
+    if not EMAIL_RE.match(text):
+        raise ValueProblem("invalid_email")
+    return text
+
+
+def _phone(field: Field, value: Any) -> str:
+    text = _text(field, value)
+    if not PHONE_RE.match(text):
+        raise ValueProblem("invalid_phone")
+    return text
+
+
+def _url(field: Field, value: Any) -> str:
+    text = _text(field, value)
+    if not URL_RE.match(text):
+        raise ValueProblem("invalid_url")
+    return text
+
+
+def _many(field: Field, value: Any) -> list[int]:
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    return sorted({_reference_id(field, item) for item in items if not _is_blank(item)})
+
+
+#: How each value type is read (a table, so a big import does not walk a chain of ifs).
+_BY_KIND: dict[str, Any] = {
+    "string": _text,
+    "text": _text,
+    "email": _email,
+    "phone": _phone,
+    "url": _url,
+    "integer": lambda field, value: _integer(value),
+    "decimal": _decimal,
+    "boolean": lambda field, value: _boolean(value),
+    "date": lambda field, value: _date(value),
+    "datetime": lambda field, value: _datetime(value),
+    "choice": _choice,
+    "reference": _reference_id,
+    "many_to_many": _many,
+    "json": lambda field, value: value,
+    "sequence": _text,
+}
+
+
 def coerce(field: Field, value: Any) -> Any:
     """The typed value for ``field``, or :class:`ValueProblem`; blank means None.
 
     Lines and many-to-many values are coerced by the record service, which
     knows their sub-fields and targets.
     """
-    if field.value_type not in ("json",) and _is_blank(value):
-        return [] if field.type == "choice" and field.multiple else None
     kind = field.value_type
-    if kind in ("string", "text"):
-        return _text(field, value)
-    if kind == "email":
-        text = _text(field, value).lower()
-        if not EMAIL_RE.match(text):
-            raise ValueProblem("invalid_email")
-        return text
-    if kind == "phone":
-        text = _text(field, value)
-        if not PHONE_RE.match(text):
-            raise ValueProblem("invalid_phone")
-        return text
-    if kind == "url":
-        text = _text(field, value)
-        if not URL_RE.match(text):
-            raise ValueProblem("invalid_url")
-        return text
-    if kind == "integer":
-        return _integer(value)
-    if kind == "decimal":
-        return _decimal(field, value)
-    if kind == "boolean":
-        return _boolean(value)
-    if kind == "date":
-        return _date(value)
-    if kind == "datetime":
-        return _datetime(value)
-    if kind == "choice":
-        return _choice(field, value)
-    if kind == "reference":
-        return _reference_id(field, value)
-    if kind == "many_to_many":
-        items = value if isinstance(value, (list, tuple)) else str(value).split(",")
-        return sorted({_reference_id(field, item) for item in items if not _is_blank(item)})
-    if kind == "json":
-        return value
-    if kind == "sequence":
-        return _text(field, value)
+    if kind != "json" and (value is None or (isinstance(value, str) and not value.strip())):
+        return [] if field.type == "choice" and field.multiple else None
+    if kind in ("string", "text") and isinstance(value, str):
+        return value if kind == "text" else value.strip()
+    convert = _BY_KIND.get(kind)
+    if convert is not None:
+        return convert(field, value)
     raise ValueProblem("expected_text")  # pragma: no cover - every type is handled above
 
 
@@ -228,8 +241,13 @@ def check_limits(field: Field, value: Any) -> ValueProblem | None:
     return None
 
 
+_JSON_READY = frozenset({str, int, bool, float, type(None)})
+
+
 def to_json(value: Any) -> Any:
     """A JSON-ready form: decimals as strings (exact), dates as ISO text."""
+    if type(value) in _JSON_READY:  # the common case first: audit rows of big imports
+        return value
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, (dt.datetime, dt.date)):

@@ -8,10 +8,10 @@ a failure in any of them undoes the whole transition:
   with the rights of the workflow (the consultant declared the action; a
   salesperson who may not create contracts still wins the deal that
   creates one) but recorded under the acting user's id;
-- ``notify`` writes a message to the ``crm_outbox`` table — the extension
-  point for the notification service, which delivers pending rows; a
-  :class:`Notifier` given to the workflow service is called right after
-  the transaction commits, and the row is marked sent;
+- ``notify`` writes its messages to the outbox (one per recipient and
+  channel, with a unique key) in the transition's transaction — the same
+  outbox as reminders, delivered by the worker (engine.notifications), so
+  a rolled-back move notifies nobody and a committed one exactly once;
 - ``hook`` calls a function of the pack's ``hooks.py`` with a
   :class:`HookContext`.  Hook files are loaded from the pack's folder by a
   :class:`HookLoader` owned by the service (no global registry), once.
@@ -21,16 +21,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
-import importlib.util
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
-from typing import Any, Protocol
+from typing import Any
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection
 
 from engine.context import Actor
 from engine.errors import ActionFailed, CrmError
@@ -47,28 +44,13 @@ from engine.metadata.workflow_model import (
     Transition,
     Workflow,
 )
+from engine.notifications.outbox import Cause, OutboxWriter, UserDirectory, unique_targets
+from engine.services.hook_modules import HookModules
 from engine.services.records import RecordService
 from engine.services.stage_rules import StageMove
 from engine.services.values import to_json
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-@dataclass(frozen=True)
-class OutboxMessage:
-    """A message a ``notify`` action wrote, as handed to a :class:`Notifier`."""
-
-    id: int
-    recipients: list[dict[str, Any]]
-    subject: dict[str, str] | None
-    message: dict[str, str]
-    data: dict[str, Any]
-
-
-class Notifier(Protocol):
-    """Delivers one outbox message (mail, WeChat, in-app); raising leaves it pending."""
-
-    def __call__(self, message: OutboxMessage) -> None: ...
 
 
 @dataclass
@@ -102,11 +84,12 @@ class HookContext:
 class HookLoader:
     """Finds and loads the hook functions of packs (and of the site's ``custom/`` folder)."""
 
-    def __init__(self, registry: Registry, overlay_dir: Path | None = None) -> None:
+    def __init__(self, registry: Registry, overlay_dir: Path | None = None,
+                 modules: HookModules | None = None) -> None:
         self.folders: dict[str, Path] = {name: Path(p.path) for name, p in registry.packs.items()}
         if overlay_dir is not None:
             self.folders[SITE] = overlay_dir
-        self._modules: dict[Path, ModuleType] = {}
+        self.modules = modules or HookModules()
 
     def function(self, hook: HookAction) -> Callable[[HookContext], Any]:
         folder = self.folders.get(hook.pack)
@@ -114,24 +97,7 @@ class HookLoader:
         if folder is None or not (folder / HOOKS_FILE).is_file():
             raise ActionFailed(f"The hook '{hook.function}' cannot run: {where} has no "
                                f"{HOOKS_FILE}.")
-        path = (folder / HOOKS_FILE).resolve()
-        module = self._modules.get(path)
-        if module is None:
-            digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
-            spec = importlib.util.spec_from_file_location(f"crm_hooks_{digest}", path)
-            if spec is None or spec.loader is None:
-                raise ActionFailed(f"{path} cannot be loaded as Python.")
-            module = importlib.util.module_from_spec(spec)
-            try:
-                spec.loader.exec_module(module)
-            except Exception as exc:
-                raise ActionFailed(f"{path} could not be loaded: {exc.__class__.__name__}: "
-                                   f"{exc}") from exc
-            self._modules[path] = module
-        function = getattr(module, hook.function, None)
-        if not callable(function):
-            raise ActionFailed(f"The hook '{hook.function}' is not a function of {path}.")
-        return function
+        return self.modules.function(folder / HOOKS_FILE, hook.function)
 
 
 def render(text: Label, record: Mapping[str, Any], entity: Entity) -> dict[str, str]:
@@ -158,6 +124,8 @@ class ActionRunner:
     def __init__(self, records: RecordService, hooks: HookLoader) -> None:
         self.records = records
         self.hooks = hooks
+        self.outbox = OutboxWriter(records.schema)
+        self.users = UserDirectory(records.schema)
 
     @staticmethod
     def changes(actions: tuple[Action, ...], record: Mapping[str, Any],
@@ -174,14 +142,14 @@ class ActionRunner:
     def run(
         self, conn: Connection, context: HookContext, actions: tuple[Action, ...],
         move: StageMove,
-    ) -> list[OutboxMessage]:
-        """Run every action but ``set``, in order; returns the outbox messages written."""
-        messages: list[OutboxMessage] = []
+    ) -> int:
+        """Run every action but ``set``, in order; returns how many messages were written."""
+        messages = 0
         for action in actions:
             if isinstance(action, CreateAction):
                 self._create(conn, context, action, move)
             elif isinstance(action, NotifyAction):
-                messages.append(self._notify(conn, context, action))
+                messages += self._notify(conn, context, action)
             elif isinstance(action, HookAction):
                 self._hook(conn, context, action, move)
         return messages
@@ -215,33 +183,31 @@ class ActionRunner:
                 conn=conn, move=move,
             )
 
-    def _notify(self, conn: Connection, context: HookContext,
-                action: NotifyAction) -> OutboxMessage:
+    def _notify(self, conn: Connection, context: HookContext, action: NotifyAction) -> int:
+        """One outbox message per recipient and channel; the move's record version makes
+        the occurrence, so each transition taken notifies once."""
         record = context.record
-        recipients: list[dict[str, Any]] = []
+        ids: list[Any] = []
+        targets = []
         for who in action.to:
             if who.startswith("role:"):
-                recipients.append({"role": who.split(":", 1)[1]})
-                continue
-            user = {"owner": record.get("owner"), "actor": context.actor.user_id,
-                    "creator": record.get("created_by")}[who]
-            if user is not None and {"user_id": user} not in recipients:
-                recipients.append({"user_id": user})
+                targets += self.users.users_with_role(conn, who.split(":", 1)[1])
+            else:
+                ids.append({"owner": record.get("owner"), "actor": context.actor.user_id,
+                            "creator": record.get("created_by")}[who])
+        targets = unique_targets([*self.users.users_by_id(conn, ids), *targets])
         subject = render(action.subject, record, context.entity) if action.subject else None
         message = render(action.message, record, context.entity)
-        data = {
-            "workflow": context.workflow.key, "transition": context.transition.key,
-            "from": context.from_stage, "to": context.to_stage,
-            "actor_id": context.actor.user_id,
-        }
-        outbox = self.records.schema.system("crm_outbox")
-        row_id = conn.execute(insert(outbox).values(
-            created_at=context.now, kind="notify", entity=context.entity.key,
-            record_id=record["id"], event=f"{context.workflow.key}.{context.transition.key}",
-            recipients=recipients, subject=subject, message=message, data=data,
-            status="pending",
-        )).inserted_primary_key[0]
-        return OutboxMessage(row_id, recipients, subject, message, data)
+        cause = Cause(
+            "notify", f"{context.workflow.key}.{context.transition.key}",
+            f"v{record.get('version')}", context.entity.key, record["id"],
+            {"from": context.from_stage, "to": context.to_stage,
+             "actor_id": context.actor.user_id},
+        )
+        return self.outbox.write(
+            conn, cause, targets, action.channels,
+            lambda lang: ((subject.get(lang) or subject["en"]) if subject else None,
+                          message.get(lang) or message["en"]), now=context.now)
 
     def _hook(self, conn: Connection, context: HookContext, action: HookAction,
               move: StageMove) -> None:

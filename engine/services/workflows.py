@@ -21,11 +21,11 @@ import difflib
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, insert, select
 
 from engine.context import Actor, Clock
 from engine.errors import (
@@ -37,6 +37,7 @@ from engine.errors import (
     TransitionRefused,
     ValidationFailed,
 )
+from engine.expressions.actor import actor_values
 from engine.i18n import message
 from engine.metadata.model import Entity, Field
 from engine.metadata.workflow_model import Pipeline, Stage, Transition, Workflow, workflow_for
@@ -48,8 +49,6 @@ from engine.services.workflow_actions import (
     ActionRunner,
     HookContext,
     HookLoader,
-    Notifier,
-    OutboxMessage,
     stage_actions,
 )
 from engine.storage.database import write_transaction
@@ -114,7 +113,7 @@ class _Move:
     current: dict[str, Any]
     given: dict[str, Any]
     merged: dict[str, Any]
-    outbox: list[OutboxMessage] = field(default_factory=list)
+    outbox: int = 0  # messages the notify actions wrote
 
 
 class WorkflowService:
@@ -125,7 +124,6 @@ class WorkflowService:
         records: RecordService,
         *,
         clock: Clock | None = None,
-        notifier: Notifier | None = None,
         overlay_dir: Path | None = None,
     ) -> None:
         self.records = records
@@ -133,8 +131,8 @@ class WorkflowService:
         self.schema = records.schema
         self.engine = records.engine
         self.clock = clock or records.clock
-        self.notifier = notifier
-        self.actions = ActionRunner(records, HookLoader(records.registry, overlay_dir))
+        self.actions = ActionRunner(records, HookLoader(records.registry, overlay_dir,
+                                                             records.hooks.modules))
         self._order = ComputedOrder()
 
     # -- looking things up ------------------------------------------------------
@@ -229,7 +227,8 @@ class WorkflowService:
                                                    transition=name)))
         # The guard sees the values given on the way, before the stage changes.
         guard = transition.guard
-        if guard is not None and not guard.evaluate(move.merged, now=self.clock.now()):
+        seen = {**move.merged, **actor_values(actor.user_id, actor.roles)}
+        if guard is not None and not guard.evaluate(seen, now=self.clock.now()):
             text = (transition.guard_message.get(language) if transition.guard_message
                     else message("guard_failed", language, transition=name, guard=guard.source))
             reasons.append(Refusal("guard", text))
@@ -357,21 +356,10 @@ class WorkflowService:
             records=self.records,
         )
         move.outbox = self.actions.run(conn, context, actions, step)
-
-    def _deliver(self, messages: Iterable[OutboxMessage]) -> None:
-        """Hand committed outbox messages to the notifier; mark each delivered one sent."""
-        if self.notifier is None:
-            return
-        outbox = self.schema.system("crm_outbox")
-        for item in messages:
-            try:
-                self.notifier(item)
-            except Exception:  # noqa: BLE001 - the row stays pending for the next delivery
-                log.exception("notifier failed for outbox message %s", item.id)
-                continue
-            with write_transaction(self.engine) as conn:
-                conn.execute(update(outbox).where(outbox.c.id == item.id)
-                             .values(status="sent", sent_at=self.clock.now()))
+        if move.entity.hooks.get("after_transition"):
+            after = self._full(conn, actor, move.entity, move.current["id"])
+            self.records.hooks.after("after_transition", self.records, conn, actor, move.entity,
+                                     after, move.current, now=now, move=step)
 
     def transition(
         self,
@@ -390,8 +378,9 @@ class WorkflowService:
         Raises TransitionRefused (every reason), ValidationFailed (values
         that do not fit), Conflict (``version`` is stale, or someone moved
         it at the same time), PermissionDenied or NotFound.  Inside a
-        caller's transaction (``conn``) it runs in a savepoint, and the
-        notifier is left to the delivery of pending outbox rows.
+        caller's transaction (``conn``) it runs in a savepoint.  Messages of
+        ``notify`` actions are written to the outbox with the move and
+        delivered by the worker (engine.notifications).
         """
         entity = self.records.entity(entity_key)
         workflow = self.workflow(actor, entity.key)
@@ -405,8 +394,6 @@ class WorkflowService:
                                     move.target.label.get(actor.language), reasons, errors)
             self._apply(c, actor, move, comment)
             moved = self.records.get(actor, entity.key, move.current["id"], conn=c)
-        if conn is None:
-            self._deliver(move.outbox)
         return moved
 
     def available(self, actor: Actor, entity_key: str, record_id: Any,

@@ -15,8 +15,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, column, create_engine, event, inspect, select, table
 from sqlalchemy.engine import make_url
+
+from engine.errors import SchemaOutOfDate
 
 WRITE_OPTION = "crm_write"
 
@@ -64,12 +66,56 @@ def create_db_engine(url: str, *, base_dir: Path | None = None, **kwargs: Any) -
     return engine
 
 
+#: Execution option carrying the definitions hash a process was built from (set by Site).
+DEFINITIONS_OPTION = "crm_definitions"
+_APPLIED = table("crm_definitions", column("id"), column("definitions_hash"))
+
+
+def bind_definitions(engine: Engine, definitions_hash: str) -> Engine:
+    """The engine, marked with the definitions its writes are made under (see below)."""
+    return engine.execution_options(**{DEFINITIONS_OPTION: definitions_hash})
+
+
+def check_definitions(conn: Connection) -> None:
+    """Refuse to write under definitions the database has moved on from.
+
+    After ``crm migrate`` on another machine, a process still built from the
+    old definitions must not write a single row: it gets
+    :class:`SchemaOutOfDate` (503, retry later) until it has reloaded.  The
+    check reads the newest ``crm_definitions`` row inside the write
+    transaction.  On PostgreSQL it reads ``FOR SHARE``, and a migration
+    locks the table ``EXCLUSIVE`` first, so a migration waits for writes in
+    flight and writes wait for the migration — never a row between the two.
+    On SQLite the write transaction (``BEGIN IMMEDIATE``) already excludes
+    the migration.
+    """
+    expected = conn.get_execution_options().get(DEFINITIONS_OPTION)
+    if expected is None:
+        return
+    query = select(_APPLIED.c.definitions_hash).order_by(_APPLIED.c.id.desc()).limit(1)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(read=True)
+    applied = conn.execute(query).scalar()
+    if applied != expected:
+        raise SchemaOutOfDate(
+            "The CRM's definitions were just changed; this server is reloading them. "
+            "Please try again in a few seconds."
+        )
+
+
+def lock_definitions(conn: Connection) -> None:
+    """Taken by a migration before it changes anything (see :func:`check_definitions`)."""
+    if conn.dialect.name == "postgresql" and inspect(conn).has_table("crm_definitions"):
+        conn.exec_driver_sql("LOCK TABLE crm_definitions IN EXCLUSIVE MODE")
+
+
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A connection in a transaction meant to write: committed on success, rolled back on error."""
     with engine.connect() as conn:
         conn = conn.execution_options(**{WRITE_OPTION: True})
         with conn.begin():
+            check_definitions(conn)
             yield conn
 
 

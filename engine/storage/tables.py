@@ -34,6 +34,8 @@ from sqlalchemy.types import TypeEngine
 
 from engine.metadata.model import Entity, Field, Registry
 from engine.storage.access_tables import access_tables
+from engine.storage.attachment_tables import attachment_tables
+from engine.storage.notification_tables import notification_tables
 from engine.storage.types import ExactDecimal, IdType, UTCDateTime
 
 NAMING_CONVENTION = {
@@ -190,24 +192,34 @@ def system_tables(metadata: MetaData) -> None:
         Index("ix_crm_stage_history_record", "entity", "record_id"),
         Index("ix_crm_stage_history_stage", "entity", "to_stage", "at"),
     )
-    # Messages waiting for delivery (workflow 'notify' actions), written in the same
-    # transaction as their cause so a rolled-back change never notifies anyone.
+    # Messages waiting for delivery (reminders, workflow 'notify' actions), the inbox
+    # and background job runs: see engine/storage/notification_tables.py.
+    notification_tables(metadata, USER_TABLE)
+    # Files attached to records: see engine/storage/attachment_tables.py.
+    attachment_tables(metadata, USER_TABLE)
+    # The column mapping a site saved for importing an entity's spreadsheets (one per
+    # entity): kept in the database so every worker of a stateless engine sees it.
     Table(
-        "crm_outbox",
+        "crm_import_mapping",
+        metadata,
+        Column("entity", String(80), primary_key=True),
+        Column("columns", JSON, nullable=False),
+        Column("updated_at", UTCDateTime, nullable=False),
+        Column("updated_by", IdType, nullable=True),
+    )
+    # A user's saved list filters (the query string of a list page, named): in the
+    # database so every worker of a stateless engine sees them.
+    Table(
+        "crm_saved_filter",
         metadata,
         Column("id", IdType, primary_key=True, autoincrement=True),
+        Column("user_id", IdType, ForeignKey(f"{USER_TABLE}.id", ondelete="CASCADE"),
+               nullable=False),
+        Column("entity", String(80), nullable=False),
+        Column("name", String(100), nullable=False),
+        Column("query", String(2000), nullable=False),
         Column("created_at", UTCDateTime, nullable=False),
-        Column("kind", String(40), nullable=False),
-        Column("entity", String(80)),
-        Column("record_id", BigInteger),
-        Column("event", String(120)),
-        Column("recipients", JSON, nullable=False),
-        Column("subject", JSON),
-        Column("message", JSON, nullable=False),
-        Column("data", JSON),
-        Column("status", String(20), nullable=False, default="pending"),
-        Column("sent_at", UTCDateTime),
-        Index("ix_crm_outbox_status", "status", "id"),
+        Index("ux_crm_saved_filter_name", "user_id", "entity", "name", unique=True),
     )
 
 

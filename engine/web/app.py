@@ -19,14 +19,33 @@ import logging
 import os
 from typing import Any
 
-from flask import Flask, g, jsonify, render_template, request
+from flask import Flask, g, jsonify, make_response, render_template, request
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from engine.errors import CrmError
+from engine.errors import CrmError, SchemaOutOfDate
+from engine.services.dashboards import DashboardService
 from engine.site import Site
-from engine.web import auth, kanban, record_actions, record_forms, records  # noqa: F401 - routes
+from engine.web import (  # noqa: F401 - routes
+    attachments,
+    auth,
+    calendar,
+    dashboard,
+    form_rules,
+    imports,
+    inbox,
+    kanban,
+    list_actions,
+    operations,
+    printing,
+    quick,
+    record_actions,
+    record_forms,
+    records,
+    reload,
+    transfer,
+)
 from engine.web.context import EXTENSION, WebState, language, load_actor, state
 from engine.web.i18n import LANGUAGES, translate
 from engine.web.navigation import navigation
@@ -51,7 +70,8 @@ def create_app(site: Site, *, testing: bool = False) -> Flask:
         PERMANENT_SESSION_LIFETIME=SESSION_TIMEOUT,
         MAX_CONTENT_LENGTH=4 * 1024 * 1024,
     )
-    app.extensions[EXTENSION] = WebState(site=site, views=ViewRegistry(site.registry))
+    app.extensions[EXTENSION] = web_state(site)
+    reload.install(app, web_state)  # follow `crm migrate` run by other processes
     app.jinja_env.autoescape = True
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
@@ -61,13 +81,23 @@ def create_app(site: Site, *, testing: bool = False) -> Flask:
     app.context_processor(_template_globals)
     app.register_blueprint(auth.bp)
     app.register_blueprint(records.bp)
+    app.register_blueprint(attachments.bp)  # files of records
+    app.register_blueprint(printing.bp)  # printed documents
+    app.register_blueprint(calendar.bp)  # calendar and phone feed
+    app.register_blueprint(inbox.bp)  # /inbox and the header's unread count
     from engine.api import register_api  # /api/v1: engine/api
 
     register_api(app)
+    operations.install(app)  # /healthz, /readyz, /metrics
     app.register_error_handler(CrmError, _crm_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
     return app
+
+
+def web_state(site: Site) -> WebState:
+    """What the app keeps for a site; rebuilt when the site's definitions change."""
+    return WebState(site=site, views=ViewRegistry(site.registry), dashboards=DashboardService(site))
 
 
 def _template_globals() -> dict[str, Any]:
@@ -85,6 +115,7 @@ def _template_globals() -> dict[str, Any]:
         "csrf_field": lambda: Markup('<input type="hidden" name="csrf_token" value="{}">')
         .format(csrf_token()),
         "url_with": _url_with,
+        "quick_forms": quick.template_quick_forms,
     }
 
 
@@ -110,6 +141,12 @@ def _error_page(status: int, message: str) -> tuple[str | Response, int]:
 
 
 def _crm_error(exc: CrmError) -> tuple[str | Response, int]:
+    if isinstance(exc, SchemaOutOfDate):
+        reload.check_soon()
+        page, status = _error_page(exc.status, exc.message)
+        response = make_response(page, status)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response, status
     if exc.status >= 500:
         log.error("engine error on %s: %s", request.path, exc.message)
         return _error_page(exc.status, translate("error_500", language()))

@@ -99,3 +99,37 @@ def grouped_columns(categories: Sequence[str], series: Sequence[Series], *, titl
                      f"{escape(each.name)}</text>")
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+def line_chart(categories: Sequence[str], series: Sequence[Series], *, title: str,
+               width: int = 420, height: int = 220) -> Markup:
+    """A line per series over the categories, with a dot per value and a legend."""
+    bottom, top_margin, left = height - 40, 24, 16
+    top = max((float(v) for s in series for v in s.values), default=0.0) or 1.0
+    step = (width - 2 * left) / max(1, len(categories) - 1)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart-svg" role="img" '
+             f'viewBox="0 0 {width} {height}" width="{width}" height="{height}">',
+             f"<title>{escape(title)}</title>",
+             f'<line x1="{left}" y1="{bottom}" x2="{width - left}" y2="{bottom}" '
+             f'stroke="#c9d2dc"/>']
+    for each in series:
+        points = []
+        for i, value in enumerate(each.values):
+            x = left + i * step
+            y = bottom - (bottom - top_margin) * float(value) / top
+            points.append(f"{_number(x)},{_number(y)}")
+            parts.append(f'<circle class="bar" cx="{_number(x)}" cy="{_number(y)}" r="3" '
+                         f'fill="{escape(each.colour)}"><title>{escape(categories[i])} · '
+                         f'{escape(each.name)}: {_number(float(value))}</title></circle>')
+        parts.append(f'<polyline points="{" ".join(points)}" fill="none" '
+                     f'stroke="{escape(each.colour)}" stroke-width="2"/>')
+    for i, name in enumerate(categories):
+        parts.append(f'<text x="{_number(left + i * step)}" y="{bottom + 16}" '
+                     f'text-anchor="middle" font-size="11" fill="#1f2933">{escape(name)}</text>')
+    for j, each in enumerate(series):
+        x = left + j * 90
+        parts.append(f'<rect x="{x}" y="4" width="10" height="10" fill="{escape(each.colour)}"/>'
+                     f'<text x="{x + 14}" y="13" font-size="11" fill="#1f2933">'
+                     f"{escape(each.name)}</text>")
+    parts.append("</svg>")
+    return Markup("".join(parts))

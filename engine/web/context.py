@@ -19,6 +19,7 @@ from flask import current_app, g, redirect, request, session, url_for
 
 from engine.context import Actor
 from engine.errors import NotFound
+from engine.services.dashboards import DashboardService
 from engine.site import Site
 from engine.web.i18n import normalise
 from engine.web.views import ViewRegistry
@@ -33,6 +34,7 @@ class WebState:
 
     site: Site
     views: ViewRegistry
+    dashboards: DashboardService
 
 
 def state() -> WebState:

@@ -13,17 +13,20 @@ from typing import Any
 
 from engine.context import Actor
 from engine.errors import CrmError
-from engine.metadata.model import Entity
+from engine.metadata.model import Entity, Field
+from engine.metadata.view_defs import RelatedDef
 from engine.services.workflows import TransitionOption
 from engine.site import Site
 from engine.storage.queries import Filter
 from engine.web.display import Presenter
 from engine.web.formatting import parse_iso
 from engine.web.i18n import translate
+from engine.web.views import column_field
 
 RELATED_ROWS = 5
 _EVENT_WORDS = {"create": "created_event", "archive": "archived_event",
-                "restore": "restored_event", "transition": "transition_event"}
+                "restore": "restored_event", "transition": "transition_event",
+                "merge": "merged_event"}
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,8 @@ class RelatedList:
     label: str
     rows: list[tuple[int, str]]
     has_more: bool
+    #: Per row, the texts of the view's related-list columns.
+    details: list[list[str]] = field(default_factory=list)
 
 
 @dataclass
@@ -44,28 +49,48 @@ class Event:
     note: str = ""
 
 
+def _references(site: Site, entity: Entity, declared: tuple[RelatedDef, ...] | None
+                ) -> list[tuple[Entity, Field, RelatedDef | None]]:
+    """The (entity, reference field, declaration) of each related list, in order."""
+    if declared is not None:
+        return [(site.registry.entities[d.entity], site.registry.entities[d.entity].fields[d.field],
+                 d) for d in declared if d.entity in site.registry.entities]
+    return [(other, ref, None) for other in site.registry.entities.values()
+            for ref in other.fields.values() if ref.type == "reference" and ref.to == entity.key]
+
+
 def related_lists(site: Site, actor: Actor, entity: Entity, record_id: int,
-                  presenter: Presenter) -> list[RelatedList]:
-    """Records of other entities whose reference fields point at this record."""
+                  presenter: Presenter,
+                  declared: tuple[RelatedDef, ...] | None = None) -> list[RelatedList]:
+    """Records of other entities whose reference fields point at this record.
+
+    ``declared`` (a view's ``related:``) picks the lists, their order and
+    columns; without it every reference to this entity gets a list.
+    """
     found = []
     language = presenter.language
-    for other in site.registry.entities.values():
+    for other, ref, spec in _references(site, entity, declared):
         if not site.records.policy.can(actor, other, "read"):
             continue
         hidden = site.records.hidden(actor, other)
-        for ref in other.fields.values():
-            if ref.type != "reference" or ref.to != entity.key or ref.key in hidden:
-                continue
-            try:
-                page = site.records.list(actor, other.key, limit=RELATED_ROWS, with_total=False,
-                                         filters=[Filter(ref.key, "eq", record_id)])
-            except CrmError:
-                continue
-            label = other.plural.get(language)
-            if ref.label.get(language) != entity.label.get(language):
-                label = f"{label} ({ref.label.get(language)})"
-            rows = [(r["id"], presenter.record_title(other, r)) for r in page.rows]
-            found.append(RelatedList(other, ref.key, label, rows, page.has_more))
+        if ref.key in hidden:
+            continue
+        try:
+            page = site.records.list(actor, other.key, limit=RELATED_ROWS, with_total=False,
+                                     filters=[Filter(ref.key, "eq", record_id)])
+        except CrmError:
+            continue
+        label = other.plural.get(language)
+        if ref.label.get(language) != entity.label.get(language):
+            label = f"{label} ({ref.label.get(language)})"
+        if spec is not None and spec.label is not None:
+            label = spec.label.get(language)
+        rows = [(r["id"], presenter.record_title(other, r)) for r in page.rows]
+        columns = [column_field(other, c) for c in (spec.columns if spec else ())
+                   if c not in hidden]
+        presenter.preload(other, page.rows)
+        details = [[presenter.value(c, r.get(c.key)) for c in columns] for r in page.rows]
+        found.append(RelatedList(other, ref.key, label, rows, page.has_more, details))
     return found
 
 

@@ -96,6 +96,8 @@ class Presenter:
             return translate("yes" if value else "no", self.language)
         if kind == "reference":
             return self.reference_title(field.to or "", value)
+        if kind == "user":  # the owner column of a view (engine.web.views.SYSTEM_FIELDS)
+            return self.user_name(value)
         if kind == "many_to_many":
             return ", ".join(self.reference_title(field.to or "", v) for v in value)
         if kind == "decimal":

@@ -29,6 +29,7 @@ from engine.web.display import Presenter
 from engine.web.forms import read_form
 from engine.web.i18n import translate
 from engine.web.records import bp, entity_and_views
+from engine.web.views import column_field
 
 #: Cards per board; a bigger pipeline is better read as a filtered list.
 BOARD_LIMIT = 500
@@ -43,6 +44,8 @@ class Card:
     version: Any
     stale: bool = False
     overdue: bool = False
+    #: The texts of the view's card fields (``kanban.card``).
+    extras: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -70,13 +73,15 @@ def _marks(site_: Site, me: Actor, entity: Entity, pipeline: str) -> tuple[set[i
 
 
 def build_board(site_: Site, me: Actor, entity: Entity, workflow: Workflow, pipeline: Pipeline,
-                shown: Presenter) -> tuple[list[Column], bool]:
+                shown: Presenter, card: tuple[str, ...] = ()) -> tuple[list[Column], bool]:
     """The columns of ``pipeline`` with the actor's records; True when the board was cut."""
     page = site_.records.list(me, entity.key, limit=BOARD_LIMIT, with_total=False)
     shown.preload(entity, page.rows)
     hidden = site_.records.hidden(me, entity)
     value_field = workflow.figures.value if workflow.figures.value not in hidden else None
     stale, late = _marks(site_, me, entity, pipeline.key)
+    extras = [column_field(entity, k) for k in card
+              if k not in hidden and k not in (value_field, "owner")]
     columns = {key: Column(key, stage.label.get(shown.language), stage.colour, stage.category)
                for key, stage in sorted(pipeline.stages.items(), key=lambda s: s[1].order)}
     for row in page.rows:
@@ -90,7 +95,8 @@ def build_board(site_: Site, me: Actor, entity: Entity, workflow: Workflow, pipe
         column.cards.append(Card(
             row["id"], shown.record_title(entity, row), value,
             shown.user_name(row["owner"]) if row.get("owner") else "", row.get("version"),
-            stale=row["id"] in stale, overdue=row["id"] in late))
+            stale=row["id"] in stale, overdue=row["id"] in late,
+            extras=[t for t in (shown.value(f, row.get(f.key)) for f in extras) if t]))
         column.total += value or 0
     return list(columns.values()), page.has_more
 
@@ -98,13 +104,13 @@ def build_board(site_: Site, me: Actor, entity: Entity, workflow: Workflow, pipe
 @bp.route("/r/<entity_key>/kanban")
 @login_required
 def kanban(entity_key: str) -> str:
-    entity, _ = entity_and_views(entity_key)
+    entity, views = entity_and_views(entity_key)
     workflow = workflow_of(entity)
     if workflow is None:
         abort(404)
     pipeline = workflow.pipeline(request.args.get("pipeline") or workflow.default_pipeline)
     shown = Presenter(site(), actor(), language())
-    columns, cut = build_board(site(), actor(), entity, workflow, pipeline, shown)
+    columns, cut = build_board(site(), actor(), entity, workflow, pipeline, shown, views.card)
     value_field = entity.fields.get(workflow.figures.value or "")
     return render_template("kanban.html", entity=entity, workflow=workflow, pipeline=pipeline,
                            columns=columns, cut=cut, shown=shown, value_field=value_field,

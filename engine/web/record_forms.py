@@ -18,10 +18,13 @@ from werkzeug.wrappers import Response
 
 from engine.errors import Conflict, CrmError, PermissionDenied, ValidationFailed
 from engine.metadata.model import Entity, Field
+from engine.services.values import ValueProblem, coerce
 from engine.web.context import actor, language, login_required, site
 from engine.web.display import Presenter
+from engine.web.form_rules import conditional_keys, evaluate, typed
 from engine.web.forms import applies, field_errors, input_value, read_form
 from engine.web.i18n import translate
+from engine.web.merge import duplicate_warning
 from engine.web.records import bp, entity_and_views, presenter
 from engine.web.views import EntityViews
 
@@ -29,12 +32,18 @@ PICKER_OPTIONS = 50
 _PRODUCT = re.compile(r"^\s*([a-z_][a-z0-9_]*)\s*\*\s*([a-z_][a-z0-9_]*)\s*$")
 
 
-def form_keys(entity: Entity, views: EntityViews, values: dict[str, Any]) -> list[str]:
-    """The fields this form shows and posts, in order."""
+def candidate_keys(entity: Entity, views: EntityViews) -> list[str]:
+    """Every field the form may show, whatever the values: the actor's visible inputs."""
     hidden = site().records.hidden(actor(), entity)
     keys = [k for section in views.form for k in (*section.fields, *(
         [section.lines] if section.lines else []))]
-    return [k for k in keys if k not in hidden and applies(entity.fields[k], values, site().clock.now())]
+    return [k for k in keys if k not in hidden]
+
+
+def form_keys(entity: Entity, views: EntityViews, values: dict[str, Any]) -> list[str]:
+    """The fields this form shows and posts, in order: those whose ``visible_if`` holds."""
+    now = site().clock.now()
+    return [k for k in candidate_keys(entity, views) if applies(entity.fields[k], values, now)]
 
 
 def readonly_keys(entity: Entity, keys: list[str], values: dict[str, Any], *,
@@ -110,25 +119,32 @@ def _require(entity: Entity, action: str) -> None:
 
 def render_form(entity: Entity, views: EntityViews, values: dict[str, Any], *,
                 record: dict[str, Any] | None, errors: dict[str, list[str]] | None = None,
-                conflict: list[tuple[str, str]] | None = None,
+                conflict: list[tuple[str, str, str]] | None = None,
                 version: Any = None, status: int = 200) -> tuple[str, int]:
     keys = form_keys(entity, views, values)
-    readonly = readonly_keys(entity, keys, values, editing=record is not None)
+    # Fields whose visible_if does not hold now are drawn hidden: static/app.js shows them
+    # as soon as /r/<entity>/rules says they apply (engine/web/form_rules.py).
+    candidates = candidate_keys(entity, views)
+    readonly = readonly_keys(entity, candidates, values, editing=record is not None)
     shown = presenter()
     tz = site().config.timezone
-    inputs = {k: input_value(entity.fields[k], values.get(k), tz) for k in keys
+    inputs = {k: input_value(entity.fields[k], values.get(k), tz) for k in candidates
               if entity.fields[k].type != "lines"}
     lines = {k: [{s: input_value(entity.fields[k].fields[s], line.get(s), tz)
                   for s in entity.fields[k].fields} for line in values.get(k) or []]
-             for k in keys if entity.fields[k].type == "lines"}
-    options = {k: _picker_options(entity.fields[k], values.get(k), shown) for k in keys
+             for k in candidates if entity.fields[k].type == "lines"}
+    options = {k: _picker_options(entity.fields[k], values.get(k), shown) for k in candidates
                if entity.fields[k].type in ("reference", "many_to_many")}
+    conditional = [k for k in conditional_keys(entity) if k in candidates]
+    required_now = evaluate(entity, typed(entity, values))["required"] if conditional else {}
     for key in lines:
         for sub in entity.fields[key].fields.values():
             if sub.type == "reference":
                 options[f"{key}.{sub.key}"] = _picker_options(sub, None, shown)
     html = render_template(
         "form.html", entity=entity, views=views, keys=keys, inputs=inputs, lines=lines,
+        candidates=candidates, required_now=required_now,
+        rules_url=url_for("records.form_rules", entity_key=entity.key) if conditional else None,
         options=options, readonly=readonly, record=record, errors=errors or {},
         other_errors=field_errors(errors or {}, keys), conflict=conflict,
         version=version if version is not None else (record or {}).get("version"),
@@ -148,6 +164,8 @@ def new(entity_key: str) -> tuple[str, int] | Response:
     if request.method == "GET":
         return render_form(entity, views, defaults, record=None)
     values = posted_values(entity, views, defaults, editing=False)
+    if (warning := duplicate_warning(entity, views, values)) is not None:
+        return warning  # likely duplicates: shown before saving (engine/web/merge.py)
     try:
         created = site().records.create(actor(), entity.key, values)
     except ValidationFailed as exc:
@@ -183,9 +201,17 @@ def edit(entity_key: str, record_id: int) -> tuple[str, int] | Response:
     return redirect(url_for("records.detail", entity_key=entity.key, record_id=record["id"]))
 
 
+def _typed_one(field: Field, value: Any) -> Any:
+    """A posted value typed for display (a posted reference id shows as its title)."""
+    try:
+        return coerce(field, value)
+    except ValueProblem:
+        return value
+
+
 def _their_values(entity: Entity, keys: list[str], current: dict[str, Any],
-                  mine: dict[str, Any]) -> list[tuple[str, str]]:
-    """The other person's saved values that differ from what this form posted."""
+                  mine: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Field, the other person's saved value and this form's, where they differ."""
     shown = presenter()
     tz = site().config.timezone
     rows = []
@@ -195,8 +221,10 @@ def _their_values(entity: Entity, keys: list[str], current: dict[str, Any],
             continue
         if field.type == "lines":
             if len(current[key] or []) != len(mine.get(key) or []):
-                rows.append((field.label.get(shown.language), str(len(current[key] or []))))
+                rows.append((field.label.get(shown.language), str(len(current[key] or [])),
+                             str(len(mine.get(key) or []))))
             continue
         if input_value(field, current[key], tz) != input_value(field, mine.get(key), tz):
-            rows.append((field.label.get(shown.language), shown.value(field, current[key])))
+            rows.append((field.label.get(shown.language), shown.value(field, current[key]),
+                         shown.value(field, _typed_one(field, mine.get(key)))))
     return rows

@@ -9,6 +9,7 @@ table never runs a full count.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from flask import Blueprint, abort, jsonify, render_template, request
@@ -17,13 +18,13 @@ from werkzeug.wrappers import Response
 from engine.errors import ValidationFailed
 from engine.metadata.model import Entity
 from engine.services.records import Page
+from engine.services.saved_filters import SavedFilterService
 from engine.storage.queries import Filter, Sort
 from engine.web.context import actor, language, login_required, site, state
-from engine.web.dashboard import build as build_dashboard
 from engine.web.detail import related_lists, timeline, transitions
 from engine.web.display import Presenter
 from engine.web.forms import applies
-from engine.web.views import FILTER_KINDS, EntityViews
+from engine.web.views import FILTER_KINDS, EntityViews, column_field
 
 bp = Blueprint("records", __name__)
 PAGE_SIZE = 25
@@ -42,8 +43,10 @@ def entity_and_views(entity_key: str) -> tuple[Entity, EntityViews]:
 @bp.route("/")
 @login_required
 def home() -> str:
-    """The actor's dashboard: pipeline charts and SLA-overdue records from the services."""
-    return render_template("home.html", dashboard=build_dashboard(site(), actor(), presenter()))
+    """The actor's dashboard for their role (``engine.web.dashboard``)."""
+    from engine.web.dashboard import render
+
+    return render("home")
 
 
 def _int_arg(name: str, default: int = 0) -> int:
@@ -78,7 +81,8 @@ def _list_filters(entity: Entity, views: EntityViews,
         widgets.append(widget)
     for field in entity.fields.values():
         value = request.args.get(field.key, "").strip()
-        if field.type == "reference" and value and field.key not in hidden:
+        if field.type == "reference" and value and field.key not in hidden \
+                and field.key not in views.filters:
             filters.append(Filter(field.key, "eq", value))
     return filters, widgets
 
@@ -86,30 +90,40 @@ def _list_filters(entity: Entity, views: EntityViews,
 @bp.route("/r/<entity_key>")
 @login_required
 def list_records(entity_key: str) -> tuple[str, int]:
+    """A page of records; counted only when cheap (one page) or asked (``?count=1``)."""
+    from engine.web.list_actions import bulk_options
+
     entity, views = entity_and_views(entity_key)
     me = actor()
     hidden = site().records.hidden(me, entity)
-    columns = [entity.fields[c] for c in views.columns if c not in hidden]
+    columns = [column_field(entity, c) for c in views.columns if c not in hidden]
     search = request.args.get("q", "").strip()
     sort = request.args.get("sort", "").strip() or views.default_sort
     offset = _int_arg("offset")
     archived = request.args.get("archived") == "1"
     filters, widgets = _list_filters(entity, views, hidden)
     errors: dict[str, list[str]] = {}
+    size = views.page_size
     try:
         page = site().records.list(
             me, entity.key, filters=filters, search=search or None, sort=[Sort.parse(sort)],
-            limit=PAGE_SIZE, offset=offset, include_archived=archived,
-            with_total=offset == 0)
+            limit=size, offset=offset, include_archived=archived,
+            with_total=request.args.get("count") == "1", search_fields=views.search)
     except ValidationFailed as exc:
         errors = exc.errors
-        page = Page(rows=[], limit=PAGE_SIZE, offset=offset, total=None, has_more=False)
+        page = Page(rows=[], limit=size, offset=offset, total=None, has_more=False)
+    if page.total is None and not page.has_more and not errors:
+        page = replace(page, total=offset + len(page.rows))  # the last page counts itself
     shown = presenter()
     shown.preload(entity, page.rows)
+    policy = site().records.policy
     html = render_template(
         "list.html", entity=entity, views=views, columns=columns, page=page, shown=shown,
         search=search, sort=sort, widgets=widgets, archived=archived, errors=errors,
-        may_create=site().records.policy.can(me, entity, "create"))
+        may_create=policy.can(me, entity, "create"),
+        may_update=policy.can(me, entity, "update") and entity.ledger is None,
+        bulk=bulk_options(entity, me),
+        saved=SavedFilterService(site().schema, site().engine).list(me, entity.key))
     return html, 422 if errors else 200
 
 
@@ -127,11 +141,12 @@ def render_detail(entity_key: str, record_id: int, status: int = 200,
     policy = site().records.policy
     html = render_template(
         "detail.html", entity=entity, views=views, record=record, shown=shown,
-        hidden=hidden, related=related_lists(site(), me, entity, record["id"], shown),
+        hidden=hidden, related=related_lists(site(), me, entity, record["id"], shown,
+                                            views.related),
         events=timeline(site(), me, entity, record["id"], shown, views.stage_field),
         options=transitions(site(), me, entity, record["id"]),
-        may_update=policy.can(me, entity, "update"),
-        may_delete=policy.can(me, entity, "delete"), **extra)
+        may_update=policy.can(me, entity, "update") and entity.ledger is None,
+        may_delete=policy.can(me, entity, "delete") and entity.ledger is None, **extra)
     return html, status
 
 

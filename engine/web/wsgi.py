@@ -1,11 +1,23 @@
 """The WSGI entry point for production servers: ``gunicorn 'engine.web.wsgi:app'``.
 
-The site folder comes from ``$CRM_SITE`` (or the current folder); each
-worker process opens the site itself and shares the session key through
-``$CRM_SECRET_KEY`` or the site's ``.secret_key`` file.
+With ``$CRM_SITES`` naming a ``crm-sites.yaml``, the installation serves
+every site listed there, each chosen by the request's host name (see
+:mod:`engine.web.sites`).  Otherwise it serves the one site of ``$CRM_SITE``
+(or the current folder).  Each worker process opens its sites itself; a
+site's session key comes from ``$CRM_SECRET_KEY`` or its ``.secret_key``
+file, so every worker of a site signs sessions alike.
 """
+
+import os
+from pathlib import Path
 
 from engine.site import Site
 from engine.web.app import create_app
+from engine.web.operations import configure_logging
+from engine.web.sites import SiteDispatcher, load_installation
 
-app = create_app(Site.open())
+configure_logging()
+if os.environ.get("CRM_SITES"):
+    app = SiteDispatcher(load_installation(Path(os.environ["CRM_SITES"])))
+else:
+    app = create_app(Site.open())

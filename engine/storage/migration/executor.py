@@ -44,7 +44,7 @@ from sqlalchemy.types import TypeEngine
 from engine.errors import CrmError, MigrationFailed, MigrationRefused
 from engine.metadata.model import Registry
 from engine.services.values import to_json
-from engine.storage.database import WRITE_OPTION
+from engine.storage.database import WRITE_OPTION, lock_definitions
 from engine.storage.migration.convert import convert, sql_type
 from engine.storage.migration.operations import (
     AddChoices,
@@ -62,8 +62,9 @@ from engine.storage.migration.operations import (
     RenameColumn,
     RenameTable,
 )
+from engine.storage.migration.pack_steps import PackStep, pending_steps, run_steps
 from engine.storage.migration.planner import plan_on, typed
-from engine.storage.migration.state import record_applied
+from engine.storage.migration.state import applied_state, record_applied
 from engine.storage.tables import Schema, build_schema, short_name
 
 Progress = Callable[[str], None]
@@ -83,6 +84,8 @@ def _bare(col: Column, *, references: bool = True) -> Column:
         primary_key=col.primary_key,
         nullable=col.nullable,
         autoincrement=col.autoincrement,
+        # a NOT NULL column added to a table holding rows needs its server default
+        server_default=getattr(col.server_default, "arg", None),
     )
 
 
@@ -363,6 +366,15 @@ def _connection(engine: Engine) -> Iterator[Connection]:
                 _sqlite_foreign_keys(conn, True)
 
 
+def _run_data_steps(conn: Connection, steps: list[PackStep], now: dt.datetime,
+                    progress: Progress | None) -> None:
+    """The packs' declared data migrations (pack_steps.py): after adding, before dropping."""
+    if progress is not None:
+        for data_step in steps:
+            progress(data_step.describe())
+    run_steps(conn, steps, now)
+
+
 def apply_migration(
     engine: Engine,
     registry: Registry,
@@ -383,20 +395,30 @@ def apply_migration(
         transaction = conn.begin()
         step = "planning the migration"
         try:
+            lock_definitions(conn)
             plan = plan_on(conn, registry, schema)
             if plan.is_empty:
                 transaction.rollback()
                 return plan
+            previous = applied_state(conn)
+            data_steps = pending_steps(registry, previous.packs if previous else None)
             _refuse(plan, allow_destructive)
             now = dt.datetime.now(dt.UTC)
             executor = Executor(conn, schema, new_hash=registry.definitions_hash, now=now,
                                 allow_destructive=allow_destructive)
             total = len(plan.operations)
             for number, operation in enumerate(plan.operations, 1):
+                if data_steps and isinstance(operation, DropColumn | DropTable):
+                    step = "running the packs' data migrations"
+                    _run_data_steps(conn, data_steps, now, progress)
+                    data_steps = []
                 step = f"step {number} of {total} ({operation.describe()})"
                 if progress is not None:
                     progress(operation.describe())
                 executor.run(operation)
+            if data_steps:
+                step = "running the packs' data migrations"
+                _run_data_steps(conn, data_steps, now, progress)
             step = "recording the applied definitions"
             record_applied(conn, registry, schema, summary=_summary(plan, registry, applied_by),
                            now=now)

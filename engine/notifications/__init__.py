@@ -1,0 +1,1 @@
+"""Reminders, notifications and background jobs: see docs/reminders.md."""

@@ -1,0 +1,1 @@
+"""Printed documents: quotations, orders, contracts and receipts rendered to PDF."""

@@ -1,0 +1,84 @@
+"""Figures: what a report hands to whoever shows it.
+
+A report is a plain function a pack keeps in its ``reports.py``::
+
+    def win_rate_by_owner(request: ReportRequest) -> Figure: ...
+
+It reads through ``request.site`` services with ``request.actor`` — so its
+numbers stay inside the actor's scope — and returns a :class:`Figure`: plain
+data, with no idea of HTML or SVG.  The web dashboard draws it as a chart,
+the API serves it as JSON and the CLI prints it as a table, all from the
+same object, so the three can never disagree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Literal
+
+from engine.context import Actor
+
+if TYPE_CHECKING:
+    from engine.site import Site
+
+#: How a figure is best drawn; a table shows any of them.
+FigureKind = Literal["bar", "column", "funnel", "line", "table", "number"]
+#: What the values measure, so they are formatted right (money in the site's currency).
+FigureUnit = Literal["count", "money", "percent", "days", "hours", "number"]
+
+Label = Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Series:
+    """One row of values, aligned with the figure's categories."""
+
+    name: Label
+    values: tuple[Decimal | int | None, ...]
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A titled set of series over categories (owners, stages, weeks...)."""
+
+    title: Label
+    kind: FigureKind
+    unit: FigureUnit
+    categories: tuple[str, ...]
+    series: tuple[Series, ...]
+    #: A sentence under the figure, e.g. how it is computed.
+    note: Label | None = None
+    #: Optional links per category (record or list URLs' query parts), same order.
+    links: tuple[str | None, ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        """A JSON-ready form (decimals as strings, so money keeps its digits)."""
+
+        def value(v: Decimal | int | None) -> Any:
+            return str(v) if isinstance(v, Decimal) else v
+
+        return {
+            "title": dict(self.title),
+            "kind": self.kind,
+            "unit": self.unit,
+            "categories": list(self.categories),
+            "series": [{"name": dict(s.name), "values": [value(v) for v in s.values]}
+                       for s in self.series],
+            "note": dict(self.note) if self.note else None,
+        }
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    """Everything a report may use: the site's services, who asks, when, and options."""
+
+    site: Site
+    actor: Actor
+    now: dt.datetime
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def param(self, name: str, default: Any = None) -> Any:
+        return self.params.get(name, default)

@@ -1,0 +1,447 @@
+"""Importing a spreadsheet into an entity, as strictly as the form and the API.
+
+One import runs in one transaction.  Rows are read in batches; each batch
+is translated (:mod:`~engine.services.importing.cells`), its references
+found with one query per target, and handed to the record service —
+:meth:`~engine.services.record_batch.RecordBatchMixin.create_many` for new
+records, :meth:`~engine.services.records.RecordService.update` for the
+records an upsert finds — so every rule of the form holds: the ``import``
+and ``create``/``update`` rights, row scopes, hidden and read-only fields,
+required fields, types, lengths, references, unique values, stage rules
+and hooks.
+
+Every row is checked even after the first error, so the report is
+complete.  At the end the transaction is committed only when the import is
+not a dry run and either found no error or was asked to import the good
+rows; otherwise it is rolled back, so an import that fails — or stops on
+an unexpected exception — leaves the database as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from engine.context import Actor
+from engine.errors import CrmError, PermissionDenied, ValidationFailed
+from engine.i18n import message
+from engine.metadata.model import Entity
+from engine.services.importing.cells import (
+    SPLIT_MANY,
+    CellProblem,
+    CellReader,
+    ReferenceFinder,
+    reference_text,
+)
+from engine.services.importing.mapping import (
+    Column,
+    ColumnPlan,
+    MappingStore,
+    normalise,
+    plan_columns,
+)
+from engine.services.importing.messages import say
+from engine.services.importing.readers import Sheet, read_sheet
+from engine.services.importing.report import ImportReport, RowError
+from engine.services.values import ValueProblem, coerce
+from engine.storage.database import write_transaction
+
+#: Rows handed to the record service at once.
+BATCH_SIZE = 1000
+ROW_KEY = "row"
+
+
+class _Undo(Exception):
+    """Roll the import's transaction back (a dry run, or errors in all-or-nothing mode)."""
+
+
+@dataclass(frozen=True)
+class _Ref:
+    """A reference cell waiting for its id: the target ("__user__" for owner) and the text."""
+
+    target: str
+    text: str
+
+
+@dataclass
+class _Row:
+    line: int
+    cells: list[Any]
+    values: dict[str, Any] = field(default_factory=dict)
+    errors: dict[str, list[str]] = field(default_factory=dict)
+    record_id: int | None = None  # the record an upsert updates
+
+    def fail(self, key: str, text: str) -> None:
+        self.errors.setdefault(key, []).append(text)
+
+
+@dataclass
+class _Run:
+    """The state of one import while it runs."""
+
+    actor: Actor
+    entity: Entity
+    plan: ColumnPlan
+    header: list[str]
+    report: ImportReport
+    reader: CellReader
+    finder: ReferenceFinder
+    upsert_on: str | None
+    seen_keys: dict[Any, int] = field(default_factory=dict)
+    #: (cell index, field key, converter) per column; None for references, owner and id.
+    converters: list[tuple[int, str, Any]] = field(default_factory=list)
+
+    #: The columns whose cells name other records (references, links, the owner).
+    references: tuple[str, ...] = ()
+    #: Unique fields given by a column (not the upsert key), and the line of each value seen.
+    unique_columns: tuple[str, ...] = ()
+    unique_seen: dict[str, dict[Any, int]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.references = tuple(c.field for c in self.plan.columns if c.field == "owner" or (
+            c.field in self.entity.fields
+            and self.entity.fields[c.field].type in ("reference", "many_to_many")))
+        self.unique_columns = tuple(
+            c.field for c in self.plan.columns if c.field != self.upsert_on
+            and c.field in self.entity.fields and self.entity.fields[c.field].unique)
+        for column in self.plan.columns:
+            found = self.entity.fields.get(column.field)
+            simple = found is not None and found.type not in ("reference", "many_to_many")
+            self.converters.append((column.index, column.field,
+                                    self.reader.converter(found) if simple else None))
+
+
+class Importer:
+    """Imports CSV and XLSX files through a record service (see the module docstring)."""
+
+    def __init__(self, records: Any, *, timezone: str = "UTC", batch_size: int = BATCH_SIZE) -> None:
+        self.records = records
+        self.timezone = timezone
+        self.batch_size = max(1, batch_size)
+        self.mappings = MappingStore(records.schema, records.engine)
+
+    def allow(self, actor: Actor, entity_key: str) -> Entity:
+        """The entity, if the actor may import into it (PermissionDenied otherwise)."""
+        entity = self.records.entity(entity_key)
+        if not self.records.policy.can(actor, entity, "import"):
+            raise PermissionDenied(say("no_import_right", actor.language,
+                                       entity=entity.plural.get(actor.language)))
+        return entity
+
+    def save_mapping(self, actor: Actor, entity_key: str, columns: Mapping[str, str | None]) -> None:
+        """Remember ``columns`` (header → field, None to skip) for the entity's next imports."""
+        entity = self.allow(actor, entity_key)
+        self.mappings.save(actor, entity.key, columns, self.records.clock.now())
+
+    def run(
+        self,
+        actor: Actor,
+        entity_key: str,
+        data: bytes,
+        filename: str,
+        *,
+        dry_run: bool = False,
+        upsert_on: str | None = None,
+        mapping: Mapping[str, str | None] | None = None,
+        good_rows: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> ImportReport:
+        """Import (or, with ``dry_run``, only check) the file; the report says what happened.
+
+        ``progress(rows, total)`` is called after each batch with the rows just
+        done and an estimate of all the rows.
+        """
+        entity = self.allow(actor, entity_key)
+        language = actor.language
+        report = ImportReport(entity=entity.key, dry_run=dry_run, good_rows=good_rows)
+        try:
+            sheet = read_sheet(data, filename, language)
+        except ValidationFailed as exc:
+            report.file_errors = [t for texts in exc.errors.values() for t in texts]
+            return report
+        report.header, report.encoding = sheet.header, sheet.encoding
+        plan = self._plan(actor, entity, sheet, mapping, upsert_on, report)
+        if report.file_errors:
+            return report
+        run = _Run(actor=actor, entity=entity, plan=plan, header=sheet.header, report=report,
+                   reader=CellReader(entity, language, self.timezone),
+                   finder=ReferenceFinder(self.records, actor), upsert_on=upsert_on)
+        try:
+            with write_transaction(self.records.engine) as conn:
+                self._all_rows(conn, run, sheet, progress)
+                if dry_run or report.file_errors or (report.row_errors and not good_rows):
+                    raise _Undo
+                if not (report.created or report.updated):
+                    raise _Undo
+            report.written = True
+        except _Undo:
+            pass
+        return report
+
+    # -- planning ---------------------------------------------------------------------
+
+    def _plan(
+        self, actor: Actor, entity: Entity, sheet: Sheet,
+        mapping: Mapping[str, str | None] | None, upsert_on: str | None, report: ImportReport,
+    ) -> ColumnPlan:
+        language = actor.language
+        hidden = self.records.hidden(actor, entity)
+        keep: frozenset[str] = frozenset()
+        if upsert_on:
+            key = entity.fields.get(upsert_on)
+            if upsert_on != "id" and (key is None or upsert_on in hidden or not (
+                    key.unique or key.type == "sequence")):
+                report.file_errors.append(say("upsert_key", language, field=upsert_on))
+                return ColumnPlan()
+            if key is not None and not key.is_input:
+                keep = frozenset({upsert_on})
+        effective = {**self.mappings.get(entity.key), **(mapping or {})}
+        plan = plan_columns(entity, sheet.header, effective, hidden=hidden, language=language,
+                            keep=keep)
+        if upsert_on == "id":
+            for index, header in enumerate(sheet.header):
+                if normalise(header) == "id" and header in plan.skipped:
+                    plan.skipped.remove(header)
+                    plan.columns.append(Column(index=index, header=header, field="id"))
+                    break
+        if upsert_on and plan.header_of(upsert_on) is None:
+            plan.problems.append(say("upsert_column", language, field=upsert_on))
+        report.file_errors.extend(plan.problems)
+        report.skipped_columns = list(plan.skipped)
+        report.columns = {c.header: c.field for c in plan.columns}
+        return plan
+
+    # -- rows --------------------------------------------------------------------------
+
+    def _all_rows(self, conn: Connection, run: _Run, sheet: Sheet,
+                  progress: Callable[[int, int], None] | None) -> None:
+        pending: list[tuple[int, list[Any] | None]] = []
+        try:
+            for line, cells in sheet.rows:
+                pending.append((line, cells))
+                if len(pending) >= self.batch_size:
+                    self._batch(conn, run, pending)
+                    if progress:
+                        progress(len(pending), sheet.size_hint)
+                    pending = []
+        except ValidationFailed as exc:  # the file itself breaks off (a broken CSV quote)
+            run.report.file_errors.extend(t for texts in exc.errors.values() for t in texts)
+            return
+        if pending:
+            self._batch(conn, run, pending)
+            if progress:
+                progress(len(pending), sheet.size_hint)
+
+    def _batch(self, conn: Connection, run: _Run,
+               pending: Sequence[tuple[int, list[Any] | None]]) -> None:
+        rows = [row for line, cells in pending if (row := self._read_row(run, line, cells))]
+        run.report.rows += len(rows)
+        self._duplicates(run, rows)
+        self._find_references(conn, run, rows)
+        creates = rows
+        if run.upsert_on:
+            creates = self._match(conn, run, rows)
+            self._update(conn, run, [r for r in rows if r.record_id is not None])
+        self._create(conn, run, creates)
+        for row in rows:
+            if row.errors:
+                run.report.row_errors.append(RowError(row.line, self._by_column(run, row.errors),
+                                                      row.cells))
+        run.report.row_errors.sort(key=lambda e: e.line)
+
+    def _read_row(self, run: _Run, line: int, cells: list[Any] | None) -> _Row | None:
+        language = run.actor.language
+        if cells is None:
+            row = _Row(line=line, cells=[])
+            row.fail(ROW_KEY, say("bad_encoding", language, encoding=run.report.encoding))
+            return row
+        if all(c is None or (isinstance(c, str) and not c.strip()) for c in cells):
+            return None  # blank lines between rows are not rows
+        row = _Row(line=line, cells=cells)
+        width = len(run.header)
+        if len(cells) > width and any(_filled(c) for c in cells[width:]):
+            row.fail(ROW_KEY, say("too_many_cells", language, count=len(cells), header=width))
+        for index, name in enumerate(run.header):
+            if not name and index < len(cells) and _filled(cells[index]):
+                row.fail(ROW_KEY, say("blank_header", language, number=index + 1))
+        fields = run.entity.fields
+        count = len(cells)
+        values = row.values
+        for index, key, convert in run.converters:
+            raw = cells[index] if index < count else None
+            if convert is not None:
+                try:
+                    values[key] = convert(raw)
+                except CellProblem as problem:
+                    row.fail(key, problem.text)
+                continue
+            found = fields.get(key)
+            try:
+                if key == "owner":
+                    text = reference_text(raw)
+                    if text:  # a blank owner is no owner given: the importing user
+                        row.values[key] = _Ref("__user__", text)
+                elif key == "id":
+                    text = reference_text(raw)
+                    row.values[key] = text
+                elif found.type == "reference":  # type: ignore[union-attr]
+                    text = reference_text(raw)
+                    row.values[key] = _Ref(found.to, text) if text else None  # type: ignore[union-attr]
+                elif found.type == "many_to_many":  # type: ignore[union-attr]
+                    text = reference_text(raw) or ""
+                    row.values[key] = [_Ref(found.to, t.strip())  # type: ignore[union-attr]
+                                       for t in SPLIT_MANY.split(text) if t.strip()]
+                else:
+                    row.values[key] = run.reader.cell(found, raw)  # type: ignore[arg-type]
+            except CellProblem as problem:
+                row.fail(key, problem.text)
+        return row
+
+    def _duplicates(self, run: _Run, rows: list[_Row]) -> None:
+        """A unique value given twice in the file: the later row names the earlier line."""
+        language = run.actor.language
+        for key in run.unique_columns:
+            seen = run.unique_seen.setdefault(key, {})
+            label = run.entity.fields[key].label.get(language)
+            for row in rows:
+                value = row.values.get(key)
+                if value in (None, "") or key in row.errors:
+                    continue
+                if isinstance(value, str):
+                    value = value.strip()
+                if value in seen:
+                    row.fail(key, say("duplicate_key", language, field=label, value=value,
+                                      line=seen[value]))
+                else:
+                    seen[value] = row.line
+
+    def _find_references(self, conn: Connection, run: _Run, rows: list[_Row]) -> None:
+        wanted: dict[str, set[str]] = {}
+        for row in rows:
+            for key in run.references:
+                value = row.values.get(key)
+                for ref in value if isinstance(value, list) else [value]:
+                    if isinstance(ref, _Ref):
+                        wanted.setdefault(ref.target, set()).add(ref.text)
+        for target, texts in wanted.items():
+            run.finder.prepare(conn, target, texts)
+        for row in rows:
+            for key in run.references:
+                value = row.values.get(key)
+                try:
+                    if isinstance(value, _Ref):
+                        row.values[key] = run.finder.get(value.target, value.text)
+                    elif isinstance(value, list) and value and isinstance(value[0], _Ref):
+                        row.values[key] = [run.finder.get(r.target, r.text) for r in value]
+                except CellProblem as problem:
+                    row.fail(key, problem.text)
+                    del row.values[key]
+
+    def _match(self, conn: Connection, run: _Run, rows: list[_Row]) -> list[_Row]:
+        """Find the records an upsert updates; the rows left are new records."""
+        key = run.upsert_on
+        assert key is not None
+        language = run.actor.language
+        entity = run.entity
+        found = entity.fields.get(key)
+        label = found.label.get(language) if found else key
+        must_exist = key == "id" or (found is not None and not found.is_input)
+        keyed: dict[Any, _Row] = {}
+        for row in rows:
+            value = row.values.get(key)
+            if key in row.errors or value in (None, ""):
+                continue
+            if key == "id":
+                text = str(value).lstrip("#")
+                if not text.isdigit():
+                    row.fail(key, say("upsert_missing", language, entity=entity.label.get(
+                        language), field=label, value=value))
+                    continue
+                value = int(text)
+            elif found is not None:
+                try:
+                    value = coerce(found, value)
+                except ValueProblem as problem:
+                    row.fail(key, message(problem.key, language, **problem.params))
+                    continue
+            if value in run.seen_keys:
+                row.fail(key, say("duplicate_key", language, field=label, value=value,
+                                  line=run.seen_keys[value]))
+                continue
+            run.seen_keys[value] = row.line
+            keyed[value] = row
+        table, scope = self.records.scope_conditions(run.actor, entity.key)
+        values = list(keyed)
+        for start in range(0, len(values), 900):
+            chunk = values[start:start + 900]
+            for record_id, value in conn.execute(
+                select(table.c.id, table.c[key]).where(table.c[key].in_(chunk), *scope)
+            ):
+                keyed[value].record_id = record_id
+        creates = []
+        for row in rows:
+            if row.record_id is not None:
+                continue
+            value = row.values.get(key)
+            if must_exist and value not in (None, "") and key not in row.errors:
+                row.fail(key, say("upsert_missing", language, entity=entity.label.get(language),
+                                  field=label, value=value))
+            row.values.pop("id", None)
+            creates.append(row)
+        return creates
+
+    def _update(self, conn: Connection, run: _Run, rows: list[_Row]) -> None:
+        """Upserted rows change their record through the update path (blank cells change nothing)."""
+        keep_key = run.upsert_on if run.upsert_on not in ("id",) else None
+        found = run.entity.fields.get(run.upsert_on or "")
+        if found is not None and not found.is_input:
+            keep_key = None
+        for row in rows:
+            if row.errors:
+                continue
+            changes = {k: v for k, v in row.values.items()
+                       if v not in (None, "", []) and (k != run.upsert_on or keep_key)}
+            try:
+                with conn.begin_nested():
+                    self.records.update(run.actor, run.entity.key, row.record_id, changes,
+                                        conn=conn)
+                run.report.updated += 1
+            except CrmError as exc:
+                for key, texts in (getattr(exc, "errors", None) or {ROW_KEY: [exc.message]}).items():
+                    for text in texts:
+                        row.fail(key, text)
+
+    def _create(self, conn: Connection, run: _Run, rows: list[_Row]) -> None:
+        if not rows:
+            return
+        refused = {index for index, row in enumerate(rows) if row.errors}
+        outcome = self.records.create_many(run.actor, run.entity.key, [r.values for r in rows],
+                                           conn=conn, refused=refused)
+        for row, record_id, errors in zip(rows, outcome.ids, outcome.errors, strict=True):
+            if record_id is not None:
+                run.report.created += 1
+            for key, texts in (errors or {}).items():
+                if key in row.errors:
+                    continue  # the cell's own message says it already
+                for text in texts:
+                    row.fail(key, text)
+
+    @staticmethod
+    def _by_column(run: _Run, errors: dict[str, list[str]]) -> dict[str, list[str]]:
+        """Messages under the column's header (the field's label when no column gave it)."""
+        shown: dict[str, list[str]] = {}
+        language = run.actor.language
+        for key, texts in errors.items():
+            name = run.plan.header_of(key)
+            if name is None:
+                found = run.entity.fields.get(key)
+                name = found.label.get(language) if found else key
+            shown.setdefault(name, []).extend(texts)
+        return shown
+
+
+def _filled(cell: Any) -> bool:
+    return cell is not None and not (isinstance(cell, str) and not cell.strip())

@@ -1,0 +1,88 @@
+"""What an import found: per row and per column, and the file of rejected rows.
+
+The same report serves the dry run, the real import, the CLI's table, the
+upload page and the API: nothing about presenting it lives here.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.services.importing.messages import say
+
+
+@dataclass
+class RowError:
+    """A refused row: its line in the file, messages by column, and its cells as read."""
+
+    line: int
+    errors: dict[str, list[str]]
+    cells: list[Any] = field(default_factory=list)
+
+    def messages(self) -> Iterable[tuple[str, str]]:
+        for column, texts in self.errors.items():
+            for text in texts:
+                yield column, text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "errors": self.errors}
+
+
+@dataclass
+class ImportReport:
+    """The outcome of one import (or dry run) of one file.
+
+    ``written`` says whether anything reached the database: False for a
+    dry run, and for an all-or-nothing import that found any error.
+    """
+
+    entity: str
+    dry_run: bool
+    good_rows: bool
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    written: bool = False
+    encoding: str | None = None
+    file_errors: list[str] = field(default_factory=list)
+    row_errors: list[RowError] = field(default_factory=list)
+    skipped_columns: list[str] = field(default_factory=list)
+    columns: dict[str, str] = field(default_factory=dict)  # header → field
+    header: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.file_errors and not self.row_errors
+
+    @property
+    def rejected(self) -> int:
+        return len(self.row_errors)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "entity": self.entity, "dry_run": self.dry_run, "good_rows": self.good_rows,
+            "rows": self.rows, "created": self.created, "updated": self.updated,
+            "rejected": self.rejected, "written": self.written, "ok": self.ok,
+            "encoding": self.encoding, "file_errors": self.file_errors,
+            "row_errors": [e.to_dict() for e in self.row_errors],
+            "skipped_columns": self.skipped_columns, "columns": self.columns,
+        }
+
+    def rejected_csv(self, language: str = "en") -> str:
+        """The rejected rows with their reasons, as CSV text (the header of the file, plus
+        the line number and the errors), ready to fix and import again."""
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow([*self.header, say("line_word", language),
+                         say("errors_column", language)])
+        width = len(self.header)
+        for error in self.row_errors:
+            cells = ["" if c is None else c for c in error.cells[:width]]
+            cells += [""] * (width - len(cells))
+            reasons = "; ".join(f"{column}: {text}" for column, text in error.messages())
+            writer.writerow([*cells, error.line, reasons])
+        return out.getvalue()

@@ -1,0 +1,137 @@
+"""The calendar page (week or month), moving events, and the phone feed.
+
+Events come from :class:`engine.services.calendar.CalendarService` with the
+actor.  Dragging an event onto another day (``static/calendar.js``) posts a
+move that is an ordinary update — rights, validation and the version the
+page showed are checked, and a refusal is shown where the event was.  The
+feed address is the one route here without a session: its secret token is
+the credential, and a wrong one gets the same 404 as a revoked one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+
+from flask import Blueprint, Response, jsonify, render_template, request, url_for
+from werkzeug.exceptions import NotFound as HttpNotFound
+
+from engine.errors import Conflict, CrmError, NotFound, ValidationFailed
+from engine.services.calendar import CalendarEvent
+from engine.web.context import actor, login_required, site
+
+bp = Blueprint("calendar", __name__)
+PALETTE = ("#2563eb", "#16a34a", "#d97706", "#9333ea", "#dc2626", "#0891b2", "#4b5563",
+           "#db2777")
+
+
+def color_of(key: str | None) -> str:
+    """A stable colour per value (activity kind, owner…)."""
+    if key is None:
+        return PALETTE[0]
+    return PALETTE[int(hashlib.sha1(key.encode()).hexdigest(), 16) % len(PALETTE)]
+
+
+@dataclass
+class Day:
+    date: dt.date
+    in_range: bool
+    events: list[CalendarEvent] = field(default_factory=list)
+
+
+def _start_of(span: str, anchor: dt.date) -> tuple[dt.date, dt.date]:
+    if span == "month":
+        first = anchor.replace(day=1)
+        start = first - dt.timedelta(days=first.weekday())
+        following = (first + dt.timedelta(days=32)).replace(day=1)
+        end = following + dt.timedelta(days=(7 - following.weekday()) % 7)
+        return start, end
+    start = anchor - dt.timedelta(days=anchor.weekday())
+    return start, start + dt.timedelta(days=7)
+
+
+@bp.route("/calendar")
+@login_required
+def page() -> str:
+    crm = site()
+    zone = crm.calendar.zone
+    today = crm.clock.now().astimezone(zone).date()
+    span = "month" if request.args.get("span") == "month" else "week"
+    try:
+        anchor = dt.date.fromisoformat(request.args.get("start", "")) if request.args.get(
+            "start") else today
+    except ValueError:
+        anchor = today
+    first, last = _start_of(span, anchor)
+    start = dt.datetime.combine(first, dt.time(), zone)
+    end = dt.datetime.combine(last, dt.time(), zone)
+    wanted = request.args.getlist("entity") or None
+    events = crm.calendar.events(actor(), start, end, entities=wanted)
+    days = [Day(first + dt.timedelta(days=i),
+                span == "week" or (first + dt.timedelta(days=i)).month == anchor.month)
+            for i in range((last - first).days)]
+    for event in events:
+        moment = event.start if isinstance(event.start, dt.date) and not isinstance(
+            event.start, dt.datetime) else event.start.astimezone(zone).date()
+        index = (moment - first).days
+        if 0 <= index < len(days):
+            days[index].events.append(event)
+    step = dt.timedelta(days=7) if span == "week" else dt.timedelta(days=31)
+    return render_template(
+        "calendar.html", days=days, span=span, today=today, zone=zone,
+        sources=crm.calendar.sources(actor()), wanted=wanted or [],
+        previous=(anchor - step).replace(day=1 if span == "month" else (anchor - step).day),
+        following=(anchor + step).replace(day=1 if span == "month" else (anchor + step).day),
+        color_of=color_of, anchor=anchor)
+
+
+@bp.route("/calendar/move/<entity_key>/<int:record_id>", methods=["POST"])
+@login_required
+def move(entity_key: str, record_id: int) -> tuple[Response, int]:
+    version = request.form.get("version")
+    try:
+        moved = site().calendar.reschedule(
+            actor(), entity_key, record_id, request.form.get("start", ""),
+            version=int(version) if version and version.isdigit() else None)
+    except ValidationFailed as exc:
+        return jsonify({"message": exc.message, "errors": exc.errors}), exc.status
+    except Conflict as exc:
+        return jsonify({"message": exc.message}), exc.status
+    except CrmError as exc:
+        return jsonify({"message": exc.message}), exc.status
+    view = site().registry.views[entity_key]
+    value = moved[view.calendar.start]
+    return jsonify({"start": value.isoformat(), "version": moved["version"]}), 200
+
+
+@bp.route("/calendar/feed", methods=["POST"])
+@login_required
+def new_feed() -> str:
+    token = site().calendar.create_feed(actor())
+    address = url_for("calendar.feed", token=token, _external=True)
+    return render_template("calendar_feed.html", address=address)
+
+
+@bp.route("/calendar/feed/revoke", methods=["POST"])
+@login_required
+def revoke_feed() -> str:
+    site().calendar.revoke_feed(actor())
+    return render_template("calendar_feed.html", address=None)
+
+
+@bp.route("/calendar/feed/<token>.ics")
+def feed(token: str) -> Response:
+    crm = site()
+    try:
+        owner = crm.users.actor(crm.calendar.feed_owner(token))
+    except NotFound:
+        raise HttpNotFound() from None
+    data = crm.calendar.feed(owner, site_name=crm.config.name)
+    response = Response(data, mimetype="text/calendar")
+    response.headers["Content-Type"] = "text/calendar; charset=utf-8"
+    response.headers["Cache-Control"] = "private, max-age=300"
+    response.headers["Content-Disposition"] = 'inline; filename="visioncrm.ics"'
+    return response
+
+

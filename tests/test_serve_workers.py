@@ -1,0 +1,73 @@
+"""``crm serve --workers N``: gunicorn workers sharing nothing but the database and the key."""
+
+from __future__ import annotations
+
+import http.cookiejar
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from tests.support import open_migrated, write_pack, write_site
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_sessions_hold_across_gunicorn_workers(tmp_path: Path, db_url: str):
+    write_pack(tmp_path / "packs", "notes", {"entities/note.yaml": """
+        entity: note
+        label: {en: Note, zh: 笔记}
+        fields:
+          title: {type: string, required: true}
+        """})
+    root = write_site(tmp_path / "site", db_url, ["notes"], pack_paths=["../packs"])
+    with open_migrated(root) as site:
+        site.users.create("alice", password="password-1", roles=[], is_admin=True)
+    port = _free_port()
+    crm = Path(sys.executable).parent / "crm"
+    # gunicorn reads extra settings from GUNICORN_CMD_ARGS: log each request's worker pid
+    env = {**os.environ, "GUNICORN_CMD_ARGS": "--access-logformat 'pid=%(p)s %(r)s %(s)s'"}
+    log = tmp_path / "gunicorn.log"
+    server = subprocess.Popen([str(crm), "--site", str(root), "serve", "--workers", "2",
+                               "--port", str(port)], stdout=log.open("w"),
+                              stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(base + "/readyz", timeout=10) as ready:
+                    assert ready.status == 200
+                    break
+            except OSError:  # not listening yet, or a worker still booting
+                time.sleep(0.2)
+        else:
+            raise AssertionError("gunicorn did not start")
+        jar = http.cookiejar.CookieJar()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+        page = opener.open(base + "/login").read().decode()
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        opener.open(base + "/login", urllib.parse.urlencode(
+            {"login": "alice", "password": "password-1", "csrf_token": token}).encode())
+        for _ in range(200):  # until both workers have served the logged-in user
+            with opener.open(base + "/r/note") as response:
+                assert response.status == 200 and "/login" not in response.url
+            served = set(re.findall(r"pid=<(\d+)> GET /r/note ", log.read_text()))
+            if len(served) == 2:
+                break
+        assert len(served) == 2, f"only workers {served} served 200 requests"
+        metrics = urllib.request.urlopen(base + "/metrics").read().decode()
+        assert "visioncrm_request_seconds" in metrics
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=20)

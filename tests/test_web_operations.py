@@ -1,0 +1,115 @@
+"""Probes and metrics: what a load balancer and Prometheus ask of a running site."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.storage.migration import apply_migration
+from engine.web.app import create_app
+from tests.support import open_migrated, write_pack, write_site
+
+PACK = {"entities/note.yaml": """
+    entity: note
+    label: {en: Note, zh: 笔记}
+    fields:
+      title: {type: string, required: true}
+    """}
+
+
+def _site(tmp_path: Path, db_url: str):
+    write_pack(tmp_path / "packs", "notes", PACK)
+    return open_migrated(write_site(tmp_path / "site", db_url, ["notes"], pack_paths=["../packs"]))
+
+
+def test_probes_answer_without_a_session(tmp_path: Path, db_url: str):
+    with _site(tmp_path, db_url) as site:
+        client = create_app(site, testing=True).test_client()
+        assert client.get("/healthz").get_json() == {"status": "ok"}
+        ready = client.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.get_json()["checks"]["database"] == "ok"
+        assert ready.get_json()["checks"]["definitions"] == site.registry.definitions_hash[:12]
+
+
+def test_a_process_behind_the_database_definitions_is_not_ready(tmp_path: Path, db_url: str):
+    """After another process migrates, this one (old definitions) leaves the rotation."""
+    with _site(tmp_path, db_url) as site:
+        client = create_app(site, testing=True).test_client()
+        write_pack(tmp_path / "packs", "notes", {"entities/note.yaml": """
+            entity: note
+            label: {en: Note, zh: 笔记}
+            fields:
+              title: {type: string, required: true}
+              body: {type: text}
+            """})
+        with open_migrated(tmp_path / "site") as newer:
+            apply_migration(newer.engine, newer.registry, newer.schema)
+            assert newer.registry.definitions_hash != site.registry.definitions_hash
+            newer_hash = newer.registry.definitions_hash
+        watch = client.application.extensions["visioncrm_definitions_watch"]
+        watch.interval = 3600  # it has not looked yet
+        watch.checked = float("inf")
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert "the database holds" in ready.get_json()["checks"]["definitions"]
+        watch.checked = 0.0  # it looks: its files hold the new definitions, so it reloads
+        ready = client.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.get_json()["checks"]["definitions"] == newer_hash[:12]
+
+
+def test_metrics_count_requests_by_route(tmp_path: Path, db_url: str):
+    with _site(tmp_path, db_url) as site:
+        client = create_app(site, testing=True).test_client()
+        client.get("/healthz")
+        client.get("/healthz")
+        client.get("/no-such-page")
+        text = client.get("/metrics").get_data(as_text=True)
+        assert 'visioncrm_request_seconds_count{method="GET",route="/healthz",status="200"} 2.0' in text
+        assert 'route="(unmatched)",status="404"' in text
+        assert "visioncrm_outbox_messages" in text
+
+
+def test_two_apps_keep_their_own_figures(tmp_path: Path, db_url: str, other_db_url: str):
+    with _site(tmp_path / "a", db_url) as one, _site(tmp_path / "b", other_db_url) as two:
+        first = create_app(one, testing=True).test_client()
+        second = create_app(two, testing=True).test_client()
+        first.get("/healthz")
+        text = second.get("/metrics").get_data(as_text=True)
+        assert 'route="/healthz"' not in text
+
+
+def test_every_answer_carries_a_request_id_that_logs_share(tmp_path: Path, db_url: str):
+    import io
+    import json
+    import logging
+
+    from engine.web.operations import JsonLines, RequestIdFilter
+
+    with _site(tmp_path, db_url) as site:
+        app = create_app(site, testing=True)
+
+        @app.get("/log-something")
+        def log_something():
+            logging.getLogger("engine.test").warning("looked at 笔记")
+            return "ok"
+
+        stream = io.StringIO()
+        handler = logging.StreamHandler(stream)
+        handler.addFilter(RequestIdFilter())
+        handler.setFormatter(JsonLines())
+        logger = logging.getLogger("engine.test")
+        logger.addHandler(handler)
+        try:
+            client = app.test_client()
+            given = client.get("/log-something", headers={"X-Request-Id": "proxy-id-1234"})
+            assert given.headers["X-Request-Id"] == "proxy-id-1234"
+            made = client.get("/log-something", headers={"X-Request-Id": "bad id <script>"})
+            assert made.headers["X-Request-Id"] != "bad id <script>"
+            assert len(made.headers["X-Request-Id"]) == 32
+        finally:
+            logger.removeHandler(handler)
+        lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+        assert [line["request_id"] for line in lines] == ["proxy-id-1234",
+                                                          made.headers["X-Request-Id"]]
+        assert lines[0]["message"] == "looked at 笔记" and lines[0]["level"] == "WARNING"
