@@ -2,65 +2,61 @@
 
 Most of a pack is declarative; the few things YAML cannot say — report
 functions, a demo data generator — live in named modules in the pack's
-folder.  Built-in packs are imported as ``packs.<pack>.<module>``; a pack
-found in a site's own ``pack_paths`` is loaded from its file under a name
-of its own, so two sites' forks of a pack never share a module by accident.
+folder.  A built-in pack's are imported as the package modules they are
+(``packs.core.demo_generator``); a pack from a site's own ``pack_paths`` is
+loaded from its file with a :class:`~engine.services.hook_modules.HookModules`
+the caller owns, like hooks, so nothing about a site is kept in module state.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
-import sys
+import inspect
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from engine.metadata.packs import BUILTIN_PACKS_DIR
+from engine.services.figures import Figure
+from engine.services.hook_modules import HookModules
 
 if TYPE_CHECKING:
     from engine.site import Site
 
 
-def pack_module(pack: str, path: str | Path, module: str) -> ModuleType | None:
-    """``<pack folder>/<module>.py`` imported, or None when the pack has no such file."""
-    root = Path(path).resolve()
-    if not (root / f"{module}.py").is_file():
-        return None
-    if root == (BUILTIN_PACKS_DIR / pack).resolve():
-        return importlib.import_module(f"packs.{pack}.{module}")
-    name = f"visioncrm_site_pack_{abs(hash(str(root)))}_{pack}_{module}"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, root / f"{module}.py")
-    if spec is None or spec.loader is None:  # pragma: no cover - a .py file always has one
-        return None
-    loaded = importlib.util.module_from_spec(spec)
-    sys.modules[name] = loaded
-    spec.loader.exec_module(loaded)
-    return loaded
+def site_pack_modules(site: Site, module: str,
+                      loader: HookModules | None = None) -> dict[str, ModuleType]:
+    """The enabled packs' ``<pack folder>/<module>.py``, by pack name, in the site's pack order.
 
-
-def site_pack_modules(site: Site, module: str) -> dict[str, ModuleType]:
-    """The enabled packs' ``module`` modules, by pack name, in the site's pack order."""
+    Packs without such a file are left out; a file that fails to import
+    raises :class:`~engine.errors.ActionFailed` naming it.
+    """
+    loader = loader or HookModules()
     found = {}
     for name, pack in site.registry.packs.items():
-        loaded = pack_module(name, pack.path, module)
-        if loaded is not None:
-            found[name] = loaded
+        path = Path(pack.path) / f"{module}.py"
+        if not path.is_file():
+            continue
+        if Path(pack.path).resolve() == (BUILTIN_PACKS_DIR / name).resolve():
+            found[name] = importlib.import_module(f"packs.{name}.{module}")
+        else:
+            found[name] = loader.module(path)
     return found
 
 
 def available_reports(site: Site) -> dict[str, Callable[..., Any]]:
     """Every enabled pack's reports, as ``pack.function`` → function (for listing them).
 
-    A pack's ``reports.py`` lists them in ``REPORTS``; without that list none
-    is listed (any of its functions can still be named, see
-    :class:`engine.services.reports.ReportLoader`).
+    A report is a public function of the pack's ``reports.py`` declared to
+    return a ``Figure`` (``def pipeline(request: ReportRequest) -> Figure``);
+    helpers in the same file are not offered.
     """
     found = {}
     for pack, module in site_pack_modules(site, "reports").items():
-        for function in getattr(module, "REPORTS", ()):
-            found[f"{pack}.{function}"] = getattr(module, function)
+        for name, function in vars(module).items():
+            if (not name.startswith("_") and inspect.isfunction(function)
+                    and function.__module__ == module.__name__
+                    and function.__annotations__.get("return") in ("Figure", Figure)):
+                found[f"{pack}.{name}"] = function
     return found

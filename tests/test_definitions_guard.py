@@ -102,3 +102,20 @@ def test_a_migration_waits_for_writes_in_flight_on_postgresql(tmp_path: Path, pg
     with pytest.raises(SchemaOutOfDate):
         old.records.create(SYSTEM, "note", {"title": "late"})
     old.close()
+
+
+def test_a_newer_engine_table_makes_the_site_migrate_first(tmp_path: Path, db_url: str):
+    """Same definitions, but this VisionCRM keeps a table the database lacks yet."""
+    from sqlalchemy import text
+
+    from engine.storage.migration import is_up_to_date
+
+    site = _site(tmp_path, db_url)
+    assert is_up_to_date(site.engine, site.registry)
+    with site.engine.begin() as conn:
+        conn.execute(text("DROP TABLE crm_import_mapping"))
+    assert not is_up_to_date(site.engine, site.registry)
+    plan = apply_migration(site.engine, site.registry, site.schema)
+    assert plan.describe() == ['Create system table "crm_import_mapping"']
+    assert is_up_to_date(site.engine, site.registry)
+    site.close()

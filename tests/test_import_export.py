@@ -552,3 +552,28 @@ def test_a_row_outside_the_actors_scope_is_refused_alone(site):
     numbers = [h["action"] for r in deals(site, "rep")
                for h in site.records.history(rep, "deal", r["id"])]
     assert numbers == ["create", "create"]
+
+
+def test_create_many_makes_records_exactly_as_create_does(site):
+    from engine.errors import ValidationFailed
+
+    rep = actor(site, "rep")
+    values = {"code": "D-1", "title": "Alone", "amount": "12.5", "kind": "new"}
+    one = site.records.create(rep, "deal", values)
+    outcome = site.records.create_many(rep, "deal", [{**values, "code": "D-2"}])
+    assert outcome.ok and outcome.ids[0] is not None
+    many = site.records.get(rep, "deal", outcome.ids[0])
+    ignore = {"id", "code"}
+    assert {k: v for k, v in many.items() if k not in ignore} == {
+        k: v for k, v in one.items() if k not in ignore}
+    first, second = (site.records.history(rep, "deal", i) for i in (one["id"], many["id"]))
+    assert [(h["action"], h["field"]) for h in first] == [(h["action"], h["field"]) for h in second]
+    assert {k: v for k, v in second[0]["new_value"].items() if k != "code"} == {
+        k: v for k, v in first[0]["new_value"].items() if k != "code"}
+    # Without a caller's transaction a batch is all or nothing, its messages per row.
+    before = counts(site)
+    with pytest.raises(ValidationFailed) as refused:
+        site.records.create_many(rep, "deal", [{"code": "D-3", "title": "Fine"},
+                                               {"code": "D-1", "title": ""}])
+    assert set(refused.value.errors) == {"2.code", "2.title"}
+    assert counts(site) == before

@@ -1,9 +1,10 @@
-"""The REST API, ``/api/v1``: records, transitions, lookups, metadata and OpenAPI.
+"""The REST API, ``/api/v1``: records, transitions, files, prints, calendar, metadata, OpenAPI.
 
 Authentication is a Bearer API token or the browser session (whose writes
 need the ``X-CSRF-Token`` header); every answer is JSON, every error
 ``application/problem+json``.  Bodies larger than :data:`MAX_BODY` are
-refused with 413 before they are read.
+refused with 413 before they are read (file uploads have their own limit:
+the site's file size times the files one request may carry).
 """
 
 from __future__ import annotations
@@ -13,7 +14,18 @@ from typing import Any
 from flask import Blueprint, Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from engine.api import dashboards, duplicates, exports, ledgers, problems, records, transitions
+from engine.api import (
+    attachments,
+    calendar,
+    dashboards,
+    documents,
+    duplicates,
+    exports,
+    ledgers,
+    problems,
+    records,
+    transitions,
+)
 from engine.api.auth import api_actor, authenticate
 from engine.api.meta import describe
 from engine.api.openapi import document
@@ -32,11 +44,16 @@ class TooLarge(CrmError):
     code = "too_large"
 
 
+#: Endpoints that take more than MAX_BODY (file uploads), with the function giving their limit.
+LARGE_BODIES = {"api.upload_attachments": attachments.upload_limit}
+
+
 @bp.before_request
 def _before() -> None:
-    request.max_content_length = MAX_BODY
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise TooLarge(f"The request body is larger than {MAX_BODY} bytes.")
+    limit = LARGE_BODIES[request.endpoint]() if request.endpoint in LARGE_BODIES else MAX_BODY
+    request.max_content_length = limit
+    if request.content_length is not None and request.content_length > limit:
+        raise TooLarge(f"The request body is larger than {limit} bytes.")
     authenticate()
 
 
@@ -53,6 +70,9 @@ def openapi() -> Response:
 dashboards.register(bp)  # before records: /dashboards is not an entity
 exports.register(bp)  # before records: /<entity>/export is not a record
 ledgers.register(bp)  # before records: /<entity>/balances is not a record
+attachments.register(bp)  # /attachments/<key> is not an entity
+calendar.register(bp)  # /calendar is not an entity
+documents.register(bp)
 records.register(bp)
 transitions.register(bp)
 duplicates.register(bp)

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.api.attachments import ATTACHMENT_SCHEMAS, attachment_paths, shared_attachment_paths
+from engine.api.calendar import CALENDAR_SCHEMAS, calendar_paths
+from engine.api.documents import PRINT_SCHEMAS, print_paths
 from engine.api.duplicates import duplicate_paths
 from engine.api.exports import export_path
 from engine.api.meta import read_only, readable
 from engine.context import Actor
 from engine.metadata.model import Entity, Field
+from engine.printing.documents import GENERIC, print_formats
 from engine.site import Site
 
 DECIMAL_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
@@ -237,7 +241,8 @@ COMMON_SCHEMAS: dict[str, Any] = {
 
 def document(site: Site, actor: Actor, server: str = "/api/v1") -> dict[str, Any]:
     lang = actor.language
-    schemas: dict[str, Any] = dict(COMMON_SCHEMAS)
+    schemas: dict[str, Any] = {**COMMON_SCHEMAS, **ATTACHMENT_SCHEMAS, **PRINT_SCHEMAS,
+                               **CALENDAR_SCHEMAS}
     paths: dict[str, Any] = {
         "/meta": {"get": {"operationId": "meta", "tags": ["meta"],
                           "responses": {"200": _json("Meta"), **ERRORS}}},
@@ -250,11 +255,18 @@ def document(site: Site, actor: Actor, server: str = "/api/v1") -> dict[str, Any
                             "schema": {"type": "string"}}],
             "responses": {"200": _json("Dashboard"), **ERRORS}}},
     }
+    paths.update(shared_attachment_paths(ERRORS))
+    paths.update(calendar_paths(site, actor, ID, ERRORS))
+    printed: dict[str, list[str]] = {}
+    for fmt in print_formats(site).values():
+        printed.setdefault(fmt.entity, []).append(fmt.key)
     flows = {w.entity for w in site.registry.workflows.values()}
     for entity, hidden in readable(site, actor):
         schemas.update(_entity_schemas(entity, hidden, lang))
         paths.update(_paths(entity, hidden, entity.key in flows))
         paths.update(duplicate_paths(entity, hidden, _name(entity), ERRORS))
+        paths.update(attachment_paths(entity, ID, ERRORS))
+        paths.update(print_paths(entity, [*printed.get(entity.key, []), GENERIC], ID, ERRORS))
         if site.records.policy.can(actor, entity, "export"):
             paths[f"/{entity.key}/export"] = export_path(entity, hidden, ERRORS)
     return {

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Connection, Table, exc, select
+from sqlalchemy import Connection, MetaData, Table, exc, select
 
 from engine import __version__
 from engine.backup.archive import DATA_PREFIX, PACKS_PREFIX, SITE_PREFIX, ArchiveWriter, Manifest
@@ -30,11 +30,16 @@ class BackupResult:
     manifest: Manifest
 
 
-def ordered_tables(site: Site) -> list[Table]:
-    """Every table of the site, parents before children (cycles are resolved on restore)."""
+def dependency_order(metadata: MetaData) -> list[Table]:
+    """Tables with parents before children (cycles are resolved on restore)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", exc.SAWarning)
-        return list(site.schema.metadata.sorted_tables)
+        return list(metadata.sorted_tables)
+
+
+def ordered_tables(site: Site) -> list[Table]:
+    """Every table of the site, in dependency order."""
+    return dependency_order(site.schema.metadata)
 
 
 def _files(folder: Path) -> Iterator[Path]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
-import warnings
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,7 +27,6 @@ from sqlalchemy import (
     MetaData,
     Table,
     bindparam,
-    exc,
     func,
     inspect,
     select,
@@ -44,6 +42,7 @@ from engine.backup.archive import (
     open_checked,
     safe_relative,
 )
+from engine.backup.backup import dependency_order
 from engine.backup.rows import parse_header, parse_row
 from engine.errors import RestoreRefused
 from engine.metadata.packs import find_pack_dirs, read_pack
@@ -166,7 +165,7 @@ def restore(archive_path: Path, target: Path, *, database_url: str | None = None
                     _drop_everything(conn)
                 schema.metadata.create_all(conn)
                 loader = _TableLoader(conn, archive)
-                for table in _ordered(schema.metadata):
+                for table in dependency_order(schema.metadata):
                     if table.name not in manifest.tables:
                         continue
                     count = loader.load(table)
@@ -191,12 +190,6 @@ def restore(archive_path: Path, target: Path, *, database_url: str | None = None
     needs_migration = load_site_registry(load_site_config(target)).definitions_hash != \
         manifest.definitions_hash
     return RestoreResult(root=target, manifest=manifest, rows=rows, needs_migration=needs_migration)
-
-
-def _ordered(metadata: MetaData) -> list[Table]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", exc.SAWarning)
-        return list(metadata.sorted_tables)
 
 
 class _TableLoader:

@@ -31,6 +31,7 @@ from engine.metadata.model import Entity, Field, Label
 from engine.metadata.packs import read_pack
 from engine.printing.amounts import amount_in_words
 from engine.site import Site
+from engine.storage.queries import Filter, Sort
 
 BUILTIN_TEMPLATES = Path(__file__).parent / "templates"
 GENERIC = "record"
@@ -84,7 +85,7 @@ def formats_for(site: Site, entity_key: str) -> list[PrintFormat]:
     """The formats that print this entity, the generic one last."""
     found = [f for f in print_formats(site).values() if f.entity == entity_key]
     return [*found, PrintFormat(key=GENERIC, entity=entity_key,
-                                label=Label({"en": "Record sheet", "zh": "记录单"}),
+                                label=Label(en="Record sheet", zh="记录单"),
                                 template="record.html", folder=None)]
 
 
@@ -172,6 +173,34 @@ def render_html(site: Site, actor: Actor, key: str, entity_key: str, record_id: 
         source = record if row is None else row
         return shown.value(fields[field_key], source.get(field_key)) if field_key in fields else ""
 
+    def fetch(other_entity: str, other_id: Any) -> dict[str, Any]:
+        """Another record the document mentions (the customer's phone, the project's client),
+        as the actor may see it; empty when there is none or the actor may not see it."""
+        if other_id is None or other_entity not in site.registry.entities:
+            return {}
+        try:
+            return site.records.get(actor, other_entity, other_id)
+        except CrmError:
+            return {}
+
+    def related(other_entity: str, field_key: str, value: Any = None, *,
+                order_by: str = "id", limit: int = 500) -> list[dict[str, Any]]:
+        """Records of another entity pointing at this one (a contract's payment schedule),
+        with their line tables, as the actor may see them; empty when the actor may not."""
+        target = record["id"] if value is None else value
+        if other_entity not in site.registry.entities:
+            return []
+        try:
+            return site.records.list(actor, other_entity, filters=[Filter(field_key, "eq", target)],
+                                     sort=[Sort.parse(order_by)], limit=min(limit, 1000),
+                                     with_total=False, with_children=True).rows
+        except CrmError:
+            return []
+
+    def fields_of(other_entity: str) -> Mapping[str, Field]:
+        """Another entity's fields, for ``label``/``show`` on what ``fetch``/``related`` return."""
+        return site.registry.entity(other_entity).fields if other_entity in site.registry.entities else {}
+
     company = {key: None for key in ("name", "address", "phone", "tax_id", "logo", "seal")}
     company.update(site.config.company)
     for image in ("logo", "seal"):
@@ -182,6 +211,7 @@ def render_html(site: Site, actor: Actor, key: str, entity_key: str, record_id: 
     context = {
         "record": record, "entity": entity, "fields": visible, "lines": lines,
         "label": label, "show": show, "title": shown.title,
+        "fetch": fetch, "related": related, "fields_of": fields_of,
         "lang": lang, "page_size": fmt.page,
         "document_title": fmt.label.get(lang),
         "entity_label": entity.label.get(lang),

@@ -18,8 +18,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
+from zoneinfo import ZoneInfo
 
 from engine.context import Actor
+from engine.errors import ValidationFailed
 
 if TYPE_CHECKING:
     from engine.site import Site
@@ -82,3 +84,18 @@ class ReportRequest:
 
     def param(self, name: str, default: Any = None) -> Any:
         return self.params.get(name, default)
+
+    def int_param(self, name: str, default: int, high: int = 3650) -> int:
+        """A whole-number option from 1 to ``high`` (days, weeks…); a bad one is a 422."""
+        raw = self.params.get(name, default)
+        try:
+            value = int(raw)
+        except (TypeError, ValueError):
+            raise ValidationFailed({name: [f"'{raw}' is not a whole number."]}) from None
+        if not 1 <= value <= high:
+            raise ValidationFailed({name: [f"Give a number from 1 to {high}."]})
+        return value
+
+    def today(self) -> dt.date:
+        """Today in the site's time zone (reports count days as the business does)."""
+        return self.now.astimezone(ZoneInfo(self.site.config.timezone)).date()

@@ -1,6 +1,7 @@
 """Loading report functions from packs' ``reports.py`` (for ``report:`` dashboard widgets).
 
-Like :class:`engine.services.workflow_actions.HookLoader`, but for reports:
+Like :class:`engine.services.workflow_actions.HookLoader`, but for reports (the
+modules load through the same :class:`engine.services.hook_modules.HookModules`):
 the loader is owned by whoever draws dashboards (the web app's state), never
 a module global, and loads each file once.  ``<pack>.<function>`` names a
 function of ``packs/<pack>/reports.py``; ``site.<function>`` one of the
@@ -11,16 +12,14 @@ gone, becomes an :class:`ActionFailed` the dashboard shows on the widget.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 from engine.errors import ActionFailed
 from engine.metadata.model import Registry
 from engine.metadata.view_defs import REPORTS_FILE, SITE_REPORTS
 from engine.services.figures import Figure, ReportRequest
+from engine.services.hook_modules import HookModules
 
 Report = Callable[[ReportRequest], Figure]
 
@@ -28,27 +27,12 @@ Report = Callable[[ReportRequest], Figure]
 class ReportLoader:
     """Finds and loads report functions; one per app, modules cached by path."""
 
-    def __init__(self, registry: Registry, overlay_dir: Path | None = None) -> None:
+    def __init__(self, registry: Registry, overlay_dir: Path | None = None,
+                 modules: HookModules | None = None) -> None:
         self.folders: dict[str, Path] = {name: Path(p.path) for name, p in registry.packs.items()}
         if overlay_dir is not None:
             self.folders[SITE_REPORTS] = overlay_dir
-        self._modules: dict[Path, ModuleType] = {}
-
-    def _module(self, path: Path) -> ModuleType:
-        module = self._modules.get(path)
-        if module is None:
-            digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
-            spec = importlib.util.spec_from_file_location(f"crm_reports_{digest}", path)
-            if spec is None or spec.loader is None:
-                raise ActionFailed(f"{path} cannot be loaded as Python.")
-            module = importlib.util.module_from_spec(spec)
-            try:
-                spec.loader.exec_module(module)
-            except Exception as exc:
-                raise ActionFailed(f"{path} could not be loaded: {exc.__class__.__name__}: "
-                                   f"{exc}") from exc
-            self._modules[path] = module
-        return module
+        self.modules = modules or HookModules()
 
     def function(self, target: str) -> Report:
         """The function ``<pack>.<function>`` names."""
@@ -58,7 +42,7 @@ class ReportLoader:
             raise ActionFailed(f"The report '{target}' cannot run: '{pack}' has no "
                                f"{REPORTS_FILE}.")
         path = (folder / REPORTS_FILE).resolve()
-        function = getattr(self._module(path), name, None)
+        function = getattr(self.modules.module(path), name, None)
         if not callable(function):
             raise ActionFailed(f"The report '{name}' is not a function of {path}.")
         return function

@@ -93,11 +93,6 @@ def prefill_sales_report(records: RecordService, actor: Actor, period: str, day:
 # reading through ``request.site`` services with ``request.actor`` so its numbers stay
 # inside the actor's scope (a salesperson's figures are theirs, a manager's their team's).
 
-#: The functions of this module offered as reports (``core.<name>``).
-REPORTS = ("pipeline", "weighted_pipeline", "win_rate_by_owner", "cycle_by_owner",
-           "visits_per_week", "new_customers", "customers_without_activity",
-           "complaints_overdue", "target_vs_actual")
-
 DAY = 86400
 
 

@@ -24,11 +24,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
-from engine.errors import ValidationFailed
 from engine.services.figures import Figure, ReportRequest, Series
 
 ZERO = Decimal(0)
@@ -40,19 +38,8 @@ def _label(en: str, zh: str) -> dict[str, str]:
     return {"en": en, "zh": zh}
 
 
-def _int_param(request: ReportRequest, name: str, default: int, high: int = 520) -> int:
-    raw = request.param(name, default)
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        raise ValidationFailed({name: [f"'{raw}' is not a whole number."]}) from None
-    if not 1 <= value <= high:
-        raise ValidationFailed({name: [f"Give a number from 1 to {high}."]})
-    return value
 
 
-def _today(request: ReportRequest) -> dt.date:
-    return request.now.astimezone(ZoneInfo(request.site.config.timezone)).date()
 
 
 def _query(request: ReportRequest, entity: str, *columns: str, where: Iterable[Any] = ()) -> list:
@@ -91,8 +78,8 @@ def sell_through(sell_in: Decimal, sell_out: Decimal) -> Decimal | None:
 
 def sell_in_vs_sell_out(request: ReportRequest) -> Figure:
     """Sell-in, sell-out and sell-through per dealer over the last ``months`` (default 3)."""
-    months = _int_param(request, "months", 3, 60)
-    since = _today(request) - dt.timedelta(days=months * 30)
+    months = request.int_param("months", 3, 60)
+    since = request.today() - dt.timedelta(days=months * 30)
     dealers = _dealers(request)
     flows = _flows(request, since)
     order = sorted((d for d in flows if d in dealers), key=lambda d: -flows[d][0])
@@ -110,11 +97,11 @@ def sell_in_vs_sell_out(request: ReportRequest) -> Figure:
 
 def dealer_stock_cover(request: ReportRequest) -> Figure:
     """Each dealer's stock and weeks of cover at the sell-out pace of the last ``weeks``."""
-    weeks = _int_param(request, "weeks", 8, 104)
+    weeks = request.int_param("weeks", 8, 104)
     dealers = _dealers(request)
     stock = {b.dimensions["dealer"]: b.quantity for b in request.site.ledgers.balances(
         request.actor, "dealer_stock_move", by=["dealer"])}
-    sold = _flows(request, _today(request) - dt.timedelta(weeks=weeks))
+    sold = _flows(request, request.today() - dt.timedelta(weeks=weeks))
     order = sorted((d for d in stock if d in dealers), key=lambda d: -stock[d])
     cover = []
     for d in order:
@@ -165,7 +152,7 @@ def receivables_and_credit(request: ReportRequest) -> Figure:
 
 def receivables_ageing(request: ReportRequest) -> Figure:
     """Per dealer, what is owed by age in days past due (payments settle the oldest first)."""
-    today = _today(request)
+    today = request.today()
     dealers = _dealers(request)
     shipments, paid = _owed(request)
     ageing: dict[int, list[Decimal]] = {}

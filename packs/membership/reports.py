@@ -6,7 +6,6 @@ Each reads through :mod:`packs.membership.figures` with the request's actor.
 from __future__ import annotations
 
 import datetime as dt
-from zoneinfo import ZoneInfo
 
 from engine.services.figures import Figure, ReportRequest, Series
 from packs.membership.figures import (
@@ -22,12 +21,10 @@ AMOUNT = {"en": "Sales", "zh": "销售额"}
 COUNT = {"en": "Purchases", "zh": "消费笔数"}
 
 
-def _today(request: ReportRequest) -> dt.date:
-    return request.now.astimezone(ZoneInfo(request.site.config.timezone)).date()
 
 
 def _period(request: ReportRequest) -> tuple[dt.date, dt.date]:
-    today = _today(request)
+    today = request.today()
     since = request.param("since") or (today - dt.timedelta(days=29)).isoformat()
     until = request.param("until") or today.isoformat()
     return dt.date.fromisoformat(str(since)), dt.date.fromisoformat(str(until))
@@ -65,7 +62,7 @@ def sales_by_clerk(request: ReportRequest) -> Figure:
 
 def sales_by_month(request: ReportRequest) -> Figure:
     """Sales in each of the last twelve months."""
-    months = sales_per_month(request.site.records, request.actor, _today(request))
+    months = sales_per_month(request.site.records, request.actor, request.today())
     return Figure(title={"en": "Sales per month", "zh": "月度销售"}, kind="line", unit="money",
                   categories=tuple(m for m, _ in months),
                   series=(Series(AMOUNT, tuple(v for _, v in months)),))
@@ -73,7 +70,7 @@ def sales_by_month(request: ReportRequest) -> Figure:
 
 def member_status(request: ReportRequest) -> Figure:
     """New, active and lapsed members."""
-    found = member_activity(request.site.records, request.actor, _today(request))
+    found = member_activity(request.site.records, request.actor, request.today())
     return Figure(title={"en": "Members", "zh": "会员概况"}, kind="column", unit="count",
                   categories=("new 新会员", "active 活跃", "lapsed 流失"),
                   series=(Series({"en": "Members", "zh": "会员数"},
@@ -108,7 +105,7 @@ def tiers(request: ReportRequest) -> Figure:
 
 def expiries(request: ReportRequest) -> Figure:
     """Memberships expiring in the next 7, 30, 60 and 90 days."""
-    today = _today(request)
+    today = request.today()
     spans = (7, 30, 60, 90)
     return Figure(title={"en": "Expiries coming up", "zh": "即将到期会员"}, kind="column", unit="count",
                   categories=tuple(f"≤{d}d" for d in spans),

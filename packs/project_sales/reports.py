@@ -25,12 +25,10 @@ Definitions, shared by the reports:
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from engine.context import Actor
 from engine.services.figures import Figure, ReportRequest, Series
@@ -68,9 +66,6 @@ def _money(value: Any) -> Decimal:
     return Decimal(str(value)) if value is not None else ZERO
 
 
-def _today(request: ReportRequest) -> dt.date:
-    zone = ZoneInfo(request.site.config.timezone or "Asia/Shanghai")
-    return request.now.astimezone(zone).date()
 
 
 def _stage_labels(request: ReportRequest, entity: str) -> dict[str, str]:
@@ -137,7 +132,7 @@ class _Ledger:
 
     def __init__(self, request: ReportRequest) -> None:
         records, actor = request.site.records, request.actor
-        self.today = _today(request)
+        self.today = request.today()
         self.projects = {p["id"]: p for p in _all(records, actor, "project",
                                                    [Filter("stage", "eq", SIGNED)])}
         self.contracts = {c["project"]: c for c in _all(records, actor, "project_contract")}

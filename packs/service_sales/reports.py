@@ -12,18 +12,12 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from engine.services.figures import Figure, ReportRequest, Series
 from packs.service_sales.delivery import delivery_progress, utilisation
 from packs.service_sales.receivables import BUCKETS, CURRENT, ageing
 from packs.service_sales.records_io import all_rows
 from packs.service_sales.renewals import notice_date, renewals_due
-
-
-def _today(request: ReportRequest) -> dt.date:
-    zone = ZoneInfo(request.site.config.timezone)
-    return request.now.astimezone(zone).date()
 
 
 def _user_names(request: ReportRequest) -> dict[int, str]:
@@ -52,7 +46,7 @@ def contracts_by_status(request: ReportRequest) -> Figure:
 
 def receivables_ageing(request: ReportRequest) -> Figure:
     """Outstanding receivables per ageing bucket (days past the due date)."""
-    totals = ageing(request.site.records, request.actor, _today(request))
+    totals = ageing(request.site.records, request.actor, request.today())
     keys = (CURRENT, *(key for key, _, _ in BUCKETS))
     names = {CURRENT: "未到期 not due", "0-30": "0-30", "31-60": "31-60", "61-90": "61-90",
              "90+": "90+"}
@@ -84,7 +78,7 @@ def delivery_by_contract(request: ReportRequest) -> Figure:
 
 def consultant_utilisation(request: ReportRequest) -> Figure:
     """Delivered hours over working hours per consultant, this month (or params since/until)."""
-    today = _today(request)
+    today = request.today()
     since = request.param("since") or today.replace(day=1)
     until = request.param("until") or today
     if isinstance(since, str):
@@ -107,7 +101,7 @@ def consultant_utilisation(request: ReportRequest) -> Figure:
 
 def renewals_coming(request: ReportRequest) -> Figure:
     """Active contracts whose renewal notice date has come, with their value."""
-    due = renewals_due(request.site.records, request.actor, _today(request),
+    due = renewals_due(request.site.records, request.actor, request.today(),
                        include_raised=True)
     return Figure(
         title={"en": "Renewals due", "zh": "待续约合同"},
@@ -116,7 +110,7 @@ def renewals_coming(request: ReportRequest) -> Figure:
         series=(Series({"en": "Value", "zh": "金额"},
                        tuple(Decimal(r.get("total") or 0) for r in due)),
                 Series({"en": "Days to end", "zh": "距到期天数"},
-                       tuple((r["end_date"] - _today(request)).days for r in due))),
+                       tuple((r["end_date"] - request.today()).days for r in due))),
         note={"en": "Notice from each contract's renewal notice days "
                     f"(first due: {min((notice_date(r) for r in due), default='—')}).",
               "zh": "按各合同的续约提前天数计算。"},

@@ -33,21 +33,8 @@ def _label(en: str, zh: str) -> dict[str, str]:
     return {"en": en, "zh": zh}
 
 
-def _int_param(request: ReportRequest, name: str, default: int, high: int = 3650) -> int:
-    raw = request.param(name, default)
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        raise ValidationFailed({name: [f"'{raw}' is not a whole number."]}) from None
-    if not 1 <= value <= high:
-        raise ValidationFailed({name: [f"Give a number from 1 to {high}."]})
-    return value
 
 
-def _today(request: ReportRequest) -> dt.date:
-    from zoneinfo import ZoneInfo
-
-    return request.now.astimezone(ZoneInfo(request.site.config.timezone)).date()
 
 
 def _titles(request: ReportRequest, entity: str, ids: Iterable[Any]) -> dict[Any, str]:
@@ -111,13 +98,13 @@ def margin_by_period(request: ReportRequest) -> Figure:
 def margin_by_product(request: ReportRequest) -> Figure:
     """Sales, cost and gross margin per product, largest margin first (``top``, default 20)."""
     return _margin_figure(request, "product", _label("Gross margin by product", "按产品毛利"),
-                          limit=_int_param(request, "top", 20, 1000))
+                          limit=request.int_param("top", 20, 1000))
 
 
 def margin_by_customer(request: ReportRequest) -> Figure:
     """Sales, cost and gross margin per customer, largest margin first (``top``, default 20)."""
     return _margin_figure(request, "customer", _label("Gross margin by customer", "按客户毛利"),
-                          limit=_int_param(request, "top", 20, 1000))
+                          limit=request.int_param("top", 20, 1000))
 
 
 def stock_on_hand(request: ReportRequest) -> Figure:
@@ -127,7 +114,7 @@ def stock_on_hand(request: ReportRequest) -> Figure:
                                                           by=["product"], where=where)
                 if b.quantity != 0]
     balances.sort(key=lambda b: b.amounts.get("value", ZERO), reverse=True)
-    balances = balances[:_int_param(request, "top", 20, 1000)]
+    balances = balances[:request.int_param("top", 20, 1000)]
     names = _titles(request, "product", [b.dimensions["product"] for b in balances])
     return Figure(
         _label("Stock on hand", "库存结存"), "table", "number",
@@ -183,8 +170,8 @@ def open_purchase_orders(request: ReportRequest) -> Figure:
 
 def not_sold_in_days(request: ReportRequest) -> Figure:
     """Active products in stock with no delivery in the last ``days`` (default 90): 久未交易产品."""
-    days = _int_param(request, "days", 90)
-    today = _today(request)
+    days = request.int_param("days", 90)
+    today = request.today()
     moves, scope = request.site.records.scope_conditions(request.actor, "stock_move")
     with request.site.records.engine.connect() as conn:
         last = dict(conn.execute(select(moves.c.product, func.max(moves.c.moved_on)).where(
@@ -215,7 +202,7 @@ def price_comparison(request: ReportRequest) -> Figure:
         product = int(request.param("product"))
     except (TypeError, ValueError):
         raise ValidationFailed({"product": ["Choose a product."]}) from None
-    today = _today(request)
+    today = request.today()
     records = request.site.records
     quotes = records.list(request.actor, "supplier_quote",
                           filters=[Filter("product", "eq", product)], limit=1000,

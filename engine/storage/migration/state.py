@@ -70,9 +70,31 @@ def applied_state(engine_or_conn: Engine | Connection) -> AppliedState | None:
 
 
 def is_up_to_date(engine: Engine, registry: Registry) -> bool:
-    """Whether the database was last migrated to exactly these definitions."""
-    state = applied_state(engine)
-    return state is not None and state.definitions_hash == registry.definitions_hash
+    """Whether the database was last migrated to exactly these definitions.
+
+    The engine's own ``crm_*`` tables count too: a newer VisionCRM may add a
+    system table or column while the site's definitions stay the same, and
+    such a site must be migrated before it is used, not fail mid-request.
+    """
+    with engine.connect() as conn:
+        state = _read(conn)
+        if state is None or state.definitions_hash != registry.definitions_hash:
+            return False
+        return not missing_system_columns(conn)
+
+
+def missing_system_columns(conn: Connection) -> list[str]:
+    """``table`` or ``table.column`` of the engine's tables the database lacks."""
+    inspector = inspect(conn)
+    present = set(inspector.get_table_names())
+    missing = []
+    for table in _SYSTEM.sorted_tables:
+        if table.name not in present:
+            missing.append(table.name)
+            continue
+        columns = {c["name"] for c in inspector.get_columns(table.name)}
+        missing.extend(f"{table.name}.{c.name}" for c in table.columns if c.name not in columns)
+    return missing
 
 
 def record_applied(
