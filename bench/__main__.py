@@ -17,6 +17,7 @@ from bench import (
     bench_demo,
     bench_import,
     bench_records,
+    bench_scale,
     bench_team_scope,
 )
 from bench.common import RESULTS_DIR, machine
@@ -32,6 +33,11 @@ def main() -> None:
                         help="rows of the import benchmark's file")
     parser.add_argument("--demo-customers", type=int, default=300,
                         help="customers of the demo generator benchmark")
+    parser.add_argument("--scale", default="10000,100000",
+                        help="opportunities of the scale benchmark, comma-separated (cached "
+                             "between runs); sizes over 100000 run on PostgreSQL only")
+    parser.add_argument("--scale-samples", type=int, default=30,
+                        help="timings per measure of the scale benchmark (at most)")
     args = parser.parse_args()
     out = io.StringIO()
 
@@ -59,6 +65,11 @@ def main() -> None:
         bench_demo.run(None, args.demo_customers)
         for url in args.database_url or []:
             bench_demo.run(url, args.demo_customers)
+        sizes = bench_scale.parse_sizes(args.scale)
+        if any(s <= 100_000 for s in sizes):
+            bench_scale.run(None, tuple(s for s in sizes if s <= 100_000), args.scale_samples)
+        for url in args.database_url or []:
+            bench_scale.run(url, sizes, args.scale_samples)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     (RESULTS_DIR / "SUMMARY.md").write_text(out.getvalue(), encoding="utf-8")
 

@@ -60,6 +60,10 @@ class SiteConfig:
     company: Mapping[str, Any] = field(default_factory=dict)
     #: The ``notifications:`` section, read by engine.notifications.settings.
     notifications: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    #: ``jobs:`` of crm.yaml: pack jobs switched off or re-timed (engine.jobs.definitions).
+    jobs: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    #: ``backups:`` of crm.yaml: scheduled backups and their retention (engine.jobs.backups).
+    backups: Mapping[str, Any] = field(default_factory=dict, compare=False)
     document: SourceDocument | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -116,6 +120,8 @@ def load_site_config(root: Path) -> SiteConfig:
         attachments=dict(data.get("attachments") or {}),
         company=dict(data.get("company") or {}),
         notifications=data.get("notifications") or {},
+        jobs=data.get("jobs") or {},
+        backups=data.get("backups") or {},
         document=doc,
     )
 

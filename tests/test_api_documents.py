@@ -8,6 +8,7 @@ import io
 import pytest
 
 from engine.context import FixedClock
+from engine.errors import ValidationFailed
 from engine.web import create_app
 from tests.api_support import NOW, PASSWORD, Api
 from tests.support import open_migrated, write_site
@@ -34,8 +35,7 @@ def app(site):
 
 def _api(site, app, login: str) -> Api:
     token, _ = site.users.tokens.create(login, "tests")
-    api = Api(app, token)
-    return api
+    return Api(app, token)
 
 
 @pytest.fixture
@@ -129,6 +129,24 @@ def test_oversized_upload_is_413_and_nothing_is_stored(site, rep):
     assert _stored(site, customer) == []
     folder = site.config.root / "files"
     assert not folder.exists() or not [p for p in folder.rglob("*") if p.is_file()]
+
+
+def test_a_failure_midway_keeps_no_file_of_the_upload(site, rep, monkeypatch):
+    customer = _customer(rep)
+    real_attach = site.attachments.attach
+    calls = []
+
+    def failing_second(actor, entity, record_id, name, stream):
+        calls.append(name)
+        if len(calls) == 2:
+            raise ValidationFailed({"files": ["refused for the test"]})
+        return real_attach(actor, entity, record_id, name, stream)
+
+    monkeypatch.setattr(site.attachments, "attach", failing_second)
+    answer = _upload(rep, f"/customer/{customer}/attachments", (b"one", "1.txt"),
+                     (b"two", "2.txt"), (b"three", "3.txt"))
+    _problem(answer, 422, "validation_failed")
+    assert calls == ["1.txt", "2.txt"] and _stored(site, customer) == []
 
 
 def test_bad_uploads_are_4xx(site, rep):

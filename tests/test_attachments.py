@@ -139,3 +139,19 @@ def test_the_file_commands(site, tmp_path: Path):
     fetched = runner.invoke(main, [*base, "file", "get", key, "-o", str(out), "--as", "wang"])
     assert fetched.exit_code == 0, fetched.output
     assert out.read_bytes() == source.read_bytes()
+
+
+def test_files_follow_a_merge_and_a_transfer(site):
+    from engine.services.merge import merge
+
+    wang = site.users.actor("wang")
+    keep, duplicate = _customer(site, "wang"), _customer(site, "wang")
+    stored = site.attachments.attach(wang, "customer", duplicate, "营业执照.pdf", io.BytesIO(PDF))
+    merge(site.records, SYSTEM, keep, duplicate)
+    assert [a.key for a in site.attachments.list(wang, "customer", keep)] == [stored.key]
+
+    site.transfers.run(SYSTEM, "wang", ["li"])  # the customer now belongs to li, and its files
+    li = site.users.actor("li")
+    assert [a.key for a in site.attachments.list(li, "customer", keep)] == [stored.key]
+    with pytest.raises(NotFound):
+        site.attachments.find(wang, stored.key)

@@ -47,15 +47,15 @@ def _stop(process: subprocess.Popen, timeout: float = 20) -> None:
         process.wait()
 
 
-def wait_ready(base_url: str, process: subprocess.Popen, timeout: float = 90) -> None:
+def wait_ready(base_url: str, process: subprocess.Popen, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the server exited with {process.returncode} before it was ready")
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(f"{base_url}/readyz", timeout=2) as answer:
-                if answer.status == 200:
-                    return
+        with contextlib.suppress(OSError), \
+                urllib.request.urlopen(f"{base_url}/readyz", timeout=2) as answer:
+            if answer.status == 200:
+                return
         time.sleep(0.5)
     raise RuntimeError(f"{base_url}/readyz did not answer 200 within {timeout:.0f} s")
 

@@ -59,9 +59,13 @@ def build_site(root: Path, database_url: str, *, salespeople: int, teams: int,
                 customer = site.records.create(actor, "customer",
                                                {"name": f"Customer {s}-{c}", "is_company": True})
                 for o in range(2):
-                    site.records.create(actor, "opportunity", {
+                    deal = site.records.create(actor, "opportunity", {
                         "name": f"Deal {s}-{c}-{o}", "customer": customer["id"],
                         "amount": "25000.00", "expected_close": close})
+                    # some deals start late in the process, so that the run wins some
+                    # (a win notifies the owner: outbox messages for the queue workers)
+                    for stage in ("needs", "proposal", "negotiation")[:c + 2 * o]:
+                        site.workflows.transition(actor, "opportunity", deal["id"], stage, {})
         for c in range(contested):
             made.contested.append(
                 site.records.create(admin, "customer", {"name": f"Shared account {c}",

@@ -12,6 +12,7 @@ Downloads are served as attachments with the type found in the bytes,
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import IO, Any
 from urllib.parse import quote
@@ -20,7 +21,7 @@ from flask import Response, request, url_for
 
 from engine.api.auth import api_actor
 from engine.api.records import UnsupportedMedia, answer
-from engine.errors import TooLarge, ValidationFailed
+from engine.errors import CrmError, TooLarge, ValidationFailed
 from engine.metadata.model import Entity
 from engine.services.attachments import Attachment
 from engine.web.context import site
@@ -81,7 +82,8 @@ def store_all(entity: str, record_id: int, files: list[tuple[str, IO[bytes]]]) -
             stored.append(service.attach(actor, entity, record_id, name, stream))
     except BaseException:
         for done in stored:
-            service.remove(actor, done.key)
+            with contextlib.suppress(CrmError):  # the first failure is the one to answer
+                service.remove(actor, done.key)
         raise
     return stored
 

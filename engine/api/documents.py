@@ -28,11 +28,14 @@ LANGUAGES = ("en", "zh")
 
 
 def _language() -> str:
-    lang = request.args.get("lang") or api_actor().language or site().config.locale or "en"
-    lang = "zh" if lang.startswith("zh") else lang
-    if lang not in LANGUAGES:
-        raise ValidationFailed({"lang": [f"Use one of: {', '.join(LANGUAGES)}."]})
-    return lang
+    """``?lang=``, else the caller's language (``zh_CN`` and the like count as ``zh``)."""
+    asked = request.args.get("lang")
+    if asked is not None:
+        if asked not in LANGUAGES:
+            raise ValidationFailed({"lang": [f"Use one of: {', '.join(LANGUAGES)}."]})
+        return asked
+    default = api_actor().language or site().config.locale or "en"
+    return "zh" if default.startswith("zh") else "en"
 
 
 def _file_name(fmt: PrintFormat, lang: str, record_id: int) -> str:

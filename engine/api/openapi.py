@@ -18,6 +18,7 @@ from engine.api.duplicates import duplicate_paths
 from engine.api.exports import export_path
 from engine.api.meta import read_only, readable
 from engine.context import Actor
+from engine.errors import DefinitionError
 from engine.metadata.model import Entity, Field
 from engine.printing.documents import GENERIC, print_formats
 from engine.site import Site
@@ -258,8 +259,11 @@ def document(site: Site, actor: Actor, server: str = "/api/v1") -> dict[str, Any
     paths.update(shared_attachment_paths(ERRORS))
     paths.update(calendar_paths(site, actor, ID, ERRORS))
     printed: dict[str, list[str]] = {}
-    for fmt in print_formats(site).values():
-        printed.setdefault(fmt.entity, []).append(fmt.key)
+    try:
+        for fmt in print_formats(site).values():
+            printed.setdefault(fmt.entity, []).append(fmt.key)
+    except DefinitionError:  # a broken prints: declaration; the print routes report it
+        printed = {}
     flows = {w.entity for w in site.registry.workflows.values()}
     for entity, hidden in readable(site, actor):
         schemas.update(_entity_schemas(entity, hidden, lang))

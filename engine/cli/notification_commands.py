@@ -17,12 +17,16 @@ from engine.cli.main import echo_json, report_errors
 from engine.cli.output import table
 from engine.cli.record_commands import as_option, cli_actor, json_option
 from engine.cli.site_commands import open_site
+from engine.jobs.backups import last_backup
+from engine.jobs.runner import scheduled_jobs
 from engine.metadata.durations import format_duration
+from engine.notifications.follow import run_following_definitions
 from engine.notifications.inbox import InboxService, OutboxAdmin
 from engine.notifications.jobs import JobLog
 from engine.notifications.reminders import ReminderScheduler
 from engine.notifications.settings import read_settings
 from engine.notifications.worker import NotificationWorker
+from engine.site import Site
 
 
 def _when(value: object) -> str:
@@ -103,13 +107,20 @@ def worker(ctx: click.Context, once: bool, poll: float) -> None:
             echo_json(runner.run_once())
             return
         stop = threading.Event()
-        if hasattr(runner.coordinator, "stop"):
-            runner.coordinator.stop = stop
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stop.set())
         mode = "with Redis" if runner.settings.redis_url else "alone (no Redis configured)"
         click.echo(f"Worker {runner.name} running {mode}; Ctrl+C to stop.")
-        runner.run_forever(stop, poll=poll)
+
+        def make_worker(current: Site, generation: threading.Event) -> NotificationWorker:
+            """The first worker, then a new one each time the definitions were reloaded."""
+            made = runner if current is site else NotificationWorker(current)
+            if hasattr(made.coordinator, "stop"):
+                made.coordinator.stop = generation
+            return made
+
+        # after `crm migrate` elsewhere, reload the definitions instead of failing every job
+        run_following_definitions(site, stop, make_worker, poll=poll)
         click.echo("Worker stopped.")
 
 
@@ -120,14 +131,17 @@ def worker(ctx: click.Context, once: bool, poll: float) -> None:
 def jobs(ctx: click.Context, as_json: bool) -> None:
     """The background jobs: last run, its state, failures in the last 24 hours."""
     with open_site(ctx) as site:
-        found = JobLog(site.schema, site.engine, site.clock, "cli").overview(site.config.locale)
+        planned = scheduled_jobs(site)
+        found = JobLog(site.schema, site.engine, site.clock, "cli").overview(
+            site.config.locale, {name: job.description for name, job in planned.items()})
         if as_json:
             echo_json([s.__dict__ for s in found])
             return
         settings = read_settings(site.config.notifications)
         schedule = {"reminders": f"every {format_duration(settings.scan_every)}",
                     "delivery": "every poll (crm worker --poll)",
-                    "digest": f"daily from {settings.digest_at.strftime('%H:%M')}"}
+                    "digest": f"daily from {settings.digest_at.strftime('%H:%M')}",
+                    **{name: job.schedule.describe() for name, job in planned.items()}}
         rows = [[s.job, schedule.get(s.job, ""), _when(s.last_started), s.last_status or "never run",
                  _when(s.last_ok), str(s.failures_24h), s.description] for s in found]
         for line in table(["JOB", "SCHEDULE", "LAST RUN", "STATE", "LAST OK", "FAILED (24H)",
@@ -136,6 +150,10 @@ def jobs(ctx: click.Context, as_json: bool) -> None:
         for s in found:
             if s.last_error:
                 click.echo(f"Last error of {s.job}: {s.last_error}")
+        backup = last_backup(site)
+        if backup is not None:
+            click.echo(f"Last backup: {_when(backup.finished_at)}, {backup.size} bytes, "
+                       f"{backup.file}{'' if backup.exists else ' (file no longer there)'}")
 
 
 @click.group("outbox", invoke_without_command=True)

@@ -152,6 +152,12 @@ def check(ctx: click.Context, as_json: bool, explain: str | None) -> None:
     try:
         config = load_site_config(root)
         registry = load_site_registry(config)
+        from engine.jobs.definitions import configured_jobs
+
+        configured_jobs(config, registry)  # crm.yaml's jobs: name declared pack jobs
+        from engine.printing.documents import declared_print_formats
+
+        declared_print_formats(registry)  # prints: name entities and templates that exist
     except DefinitionError as exc:
         if as_json:
             echo_json({"ok": False, "problems": [p.to_dict() for p in exc.problems]})

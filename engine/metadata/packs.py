@@ -94,7 +94,7 @@ def read_pack(root: Path) -> tuple[PackSource | None, list[Problem]]:
                 "they must be the same",
             )
         ]
-    problems = _migration_problems(doc, root)
+    problems = _migration_problems(doc, root) + job_problems(doc, root)
     if problems:
         return None, problems
     info = PackInfo(
@@ -106,6 +106,13 @@ def read_pack(root: Path) -> tuple[PackSource | None, list[Problem]]:
         description=Label.from_yaml(data["description"]) if data.get("description") else None,
     )
     return PackSource(info=info, manifest=doc, root=root), []
+
+
+def job_problems(doc: SourceDocument, root: Path) -> list[Problem]:
+    """Each scheduled job names a function of its module (engine.jobs.definitions)."""
+    from engine.jobs.definitions import job_problems as check_jobs
+
+    return check_jobs(doc, root)
 
 
 def _migration_problems(doc: SourceDocument, root: Path) -> list[Problem]:

@@ -124,6 +124,13 @@ def render_reference() -> str:
     for name in ("smtp", "sms", "quiet_hours", "delivery"):
         out += _section(f"crm.yaml notifications: {name}", notifications["properties"][name],
                         schemas)
+    site_keys = schemas["site.schema.json"]["properties"]
+    out += _section("pack.yaml jobs: a scheduled job",
+                    schemas["pack.schema.json"]["properties"]["jobs"]["additionalProperties"],
+                    schemas)
+    out += _section("crm.yaml jobs: a job change", site_keys["jobs"]["additionalProperties"],
+                    schemas)
+    out += _section("crm.yaml backups:", site_keys["backups"], schemas)
     out += _field_types()
     return "\n".join(out).rstrip() + "\n"
 

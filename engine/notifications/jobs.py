@@ -83,12 +83,14 @@ class JobLog:
         with write_transaction(self.engine) as conn:
             return conn.execute(delete(t).where(t.c.started_at < self.clock.now() - KEEP)).rowcount
 
-    def overview(self, language: str = "en") -> list[JobStatus]:
+    def overview(self, language: str = "en",
+                 scheduled: dict[str, tuple[str, str]] | None = None) -> list[JobStatus]:
+        """Each job's last run; ``scheduled`` adds the site's scheduled jobs (engine/jobs)."""
         t = self.table
         since = self.clock.now() - dt.timedelta(hours=24)
         found = []
         with self.engine.connect() as conn:
-            for job, words in JOBS.items():
+            for job, words in {**JOBS, **(scheduled or {})}.items():
                 last = conn.execute(select(t).where(t.c.job == job)
                                     .order_by(t.c.started_at.desc(), t.c.id.desc())
                                     .limit(1)).mappings().first()

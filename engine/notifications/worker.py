@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from engine.context import Clock
+from engine.jobs.runner import JobScheduler
 from engine.notifications.channels import Channel
 from engine.notifications.coordination import Coordinator, LocalCoordinator, RedisCoordinator
 from engine.notifications.delivery import OutboxDelivery
@@ -45,6 +46,8 @@ class NotificationWorker:
                                        channels=channels, worker=worker, timezone=timezone)
         self.digest = DigestJob(site.schema, site.engine, clock, self.settings, timezone=timezone)
         self.jobs = JobLog(site.schema, site.engine, clock, self.delivery.worker)
+        # Pack jobs and backups (engine/jobs): once per occurrence across all workers.
+        self.scheduled = JobScheduler(site, clock, self.delivery.worker)
         if coordinator is None:
             coordinator = (RedisCoordinator(self.settings.redis_url,
                                             RedisCoordinator.namespace_for(site.config.database_url))
@@ -82,6 +85,10 @@ class NotificationWorker:
             summary.update(self.delivery.run())
         return dict(summary)
 
+    def run_scheduled(self) -> dict[str, str]:
+        """The scheduled jobs (pack jobs, backups) whose occurrence has come; job → outcome."""
+        return self.scheduled.run_due()
+
     def _guarded(self, job: Callable[[], Any]) -> Any:
         try:
             return job()
@@ -90,9 +97,10 @@ class NotificationWorker:
             return None
 
     def run_once(self, *, scan: bool = True) -> dict[str, Any]:
-        """Each job once, in order: scan, digest, delivery."""
+        """Each job once, in order: scan, scheduled jobs, digest, delivery."""
         return {
             "reminders": self._guarded(self.scan) if scan else None,
+            "scheduled": self._guarded(self.run_scheduled),
             "digests": self._guarded(self.make_digests),
             "delivery": self._guarded(self.deliver),
         }

@@ -27,7 +27,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from engine.context import Actor
 from engine.errors import ActionFailed, CrmError, DefinitionError, NotFound, Problem
-from engine.metadata.model import Entity, Field, Label
+from engine.metadata.model import Entity, Field, Label, Registry
 from engine.metadata.packs import read_pack
 from engine.printing.amounts import amount_in_words
 from engine.site import Site
@@ -36,6 +36,7 @@ from engine.storage.queries import Filter, Sort
 BUILTIN_TEMPLATES = Path(__file__).parent / "templates"
 GENERIC = "record"
 PRINTS_DIR = "prints"
+_THIS_RECORD = object()  # related() without a value: records pointing at the printed one
 
 
 @dataclass(frozen=True)
@@ -50,15 +51,20 @@ class PrintFormat:
 
 def print_formats(site: Site) -> dict[str, PrintFormat]:
     """Every print format of the site's packs; mistakes are reported with file and line."""
+    return declared_print_formats(site.registry)
+
+
+def declared_print_formats(registry: Registry) -> dict[str, PrintFormat]:
+    """The print formats the registry's packs declare (what ``crm check`` checks, no database)."""
     formats: dict[str, PrintFormat] = {}
     problems: list[Problem] = []
-    for name, info in site.registry.packs.items():
+    for name, info in registry.packs.items():
         source, _ = read_pack(Path(info.path))
         if source is None:
             continue
         for key, spec in (source.manifest.data.get("prints") or {}).items():
             where = ("prints", key)
-            if spec["entity"] not in site.registry.entities:
+            if spec["entity"] not in registry.entities:
                 problems.append(source.manifest.problem(
                     (*where, "entity"), f"there is no entity '{spec['entity']}' to print"))
                 continue
@@ -183,12 +189,13 @@ def render_html(site: Site, actor: Actor, key: str, entity_key: str, record_id: 
         except CrmError:
             return {}
 
-    def related(other_entity: str, field_key: str, value: Any = None, *,
+    def related(other_entity: str, field_key: str, value: Any = _THIS_RECORD, *,
                 order_by: str = "id", limit: int = 500) -> list[dict[str, Any]]:
         """Records of another entity pointing at this one (a contract's payment schedule),
-        with their line tables, as the actor may see them; empty when the actor may not."""
-        target = record["id"] if value is None else value
-        if other_entity not in site.registry.entities:
+        or at ``value``, with their line tables, as the actor may see them; empty when
+        the actor may not, or when ``value`` is empty (a field hidden from the actor)."""
+        target = record["id"] if value is _THIS_RECORD else value
+        if target is None or other_entity not in site.registry.entities:
             return []
         try:
             return site.records.list(actor, other_entity, filters=[Filter(field_key, "eq", target)],

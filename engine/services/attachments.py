@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import delete, select
 
 from engine.context import Actor, Clock
 from engine.errors import NotFound, TooLarge, ValidationFailed
@@ -206,13 +206,6 @@ class AttachmentService:
         with write_transaction(self.engine) as conn:
             conn.execute(delete(self.table).where(self.table.c.id == found.id))
         self._path(found.key).unlink(missing_ok=True)
-
-    def move(self, conn: Connection, entity: str, from_id: int, to_id: int) -> int:
-        """Move every file of one record to another (a merge), inside the caller's transaction."""
-        result = conn.execute(update(self.table).where(
-            self.table.c.entity == entity, self.table.c.record_id == int(from_id)
-        ).values(record_id=int(to_id)))
-        return result.rowcount or 0
 
     # -- helpers ----------------------------------------------------------------
 

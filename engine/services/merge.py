@@ -246,6 +246,10 @@ def merge(
                 write_audit(conn, audit, actor=actor, at=now, entity=move.entity,
                             record_id=record_id, action="merge",
                             changes={name: (duplicate_id, keep_id)}, change_id=change_id)
+    files = records.schema.system("crm_attachment")  # the duplicate's files follow it
+    conn.execute(update(files).where(files.c.entity == entity,
+                                     files.c.record_id == int(duplicate_id))
+                 .values(record_id=int(keep_id)))
     records.archive(actor, entity, duplicate_id, conn=conn)
     if target.audit:
         title = target.title_field

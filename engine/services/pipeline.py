@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Any
@@ -220,14 +220,21 @@ class PipelineService:
                     where.append(column == pipeline)
         return where
 
-    def _rows(self, actor: Actor, entity_key: str, pipeline: str | None
+    def _rows(self, actor: Actor, entity_key: str, pipeline: str | None,
+              ids: Collection[int] | None = None
               ) -> tuple[Entity, Workflow, list[dict[str, Any]]]:
-        """The visible records with the time of their last stage change (``moved_at``)."""
+        """The visible records with the time of their last stage change (``moved_at``).
+
+        ``ids`` limits them to those records (a board's cards): the work then
+        follows the page shown, not the size of the table.
+        """
         entity, workflow, table = self._setup(actor, entity_key)
         history = self.schema.system("crm_stage_history")
+        only = list(ids) if ids is not None else None
         last = (
             select(history.c.record_id, func.max(history.c.id).label("last_id"))
-            .where(history.c.entity == entity.key)
+            .where(history.c.entity == entity.key,
+                   *([history.c.record_id.in_(only)] if only is not None else []))
             .group_by(history.c.record_id)
             .subquery()
         )
@@ -243,7 +250,8 @@ class PipelineService:
             latest = (
                 select(other.c[link.field].label("target"),
                        func.max(other.c.updated_at).label("at"))
-                .where(other.c[link.field].is_not(None))
+                .where(other.c[link.field].is_not(None),
+                       *([other.c[link.field].in_(only)] if only is not None else []))
                 .group_by(other.c[link.field])
                 .subquery()
             )
@@ -252,7 +260,8 @@ class PipelineService:
         query = (
             select(*columns)
             .select_from(joined)
-            .where(*self._where(actor, entity, workflow, table, pipeline))
+            .where(*self._where(actor, entity, workflow, table, pipeline),
+                   *([table.c.id.in_(only)] if only is not None else []))
             .order_by(table.c.id)
         )
         with self.engine.connect() as conn:
@@ -382,9 +391,10 @@ class PipelineService:
         )
 
     def sla(self, actor: Actor, entity_key: str, *, pipeline: str | None = None,
-            overdue_only: bool = False) -> list[SlaStatus]:
-        """Records in a stage with an SLA: when they fall due, and whether they are overdue."""
-        entity, workflow, rows = self._rows(actor, entity_key, pipeline)
+            overdue_only: bool = False, ids: Collection[int] | None = None) -> list[SlaStatus]:
+        """Records in a stage with an SLA: when they fall due, and whether they are overdue
+        (of the records ``ids`` only, when given)."""
+        entity, workflow, rows = self._rows(actor, entity_key, pipeline, ids)
         now = self.clock.now()
         found = []
         for row in rows:
@@ -401,24 +411,26 @@ class PipelineService:
         found.sort(key=lambda s: s.due_at)
         return found
 
-    def overdue(self, actor: Actor, entity_key: str, *,
-                pipeline: str | None = None) -> list[SlaStatus]:
+    def overdue(self, actor: Actor, entity_key: str, *, pipeline: str | None = None,
+                ids: Collection[int] | None = None) -> list[SlaStatus]:
         """Records past their stage's SLA, the longest overdue first."""
-        return self.sla(actor, entity_key, pipeline=pipeline, overdue_only=True)
+        return self.sla(actor, entity_key, pipeline=pipeline, overdue_only=True, ids=ids)
 
-    def stale(self, actor: Actor, entity_key: str, *,
-              pipeline: str | None = None) -> list[StaleRecord]:
+    def stale(self, actor: Actor, entity_key: str, *, pipeline: str | None = None,
+              ids: Collection[int] | None = None) -> list[StaleRecord]:
         """Records idle for longer than their open stage's ``stale_after``, idlest first."""
-        found = [r for r in self.idle(actor, entity_key, pipeline=pipeline, stale_only=True)
+        found = [r for r in self.idle(actor, entity_key, pipeline=pipeline, stale_only=True,
+                                      ids=ids)
                  if r.idle_seconds > r.stale_after_seconds]
         found.sort(key=lambda s: -s.idle_seconds)
         return found
 
     def idle(self, actor: Actor, entity_key: str, *, pipeline: str | None = None,
-             stale_only: bool = False) -> list[StaleRecord]:
+             stale_only: bool = False, ids: Collection[int] | None = None
+             ) -> list[StaleRecord]:
         """Every record in an open stage with its last activity (reminders measure their own
         idle time from it); ``stale_after_seconds`` is 0 where the stage sets none."""
-        entity, workflow, rows = self._rows(actor, entity_key, pipeline)
+        entity, workflow, rows = self._rows(actor, entity_key, pipeline, ids)
         now = self.clock.now()
         found = []
         for row in rows:

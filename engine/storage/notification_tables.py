@@ -106,5 +106,8 @@ def notification_tables(metadata: MetaData, user_table: str) -> None:
         Column("status", String(10), nullable=False),  # running | ok | failed
         Column("summary", JSON),
         Column("error", Text),
+        # A scheduled job's occurrence (UTC minute): unique per job, so one worker runs it.
+        Column("occurrence", String(40)),
         Index("ix_crm_job_run_job", "job", "started_at"),
+        Index("uq_crm_job_run_occurrence", "job", "occurrence", unique=True),
     )

@@ -35,6 +35,7 @@ from engine.web import (  # noqa: F401 - routes
     form_rules,
     imports,
     inbox,
+    job_admin,
     kanban,
     list_actions,
     operations,
@@ -44,6 +45,7 @@ from engine.web import (  # noqa: F401 - routes
     record_forms,
     records,
     reload,
+    till,
     transfer,
 )
 from engine.web.context import EXTENSION, WebState, language, load_actor, state
@@ -85,6 +87,8 @@ def create_app(site: Site, *, testing: bool = False) -> Flask:
     app.register_blueprint(printing.bp)  # printed documents
     app.register_blueprint(calendar.bp)  # calendar and phone feed
     app.register_blueprint(inbox.bp)  # /inbox and the header's unread count
+    app.register_blueprint(job_admin.bp)  # /admin/jobs: scheduled jobs and the last backup
+    app.register_blueprint(till.bp)  # /lookup: find a record by its exact keys
     from engine.api import register_api  # /api/v1: engine/api
 
     register_api(app)

@@ -243,6 +243,17 @@ WORDS: dict[str, dict[str, str]] = {
                     "zh": "任何拿到此地址的人都能看到您的日历,请勿外传。生成新地址后旧地址即失效。"},
     "feed_revoke": {"en": "Stop this feed", "zh": "停用此订阅"},
     "feed_revoked": {"en": "Your calendar feed is stopped.", "zh": "您的日历订阅已停用。"},
+    "lookup": {"en": "Look up", "zh": "查找"},
+    "lookup_entity": {"en": "Look up: {entity}", "zh": "查找{entity}"},
+    "lookup_help": {"en": "Type every field exactly as registered; only an exact match of all of them is found.",
+                    "zh": "请按登记内容准确填写所有字段;只有全部完全一致才能找到。"},
+    "lookup_find": {"en": "Find", "zh": "查找"},
+    "lookup_no_match": {"en": "No match. Check what was typed and try again.",
+                        "zh": "没有匹配的记录,请核对输入后重试。"},
+    "lookup_none": {"en": "Nothing to look up.", "zh": "没有可查找的内容。"},
+    "lookup_balance": {"en": "{name}: balance", "zh": "{name}余额"},
+    "lookup_nothing_yet": {"en": "None yet.", "zh": "暂无记录。"},
+    "lookup_saved": {"en": "{label}: saved ({title}).", "zh": "{label}:已保存({title})。"},
 }
 
 

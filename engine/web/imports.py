@@ -17,12 +17,12 @@ from typing import Any
 
 from flask import Response, render_template, request
 
-from engine.api.exports import export_response
 from engine.errors import ValidationFailed
 from engine.services.exporting import Exporter
 from engine.services.importing import Importer
 from engine.storage.queries import Sort
 from engine.web.context import actor, language, login_required, site
+from engine.web.downloads import export_response
 from engine.web.records import _list_filters, bp, entity_and_views
 
 #: The largest file the page takes (the form carries it again to import after a check).

@@ -62,11 +62,15 @@ def workflow_of(entity: Entity) -> Workflow | None:
     return workflow_for(site().registry.workflows, entity.key)
 
 
-def _marks(site_: Site, me: Actor, entity: Entity, pipeline: str) -> tuple[set[int], set[int]]:
-    """Ids of the stale and the SLA-overdue records (empty when the actor may not see figures)."""
+def _marks(site_: Site, me: Actor, entity: Entity, pipeline: str,
+           ids: list[int]) -> tuple[set[int], set[int]]:
+    """Ids of the stale and the SLA-overdue cards (empty when the actor may not see figures);
+    only the cards on the board are looked at, so a big table costs no more than a small one."""
     try:
-        stale = {s.record_id for s in site_.pipeline.stale(me, entity.key, pipeline=pipeline)}
-        late = {s.record_id for s in site_.pipeline.overdue(me, entity.key, pipeline=pipeline)}
+        stale = {s.record_id for s in site_.pipeline.stale(me, entity.key, pipeline=pipeline,
+                                                            ids=ids)}
+        late = {s.record_id for s in site_.pipeline.overdue(me, entity.key, pipeline=pipeline,
+                                                            ids=ids)}
     except CrmError:
         return set(), set()
     return stale, late
@@ -79,7 +83,7 @@ def build_board(site_: Site, me: Actor, entity: Entity, workflow: Workflow, pipe
     shown.preload(entity, page.rows)
     hidden = site_.records.hidden(me, entity)
     value_field = workflow.figures.value if workflow.figures.value not in hidden else None
-    stale, late = _marks(site_, me, entity, pipeline.key)
+    stale, late = _marks(site_, me, entity, pipeline.key, [r["id"] for r in page.rows])
     extras = [column_field(entity, k) for k in card
               if k not in hidden and k not in (value_field, "owner")]
     columns = {key: Column(key, stage.label.get(shown.language), stage.colour, stage.category)

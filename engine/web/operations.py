@@ -33,6 +33,7 @@ from sqlalchemy import func, select, text
 
 from engine.storage.migration.state import applied_state
 from engine.web.context import EXTENSION, site
+from engine.web.job_metrics import job_gauges, redis_check
 
 bp = Blueprint("operations", __name__)
 METRICS = "visioncrm_metrics"
@@ -69,6 +70,7 @@ class SiteCollector(Collector):
             for status, count in rows:
                 backlog.add_metric([status], count)
         yield backlog
+        yield from job_gauges(crm)
 
 
 def install(app: Flask) -> None:
@@ -175,6 +177,10 @@ def readyz() -> tuple[Response, int]:
     except Exception as exc:  # noqa: BLE001 - report, never raise, from a probe
         ready = False
         checks["database"] = f"unreachable: {exc.__class__.__name__}"
+    redis_ok, checks_redis = redis_check(crm)
+    if checks_redis is not None:
+        checks["redis"] = checks_redis
+        ready = ready and redis_ok
     return jsonify({"status": "ready" if ready else "not ready", "checks": checks}), \
         200 if ready else 503
 

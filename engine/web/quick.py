@@ -19,7 +19,7 @@ from werkzeug.wrappers import Response
 
 from engine.context import Actor
 from engine.errors import NotFound, ValidationFailed
-from engine.metadata.model import Entity
+from engine.metadata.model import Entity, Field
 from engine.metadata.view_defs import QuickDef
 from engine.site import Site
 from engine.web.context import actor, language, login_required, site, state
@@ -51,8 +51,18 @@ def quick_forms(site_: Site, me: Actor, views: ViewRegistry) -> list[QuickForm]:
         hidden = hidden_cache.setdefault(entity_key, site_.records.hidden(me, entity))
         if any(k in hidden for k in quick.fields):
             continue
+        if any(_looked_up(site_, me, entity.fields[k]) for k in quick.fields):
+            continue  # its picker would list nothing: the look-up page offers it instead
         found.append(QuickForm(entity, quick))
     return found
+
+
+def _looked_up(site_: Site, me: Actor, field: Field) -> bool:
+    """A reference to records the actor only looks up (engine.web.till), never picks."""
+    from engine.web.till import lookup_only
+
+    target = site_.registry.entities.get(field.to or "") if field.type == "reference" else None
+    return target is not None and lookup_only(site_, me, target)
 
 
 def _safe_next(target: str) -> str | None:

@@ -25,6 +25,7 @@ from collections import defaultdict
 from decimal import Decimal
 
 from engine.context import Actor
+from engine.jobs.context import JobContext
 from engine.services.records import RecordService
 from engine.storage.database import write_transaction
 from engine.storage.queries import Filter
@@ -99,3 +100,15 @@ def review_tiers(records: RecordService, actor: Actor, today: dt.date,
                 change_tier(records, member, tier, "anniversary", today, amount, conn=conn)
             changed[member["id"]] = (member["tier"], tier)
     return changed
+
+
+def points_expiry(context: JobContext) -> dict[str, int]:
+    """The scheduled job (pack.yaml ``jobs:``): :func:`expire_points` on the occurrence's day."""
+    expired = expire_points(context.records, context.actor, context.today)
+    return {"members": len(expired), "points": sum(expired.values())}
+
+
+def tier_review(context: JobContext) -> dict[str, int]:
+    """The scheduled job (pack.yaml ``jobs:``): :func:`review_tiers` on the occurrence's day."""
+    changed = review_tiers(context.records, context.actor, context.today)
+    return {"members": len(changed)}
