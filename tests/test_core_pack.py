@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from engine.cli import main
 from engine.context import Actor, FixedClock
 from engine.demo import load_demo
-from engine.errors import PermissionDenied, TransitionRefused, ValidationFailed
+from engine.errors import NotFound, PermissionDenied, TransitionRefused, ValidationFailed
 from engine.metadata.loader import load_registry
 from engine.services.transfer import TransferService
 from tests.support import open_migrated, write_site
@@ -306,3 +306,21 @@ def test_open_complaints_and_relations_follow_a_transferred_customer(site):
     assert owner("complaint", done_case) == wang_id
     assert owner("customer_relation", relation) == li_id
     assert owner("expense", spent) == wang_id
+
+
+def test_salespeople_see_what_others_logged_on_their_customers(site):
+    """Contacts, visits and complaints of my customers, whoever entered them."""
+    wang, li = site.users.actor("wang"), site.users.actor("li")
+    mine = site.records.create(wang, "customer", {"name": "王的客户", "kind": "client"})
+    boss = site.users.actor("boss")
+    contact = site.records.create(boss, "contact", {"name": "赵经理", "customer": mine["id"]})
+    visit = site.records.create(boss, "activity", {"subject": "老板拜访", "kind": "visit",
+                                                   "customer": mine["id"],
+                                                   "due_at": "2026-11-24T10:00:00+08:00"})
+    assert site.records.get(wang, "contact", contact["id"])["name"] == "赵经理"
+    assert site.records.get(wang, "activity", visit["id"])["subject"] == "老板拜访"
+    with pytest.raises(PermissionDenied):  # read, not changed
+        site.records.update(wang, "activity", visit["id"], {"subject": "changed"})
+    for entity, record in (("contact", contact), ("activity", visit)):
+        with pytest.raises(NotFound):
+            site.records.get(li, entity, record["id"])

@@ -188,6 +188,17 @@ def test_a_job_naming_a_missing_function_or_an_unknown_job_is_refused(tmp_path, 
     assert "no pack declares the job 'chores.tidyy'" in str(caught.value)
 
 
+def test_a_site_moves_a_weekly_job_keeping_its_weekday(tmp_path, db_url):
+    from engine.jobs.definitions import pack_jobs
+
+    weekly = {"tidy": {"function": "tidy", "every": "week", "on": "sunday", "at": "06:00"}}
+    with _chores(tmp_path, db_url, weekly, {"jobs": {"chores.tidy": {"at": "23:00"}}}) as site:
+        assert pack_jobs(site)["chores.tidy"].schedule.describe() == "weekly on sunday at 23:00"
+    with _chores(tmp_path / "hourly", db_url, weekly,
+                 {"jobs": {"chores.tidy": {"every": "hour", "minute": 5}}}) as site:
+        assert pack_jobs(site)["chores.tidy"].schedule.describe() == "hourly at :05"
+
+
 def test_schedules_hourly_daily_weekly_in_site_time():
     now = dt.datetime(2026, 5, 27, 2, 40, tzinfo=dt.UTC)  # Wednesday 10:40 in Shanghai
     zone = "Asia/Shanghai"

@@ -104,10 +104,9 @@ def configured_jobs(config: SiteConfig, registry: Registry) -> dict[str, PackJob
         change = changes.get(name) or {}
         if not change.get("enabled", item.get("enabled", True)):
             continue
-        timing = dict(item)
-        if any(key in change for key in SCHEDULE_KEYS):
-            timing = {key: change[key] for key in SCHEDULE_KEYS if key in change}
-            timing.setdefault("at", item.get("at", "02:00"))
+        # The site's keys go over the pack's; a new ``every`` starts the timing afresh.
+        timing = {} if "every" in change else {k: item[k] for k in SCHEDULE_KEYS if k in item}
+        timing.update({key: change[key] for key in SCHEDULE_KEYS if key in change})
         jobs[name] = PackJob(name=name, pack=pack, module=item.get("module", "jobs"),
                              function=item["function"], schedule=Schedule.read(timing),
                              label=Label.from_yaml(item.get("label"), name))

@@ -241,6 +241,8 @@ class PipelineService:
         moves = (
             select(history.c.record_id, history.c.at)
             .join(last, history.c.id == last.c.last_id)
+            # implied by last_id, but lets the (entity, record_id) index serve the join
+            .where(history.c.entity == entity.key)
             .subquery()
         )
         joined = table.outerjoin(moves, moves.c.record_id == table.c.id)

@@ -63,6 +63,10 @@ class Presenter:
             return
         for row in page.rows:
             self._titles[target][row["id"]] = self.record_title(other, row)
+        for missing in ids - set(self._titles[target]):
+            # out of the actor's scope (or gone): shown by number, and not asked for again
+            # card after card — one query per such record made a salesperson's board slow
+            self._titles[target][missing] = f"#{missing}"
 
     def reference_title(self, target: str, record_id: Any) -> str:
         if record_id is None:
