@@ -32,7 +32,7 @@ from engine.services.role_policy import build_policy
 from engine.services.transfer import TransferService
 from engine.services.users import UserService
 from engine.services.workflows import WorkflowService
-from engine.storage.database import bind_definitions, create_db_engine
+from engine.storage.database import bind_definitions, create_db_engine, database_options
 from engine.storage.tables import Schema, build_schema
 
 SITE_FILE = "crm.yaml"
@@ -56,6 +56,8 @@ class SiteConfig:
     secret_key: str | None = None
     #: ``attachments:`` of crm.yaml: ``store`` (folder | database) and ``max_size_mb``.
     attachments: Mapping[str, Any] = field(default_factory=dict)
+    #: ``database:`` of crm.yaml: pool size and statement timeout (PostgreSQL).
+    database: Mapping[str, Any] = field(default_factory=dict)
     #: ``company:`` of crm.yaml: the letterhead of printed documents.
     company: Mapping[str, Any] = field(default_factory=dict)
     #: The ``notifications:`` section, read by engine.notifications.settings.
@@ -119,6 +121,7 @@ def load_site_config(root: Path) -> SiteConfig:
         secret_key=data.get("secret_key"),
         attachments=dict(data.get("attachments") or {}),
         company=dict(data.get("company") or {}),
+        database=dict(data.get("database") or {}),
         notifications=data.get("notifications") or {},
         jobs=data.get("jobs") or {},
         backups=data.get("backups") or {},
@@ -152,7 +155,8 @@ class Site:
         # Writes carry the definitions this site was built from: after a migration
         # by another process they are refused until the site is reopened.
         self.engine = bind_definitions(
-            engine or create_db_engine(config.database_url, base_dir=config.root),
+            engine or create_db_engine(config.database_url, base_dir=config.root,
+                                       **database_options(config.database)),
             registry.definitions_hash)
         self.clock = clock or SystemClock()
         self.policy = build_policy(registry.roles, self.schema)

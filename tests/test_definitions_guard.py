@@ -119,3 +119,27 @@ def test_a_newer_engine_table_makes_the_site_migrate_first(tmp_path: Path, db_ur
     assert plan.describe() == ['Create system table "crm_import_mapping"']
     assert is_up_to_date(site.engine, site.registry)
     site.close()
+
+
+def test_pool_and_statement_timeout_from_crm_yaml(tmp_path: Path, pg_url: str):
+    """database: in crm.yaml sizes each process's pool and bounds every statement."""
+    from sqlalchemy import text
+
+    from engine.errors import DefinitionError
+
+    write_pack(tmp_path / "packs", "notes", {"entities/note.yaml": V1})
+    root = write_site(tmp_path / "site", pg_url, ["notes"], pack_paths=["../packs"])
+    config = root / "crm.yaml"
+    config.write_text(config.read_text(encoding="utf-8") + "database: {pool_size: 3, "
+                      "max_overflow: 1, statement_timeout_ms: 1500}\n", encoding="utf-8")
+    with open_migrated(root) as site:
+        assert site.engine.pool.size() == 3
+        with site.engine.connect() as conn:
+            assert conn.execute(text("SHOW statement_timeout")).scalar() == "1500ms"
+            assert conn.execute(text("SHOW search_path")).scalar().startswith("t_")
+            with pytest.raises(Exception, match="statement timeout"):
+                conn.execute(text("SELECT pg_sleep(3)"))
+    config.write_text(config.read_text(encoding="utf-8").replace("pool_size: 3", "pool_size: 0"),
+                      encoding="utf-8")
+    with pytest.raises(DefinitionError, match="crm.yaml"):
+        Site.open(root)

@@ -16,6 +16,13 @@ from engine.site import SITE_FILE, Site
 
 DEMO_LOGIN = "admin"
 DEMO_PASSWORD = "visioncrm-demo"
+#: The demo company's letterhead, so printed documents look like the real thing.
+DEMO_LETTERHEAD = """\
+company:
+  name: {en: "Vision Demo Trading Co., Ltd.", zh: 远景示范贸易有限公司}
+  address: {en: "88 Century Avenue, Pudong, Shanghai", zh: 上海市浦东新区世纪大道88号}
+  phone: "+86 21 5888 0000"
+"""
 
 
 @click.command()
@@ -40,6 +47,8 @@ def demo(directory: Path, packs: tuple[str, ...], locale: str, serve: bool, host
     if fresh:
         create_site(directory, name="VisionCRM demo", packs=list(packs),
                     database_url="sqlite:///crm.db", locale=locale)
+        with (directory / SITE_FILE).open("a", encoding="utf-8") as settings:
+            settings.write(DEMO_LETTERHEAD)
     with Site.open(directory, clock=TravelClock()) as site:
         click.echo("Migrating the database:")
         migrate_site(site, allow_destructive=False, applied_by="demo")

@@ -10,7 +10,7 @@ DDL is transactional, and writers take the write lock up front
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -53,13 +53,36 @@ def _prepare_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def database_options(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``database:`` of crm.yaml as engine options (PostgreSQL only; SQLite ignores them)."""
+    options: dict[str, Any] = {}
+    for key in ("pool_size", "max_overflow"):
+        if key in settings:
+            options[key] = int(settings[key])
+    if settings.get("statement_timeout_ms"):
+        options["statement_timeout_ms"] = int(settings["statement_timeout_ms"])
+    return options
+
+
 def create_db_engine(url: str, *, base_dir: Path | None = None, **kwargs: Any) -> Engine:
     """An Engine for a site's database, prepared for the engine's transactions."""
     url = normalise_url(url, base_dir)
+    timeout = kwargs.pop("statement_timeout_ms", None)
     if url.startswith("sqlite"):
+        kwargs.pop("pool_size", None)
+        kwargs.pop("max_overflow", None)
         kwargs.setdefault("connect_args", {"check_same_thread": False})
     else:
         kwargs.setdefault("pool_pre_ping", True)
+        if timeout:
+            # Each connection starts with it, so pooled and new connections alike are bound;
+            # added to the URL's own libpq options (a search_path, say), never replacing them.
+            parsed = make_url(url)
+            given = parsed.query.get("options", "")
+            given = " ".join(given) if isinstance(given, tuple) else given
+            url = parsed.update_query_dict(
+                {"options": f"{given} -c statement_timeout={int(timeout)}".strip()}
+            ).render_as_string(hide_password=False)
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         _prepare_sqlite(engine)
