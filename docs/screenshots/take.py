@@ -37,6 +37,7 @@ def pages(site) -> dict[str, str]:
         "detail": f"/r/opportunity/{deal['id']}",
         "form": "/r/opportunity/new",
         "kanban": "/r/opportunity/kanban",
+        "calendar": "/calendar?span=month",
     }
 
 

@@ -26,11 +26,23 @@ PALETTE = ("#2563eb", "#16a34a", "#d97706", "#9333ea", "#dc2626", "#0891b2", "#4
            "#db2777")
 
 
-def color_of(key: str | None) -> str:
-    """A stable colour per value (activity kind, owner…)."""
+def color_of(key: str | None, order: dict[str, int] | None = None) -> str:
+    """A stable colour per value: a choice's position in its list, else a hash (owner…)."""
     if key is None:
         return PALETTE[0]
+    if order and key in order:
+        return PALETTE[order[key] % len(PALETTE)]
     return PALETTE[int(hashlib.sha1(key.encode()).hexdigest(), 16) % len(PALETTE)]
+
+
+def choice_orders(sources: list) -> dict[str, dict[str, int]]:
+    """Per entity, the position of each choice of its colour field (distinct colours)."""
+    orders = {}
+    for entity, calendar in sources:
+        field_ = entity.fields.get(calendar.color_by) if calendar.color_by else None
+        if field_ is not None and field_.type == "choice":
+            orders[entity.key] = {key: i for i, key in enumerate(field_.choices)}
+    return orders
 
 
 @dataclass
@@ -78,12 +90,14 @@ def page() -> str:
         if 0 <= index < len(days):
             days[index].events.append(event)
     step = dt.timedelta(days=7) if span == "week" else dt.timedelta(days=31)
+    sources = crm.calendar.sources(actor())
+    orders = choice_orders(sources)
     return render_template(
         "calendar.html", days=days, span=span, today=today, zone=zone,
-        sources=crm.calendar.sources(actor()), wanted=wanted or [],
+        sources=sources, wanted=wanted or [],
         previous=(anchor - step).replace(day=1 if span == "month" else (anchor - step).day),
         following=(anchor + step).replace(day=1 if span == "month" else (anchor + step).day),
-        color_of=color_of, anchor=anchor)
+        color_of=lambda event: color_of(event.color, orders.get(event.entity)), anchor=anchor)
 
 
 @bp.route("/calendar/move/<entity_key>/<int:record_id>", methods=["POST"])
