@@ -7,6 +7,7 @@ every message in their language.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 MESSAGES: dict[str, dict[str, str]] = {
@@ -229,8 +230,14 @@ MESSAGES: dict[str, dict[str, str]] = {
 }
 
 
-def message(key: str, language: str | None = "en", **params: Any) -> str:
-    """A message in the actor's language (English when no translation exists)."""
-    texts = MESSAGES[key]
+def words_in(catalogue: Mapping[str, Mapping[str, str]], key: str, language: str | None,
+             **params: Any) -> str:
+    """``key`` of a catalogue in the actor's language (English when no translation exists)."""
+    texts = catalogue[key]
     lang = "zh" if language and language.startswith("zh") else "en"
     return texts.get(lang, texts["en"]).format(**params)
+
+
+def message(key: str, language: str | None = "en", **params: Any) -> str:
+    """An engine message in the actor's language."""
+    return words_in(MESSAGES, key, language, **params)

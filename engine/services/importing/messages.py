@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.i18n import words_in
+
 WORDS: dict[str, dict[str, str]] = {
     "no_import_right": {"en": "You may not import {entity}.", "zh": "您无权导入{entity}。"},
     "no_export_right": {"en": "You may not export {entity}.", "zh": "您无权导出{entity}。"},
@@ -115,6 +117,4 @@ WORDS: dict[str, dict[str, str]] = {
 
 def say(key: str, language: str | None = "en", **params: Any) -> str:
     """The words ``key`` in the actor's language (English when there is no translation)."""
-    texts = WORDS[key]
-    lang = "zh" if language and language.startswith("zh") else "en"
-    return texts.get(lang, texts["en"]).format(**params)
+    return words_in(WORDS, key, language, **params)
