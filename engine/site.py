@@ -9,6 +9,7 @@ several sites can be open in one process (and in one test run).
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -182,6 +183,13 @@ class Site:
     def open(cls, root: str | os.PathLike[str] | None = None, *, clock: Clock | None = None) -> Site:
         config = load_site_config(find_site_dir(root))
         return cls(config, load_site_registry(config), clock=clock)
+
+    @functools.cached_property
+    def print_formats(self) -> dict[str, Any]:
+        """The packs' print formats, read once per opened site (a reload opens a new site)."""
+        from engine.printing.documents import declared_print_formats
+
+        return declared_print_formats(self.registry)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -51,7 +51,7 @@ class PrintFormat:
 
 def print_formats(site: Site) -> dict[str, PrintFormat]:
     """Every print format of the site's packs; mistakes are reported with file and line."""
-    return declared_print_formats(site.registry)
+    return site.print_formats
 
 
 def declared_print_formats(registry: Registry) -> dict[str, PrintFormat]:
