@@ -6,10 +6,12 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import update
 
 from engine.context import FixedClock
 from engine.errors import PermissionDenied
 from engine.services.access import AllowAll
+from engine.storage.database import write_transaction
 from tests.workflow_pack import NOW, open_flow_site
 
 
@@ -217,3 +219,21 @@ def test_figures_do_not_reveal_hidden_fields(site, li, customer, clock):
     assert [(s.title, s.stage) for s in site.pipeline.stale(li, "deal")] == [(None, "negotiation")]
     admin = site.users.actor("admin")
     assert [r.title for r in site.pipeline.weighted_records(admin, "deal")] == ["Secret"]
+
+
+def test_group_totals_round_once_and_rows_without_a_stage_count_as_the_first(site, li, customer):
+    """A group's weighted value is its records' exact products summed, rounded once: three
+    deals of 0.05 at 10% weigh 0.005 each (0.00 and 0.01 rounded alone), 0.015 together, which
+    rounds to 0.02.  A row with no stage (older than the flow) is in the initial stage, as
+    everywhere else, even though the database groups it."""
+    made = [deal(site, li, customer, f"Tiny {n}", "0.05") for n in range(3)]
+    table = site.schema.table("deal")
+    with write_transaction(site.engine) as conn:
+        conn.execute(update(table).where(table.c.id == made[0]["id"]).values(stage=None))
+    assert [r.weighted for r in site.pipeline.weighted_records(li, "deal")] == [
+        Decimal("0.00")] * 3  # half to even, alone
+    (lead,) = site.pipeline.weighted_pipeline(li, "deal", by="stage")
+    assert (lead.key, lead.count, lead.value, lead.weighted) == (
+        "lead", 3, Decimal("0.15"), Decimal("0.02"))
+    (mine,) = site.pipeline.weighted_pipeline(li, "deal", by="owner")
+    assert (mine.count, mine.weighted) == (3, Decimal("0.02"))

@@ -22,20 +22,30 @@ How the figures are defined (also in docs/workflows.md):
   it;
 - *weighted value*: value × probability / 100 for records in open stages,
   where the probability is the record's ``probability_field`` when the
-  workflow has one and it is set, else the stage's probability;
+  workflow has one and it is set, else the stage's probability; a record's
+  weighted value is rounded to the cent, a group's is the exact sum of its
+  records' products rounded once (so a total never drifts by the rounding
+  of thousands of records);
 - *win rate*: won ÷ (won + lost) among closed records, by count and value.
+
+Figures over many records are computed by the database — one ``GROUP BY``
+whose groups (stage, pipeline, probability and the grouping key) are few —
+so a dashboard costs the same whether a client has a thousand deals or a
+million; only the per-record lists (weighted records, SLA, stale, cycle
+times) read rows, and those are narrowed in SQL to the stages that can
+qualify.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, func, or_, select
+from sqlalchemy import ColumnElement, Table, and_, case, false, func, null, or_, select, true
 
 from engine.context import Actor, Clock
 from engine.errors import NotFound, PermissionDenied, ValidationFailed
@@ -220,33 +230,61 @@ class PipelineService:
                     where.append(column == pipeline)
         return where
 
+    def _moved_at(self, entity: Entity, table: Table) -> Any:
+        """When each row last changed stage: its newest stage-history row.
+
+        A correlated subquery, answered per row from the (entity, record_id)
+        index, so its cost follows the rows asked for, not the history's size.
+        """
+        history = self.schema.system("crm_stage_history")
+        return (select(history.c.at)
+                .where(history.c.entity == entity.key, history.c.record_id == table.c.id)
+                .order_by(history.c.id.desc()).limit(1)
+                .correlate(table).scalar_subquery())
+
+    def _stage_filter(self, workflow: Workflow, table: Table,
+                      keep: Callable[[Stage], bool]) -> ColumnElement[bool]:
+        """Rows whose stage may satisfy ``keep``, for the database to narrow by.
+
+        A row with no stage, or one no pipeline knows, is in its pipeline's
+        initial stage (``Workflow.stage_of``); the exact test per row or group
+        is made again in Python, so this only has to keep every row that may
+        qualify.
+        """
+        column = table.c[workflow.field]
+        known: set[str] = set()
+        kept: set[str] = set()
+        initial = False
+        for each in workflow.pipelines.values():
+            known.update(each.stages)
+            kept.update(k for k, stage in each.stages.items() if keep(stage))
+            initial = initial or keep(each.stages[each.initial])
+        conditions: list[ColumnElement[bool]] = [column.in_(sorted(kept))] if kept else []
+        if initial:
+            conditions += [column.is_(None), column.not_in(sorted(known))]
+        return or_(*conditions) if conditions else false()
+
+    def _stage_of(self, workflow: Workflow, row: Mapping[str, Any]) -> Stage:
+        """The stage of a grouped row (its ``stage`` and ``pipeline`` columns)."""
+        record = {workflow.field: row["stage"]}
+        if workflow.pipeline_field:
+            record[workflow.pipeline_field] = row.get("pipeline")
+        return workflow.stage_of(record)
+
     def _rows(self, actor: Actor, entity_key: str, pipeline: str | None,
-              ids: Collection[int] | None = None
+              ids: Collection[int] | None = None,
+              keep: Callable[[Stage], bool] | None = None,
               ) -> tuple[Entity, Workflow, list[dict[str, Any]]]:
         """The visible records with the time of their last stage change (``moved_at``).
 
         ``ids`` limits them to those records (a board's cards): the work then
-        follows the page shown, not the size of the table.
+        follows the page shown, not the size of the table.  ``keep`` narrows
+        them, in SQL, to the records whose stage may satisfy it.
         """
         entity, workflow, table = self._setup(actor, entity_key)
-        history = self.schema.system("crm_stage_history")
         only = list(ids) if ids is not None else None
-        last = (
-            select(history.c.record_id, func.max(history.c.id).label("last_id"))
-            .where(history.c.entity == entity.key,
-                   *([history.c.record_id.in_(only)] if only is not None else []))
-            .group_by(history.c.record_id)
-            .subquery()
-        )
-        moves = (
-            select(history.c.record_id, history.c.at)
-            .join(last, history.c.id == last.c.last_id)
-            # implied by last_id, but lets the (entity, record_id) index serve the join
-            .where(history.c.entity == entity.key)
-            .subquery()
-        )
-        joined = table.outerjoin(moves, moves.c.record_id == table.c.id)
-        columns: list[Any] = [table, moves.c.at.label("moved_at")]
+        columns: list[Any] = [table, self._moved_at(entity, table).label("moved_at")]
+        joined: Any = table
         for link in workflow.figures.activity:
             other = self.schema.table(link.entity)
             latest = (
@@ -263,7 +301,8 @@ class PipelineService:
             select(*columns)
             .select_from(joined)
             .where(*self._where(actor, entity, workflow, table, pipeline),
-                   *([table.c.id.in_(only)] if only is not None else []))
+                   *([table.c.id.in_(only)] if only is not None else []),
+                   *([self._stage_filter(workflow, table, keep)] if keep is not None else []))
             .order_by(table.c.id)
         )
         with self.engine.connect() as conn:
@@ -372,7 +411,8 @@ class PipelineService:
     def cycle_times(self, actor: Actor, entity_key: str, *,
                     pipeline: str | None = None) -> CycleSummary:
         """From creation to won or lost, for the records that are won or lost now."""
-        entity, workflow, rows = self._rows(actor, entity_key, pipeline)
+        entity, workflow, rows = self._rows(actor, entity_key, pipeline,
+                                            keep=lambda stage: stage.is_closed)
         records = []
         for row in rows:
             stage = workflow.stage_of(row)
@@ -396,7 +436,9 @@ class PipelineService:
             overdue_only: bool = False, ids: Collection[int] | None = None) -> list[SlaStatus]:
         """Records in a stage with an SLA: when they fall due, and whether they are overdue
         (of the records ``ids`` only, when given)."""
-        entity, workflow, rows = self._rows(actor, entity_key, pipeline, ids)
+        entity, workflow, rows = self._rows(
+            actor, entity_key, pipeline, ids,
+            keep=lambda stage: stage.sla is not None and not stage.is_closed)
         now = self.clock.now()
         found = []
         for row in rows:
@@ -432,7 +474,10 @@ class PipelineService:
              ) -> list[StaleRecord]:
         """Every record in an open stage with its last activity (reminders measure their own
         idle time from it); ``stale_after_seconds`` is 0 where the stage sets none."""
-        entity, workflow, rows = self._rows(actor, entity_key, pipeline, ids)
+        entity, workflow, rows = self._rows(
+            actor, entity_key, pipeline, ids,
+            keep=lambda stage: not stage.is_closed and not (stale_only
+                                                            and stage.stale_after is None))
         now = self.clock.now()
         found = []
         for row in rows:
@@ -457,7 +502,8 @@ class PipelineService:
         800,000 at 80% (640,000) comes before 240,000 at 80% (192,000).
         """
         self._require_weights(actor, entity_key)
-        entity, workflow, rows = self._rows(actor, entity_key, pipeline)
+        entity, workflow, rows = self._rows(actor, entity_key, pipeline,
+                                            keep=lambda stage: not stage.is_closed)
         return [record for record, _ in self._weighted(entity, workflow, rows)]
 
     def _require_weights(self, actor: Actor, entity_key: str) -> Workflow:
@@ -491,48 +537,100 @@ class PipelineService:
         """
         workflow = self._require_weights(actor, entity_key)
         self._require(actor, entity_key, workflow.figures.close_date if by == "period" else by)
-        entity, workflow, rows = self._rows(actor, entity_key, pipeline)
-        language = actor.language
-        if by not in ("stage", "owner", "period") and by not in entity.fields:
-            raise ValidationFailed({"by": [f"Group by stage, owner, period or a field of "
-                                           f"{entity.key}; '{by}' is none of them."]})
+        entity, workflow, table = self._setup(actor, entity_key)
         if by == "period" and (period not in PERIODS or workflow.figures.close_date is None):
             raise ValidationFailed({"period": [
                 f"Periods are {', '.join(PERIODS)}, of the workflow's figures.close_date."]})
-        stages = self._stages(workflow, pipeline)
-        groups: dict[Any, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0),
-                                                               Decimal(0)])
-        for record, row in self._weighted(entity, workflow, rows):
-            key = self._group(by, period, record, row, workflow)
+        named = {"key": self._group_column(entity, workflow, table, by),
+                 "probability": self._column(table, workflow.probability_field)}
+        value = self._column(table, workflow.figures.value)
+        found = self._grouped(
+            actor, entity, workflow, table, pipeline, named,
+            where=[self._stage_filter(workflow, table, lambda stage: not stage.is_closed)],
+            value=value)
+        groups: dict[Any, list[Any]] = defaultdict(lambda: [0, Decimal(0), Decimal(0)])
+        for row in found:
+            stage = self._stage_of(workflow, row)
+            if stage.is_closed:
+                continue
+            chance = (Decimal(row["probability"]) if row["probability"] is not None
+                      else Decimal(stage.probability or 0))
+            total = Decimal(row["value"] or 0)
+            key = self._group_key(by, period, stage, row["key"])
             totals = groups[key]
-            totals[0] += 1
-            totals[1] += record.value
-            totals[2] += record.weighted
+            totals[0] += row["count"]
+            totals[1] += total
+            totals[2] += total * chance / 100
+        stages = self._stages(workflow, pipeline)
         order = list(stages) if by == "stage" else sorted(
             groups, key=lambda k: (k is None, str(k)))
-        labels = self._labels(by, entity, stages, groups, language)
-        return [PipelineGroup(k, labels.get(k, str(k)), int(groups[k][0]), groups[k][1],
-                              groups[k][2]) for k in order if k in groups]
+        labels = self._labels(by, entity, stages, groups, actor.language)
+        cent = Decimal("0.01")
+        return [PipelineGroup(k, labels.get(k, str(k)), groups[k][0], groups[k][1],
+                              groups[k][2].quantize(cent)) for k in order if k in groups]
 
-    def _group(self, by: str, period: str, record: WeightedRecord, row: Mapping[str, Any],
-               workflow: Workflow) -> Any:
+    @staticmethod
+    def _column(table: Table, name: str | None) -> Any:
+        return table.c[name] if name else None
+
+    def _grouped(self, actor: Actor, entity: Entity, workflow: Workflow, table: Table,
+                 pipeline: str | None, named: Mapping[str, Any], *,
+                 where: Sequence[ColumnElement[bool]], value: Any,
+                 source: Any = None) -> list[Mapping[str, Any]]:
+        """Count and value total per stage, pipeline and the ``named`` expressions, in SQL.
+
+        The visible rows are selected first (scope, pipeline, ``where``) with
+        each expression named, then grouped on those names: the groups are
+        few whatever the number of rows.  A ``named`` expression that is None
+        comes back as None.  ``source`` is the table joined to what the
+        expressions need (its rows are still the table's).
+        """
+        columns = {"stage": table.c[workflow.field],
+                   "pipeline": self._column(table, workflow.pipeline_field), **named}
+        rows = (
+            select(*[(c if c is not None else null()).label(k) for k, c in columns.items()],
+                   (value if value is not None else null()).label("value"))
+            .select_from(source if source is not None else table)
+            .where(*self._where(actor, entity, workflow, table, pipeline), *where)
+            .subquery()
+        )
+        keys = [rows.c[k] for k in columns]
+        query = select(*keys, func.count().label("count"),
+                       func.sum(rows.c.value).label("value")).group_by(*keys)
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).mappings())
+
+    def _group_column(self, entity: Entity, workflow: Workflow, table: Table, by: str) -> Any:
+        """The column a weighted pipeline groups by (stage: the stage column itself)."""
         if by == "stage":
-            return record.stage
+            return table.c[workflow.field]
         if by == "owner":
-            return record.owner
+            return table.c.owner if "owner" in table.c else None
         if by == "period":
-            day = row.get(workflow.figures.close_date or "")
-            if day is None:
-                return None
-            if isinstance(day, dt.datetime):
-                day = day.astimezone(zone(self.timezone)).date()
-            if period == "month":
-                return f"{day.year}-{day.month:02d}"
-            if period == "quarter":
-                return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
-            return str(day.year)
-        value = row.get(by)
+            return table.c[workflow.figures.close_date or ""]
+        if by not in entity.fields or by not in table.c:
+            raise ValidationFailed({"by": [f"Group by stage, owner, period or a stored field "
+                                           f"of {entity.key}; '{by}' is none of them."]})
+        return table.c[by]
+
+    def _group_key(self, by: str, period: str, stage: Stage, value: Any) -> Any:
+        if by == "stage":
+            return stage.key
+        if by == "period":
+            return self._period(value, period)
         return tuple(value) if isinstance(value, list) else value
+
+    def _period(self, day: Any, period: str) -> str | None:
+        """The month, quarter or year of a close date, in the site's time zone."""
+        if day is None:
+            return None
+        if isinstance(day, dt.datetime):
+            day = day.astimezone(zone(self.timezone)).date()
+        if period == "month":
+            return f"{day.year}-{day.month:02d}"
+        if period == "quarter":
+            return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
+        return str(day.year)
 
     def _labels(self, by: str, entity: Entity, stages: Mapping[str, Stage],
                 groups: Mapping[Any, Any], language: str) -> dict[Any, str]:
@@ -552,50 +650,83 @@ class PipelineService:
         return {k: "—" if k is None else str(k) for k in groups}
 
     def _closed(self, actor: Actor, entity_key: str, pipeline: str | None,
-                since: dt.datetime | None, until: dt.datetime | None
-                ) -> tuple[Entity, Workflow, list[tuple[dict[str, Any], Stage]]]:
-        entity, workflow, rows = self._rows(actor, entity_key, pipeline)
+                periods: Sequence[tuple[dt.datetime | None, dt.datetime | None]],
+                reason: str | None = None) -> list[tuple[int, Stage, Any, int, Decimal]]:
+        """Closed records per period, closing stage and (optionally) ``reason`` field:
+        ``(period index, stage, reason, count, value)``.
+
+        A record closed when it last changed stage (its creation when it never
+        did); periods are ``[since, until)``, either end open when None.
+        """
+        entity, workflow, table = self._setup(actor, entity_key)
+        # When each closed record closed: its newest move into a closed stage, all of them
+        # in one grouped pass over the history's (entity, to_stage, at) index — a record
+        # in a closed stage got there by its newest move.
+        history = self.schema.system("crm_stage_history")
+        closing = sorted({key for each in workflow.pipelines.values()
+                          for key, stage in each.stages.items() if stage.is_closed})
+        moves = (select(history.c.record_id, func.max(history.c.at).label("at"))
+                 .where(history.c.entity == entity.key, history.c.to_stage.in_(closing))
+                 .group_by(history.c.record_id).subquery())
+        entered = func.coalesce(moves.c.at, table.c.created_at)
+        choices = []
+        for index, (since, until) in enumerate(periods):
+            bounds = [*([entered >= since] if since is not None else []),
+                      *([entered < until] if until is not None else [])]
+            choices.append((and_(*bounds) if bounds else true(), index))
+        named = {"period": case(*choices, else_=None),
+                 "reason": self._column(table, reason)}
+        found = self._grouped(
+            actor, entity, workflow, table, pipeline, named,
+            where=[self._stage_filter(workflow, table, lambda stage: stage.is_closed),
+                   or_(*(condition for condition, _ in choices))],
+            value=self._column(table, workflow.figures.value),
+            source=table.outerjoin(moves, moves.c.record_id == table.c.id))
         closed = []
-        for row in rows:
-            stage = workflow.stage_of(row)
-            if not stage.is_closed:
-                continue
-            at = self._entered(row)
-            if (since is not None and at < since) or (until is not None and at >= until):
-                continue
-            closed.append((row, stage))
-        return entity, workflow, closed
+        for row in found:
+            stage = self._stage_of(workflow, row)
+            if stage.is_closed and row["period"] is not None:
+                closed.append((int(row["period"]), stage, row["reason"], row["count"],
+                               Decimal(row["value"] or 0)))
+        return closed
 
     def win_rate(self, actor: Actor, entity_key: str, *, pipeline: str | None = None,
                  since: dt.datetime | None = None, until: dt.datetime | None = None) -> WinRate:
         """Won ÷ (won + lost), by count and by value, of records closed in [since, until)."""
+        return self.win_rates(actor, entity_key, [(since, until)], pipeline=pipeline)[0]
+
+    def win_rates(self, actor: Actor, entity_key: str,
+                  periods: Sequence[tuple[dt.datetime | None, dt.datetime | None]], *,
+                  pipeline: str | None = None) -> list[WinRate]:
+        """``win_rate`` for each ``(since, until)`` period, in one query (a dashboard's months)."""
         self._require(actor, entity_key, self._setup(actor, entity_key)[1].figures.value)
-        _, workflow, closed = self._closed(actor, entity_key, pipeline, since, until)
-        won = [row for row, stage in closed if stage.category == "won"]
-        lost = [row for row, stage in closed if stage.category == "lost"]
-        won_value = sum((self._value(workflow, r) for r in won), Decimal(0))
-        lost_value = sum((self._value(workflow, r) for r in lost), Decimal(0))
-        return WinRate(len(won), len(lost), _rate(len(won), len(won) + len(lost)), won_value,
-                       lost_value, _rate(won_value, won_value + lost_value))
+        totals = [[0, 0, Decimal(0), Decimal(0)] for _ in periods]
+        for index, stage, _, count, value in self._closed(actor, entity_key, pipeline, periods):
+            side = 0 if stage.category == "won" else 1 if stage.category == "lost" else None
+            if side is not None:
+                totals[index][side] += count
+                totals[index][2 + side] += value
+        return [WinRate(won, lost, _rate(won, won + lost), won_value, lost_value,
+                        _rate(won_value, won_value + lost_value))
+                for won, lost, won_value, lost_value in totals]
 
     def lost_reasons(self, actor: Actor, entity_key: str, *, pipeline: str | None = None,
                      since: dt.datetime | None = None, until: dt.datetime | None = None
                      ) -> list[LostReason]:
         """Lost records by reason (``figures.lost_reason``), the most frequent first."""
-        figures = self._setup(actor, entity_key)[1].figures
-        self._require(actor, entity_key, figures.lost_reason, figures.value)
-        entity, workflow, closed = self._closed(actor, entity_key, pipeline, since, until)
+        entity, workflow, _ = self._setup(actor, entity_key)
         name = workflow.figures.lost_reason
+        self._require(actor, entity_key, name, workflow.figures.value)
         if name is None:
             raise ValidationFailed({"lost_reason": [
                 f"The workflow of {entity.key} names no figures.lost_reason field."]})
         field = entity.fields[name]
         counts: dict[Any, list[Any]] = defaultdict(lambda: [0, Decimal(0)])
-        for row, stage in closed:
-            if stage.category != "lost":
-                continue
-            counts[row.get(name)][0] += 1
-            counts[row.get(name)][1] += self._value(workflow, row)
+        for _, stage, reason, count, value in self._closed(actor, entity_key, pipeline,
+                                                            [(since, until)], name):
+            if stage.category == "lost":
+                counts[reason][0] += count
+                counts[reason][1] += value
         total = sum(c for c, _ in counts.values())
         language = actor.language
         result = [

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, delete, insert, or_, select, update
 
 from engine.context import Clock, SystemClock
 from engine.errors import NotFound, ValidationFailed
@@ -142,8 +142,11 @@ class TeamService:
 
     def team_ids_of(self, conn: Connection, user_id: int) -> frozenset[int]:
         """Teams the user belongs to or manages, with all their sub-teams."""
-        direct = set(conn.execute(
-            select(self.members.c.team_id).where(self.members.c.user_id == user_id)).scalars())
-        direct |= set(conn.execute(
-            select(self.teams.c.id).where(self.teams.c.manager_id == user_id)).scalars())
-        return frozenset(descendants(conn, self.teams, direct))
+        # One recursive query: every request loads its actor, so this is on the hot path.
+        member_of = select(self.members.c.team_id).where(self.members.c.user_id == user_id)
+        direct = (select(self.teams.c.id)
+                  .where(or_(self.teams.c.id.in_(member_of), self.teams.c.manager_id == user_id))
+                  .cte("team_tree", recursive=True))
+        tree = direct.union(
+            select(self.teams.c.id).join(direct, self.teams.c.parent_id == direct.c.id))
+        return frozenset(conn.execute(select(tree.c.id)).scalars())

@@ -15,7 +15,7 @@ import hashlib
 import secrets
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 
 from engine.context import Clock, SystemClock
 from engine.errors import NotFound, PermissionDenied, ValidationFailed
@@ -105,7 +105,7 @@ class TokenService:
                 raise NotFound(f"There is no token {token_id}.")
         return self.get(token_id)
 
-    def user_of(self, token: str) -> int:
+    def user_of(self, token: str, conn: Connection | None = None) -> int:
         """The id of the active user a valid token belongs to (and note that it was used).
 
         Unknown, revoked and expired tokens, and tokens of deactivated users,
@@ -115,12 +115,14 @@ class TokenService:
         """
         now = self.clock.now()
         t, u = self.tokens, self.users
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(t.c.id, t.c.expires_at, t.c.revoked_at, t.c.last_used_at,
-                       u.c.id.label("user_id"), u.c.active)
-                .join(u, u.c.id == t.c.user_id).where(t.c.token_hash == hash_token(token or ""))
-            ).first()
+        query = (select(t.c.id, t.c.expires_at, t.c.revoked_at, t.c.last_used_at,
+                        u.c.id.label("user_id"), u.c.active)
+                 .join(u, u.c.id == t.c.user_id).where(t.c.token_hash == hash_token(token or "")))
+        if conn is not None:
+            row = conn.execute(query).first()
+        else:
+            with self.engine.connect() as own:
+                row = own.execute(query).first()
         usable = row is not None and row.revoked_at is None and row.active and (
             row.expires_at is None or row.expires_at > now)
         if not usable:

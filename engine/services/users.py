@@ -139,10 +139,12 @@ class UserService:
                                                    for r in role_list])
         return self.get(login)
 
-    def _get(self, conn: Connection, login: str) -> dict[str, Any]:
-        row = conn.execute(select(self.users).where(self.users.c.login == login)).mappings().first()
+    def _get(self, conn: Connection, login: str, user_id: int | None = None) -> dict[str, Any]:
+        """The user by login, or by id when ``user_id`` is given."""
+        key = self.users.c.id == user_id if user_id is not None else self.users.c.login == login
+        row = conn.execute(select(self.users).where(key)).mappings().first()
         if row is None:
-            raise NotFound(f"There is no user '{login}'.")
+            raise NotFound(f"There is no user '{login or user_id}'.")
         user = dict(row)
         user["roles"] = sorted(conn.execute(
             select(self.roles.c.role).where(self.roles.c.user_id == user["id"])).scalars())
@@ -272,6 +274,7 @@ class UserService:
             self.guard.record(login, source, "inactive", now)
             return None
         self.guard.succeeded(keys[:1], now)
+        self.guard.forgive(keys[1:], now)
         self.guard.record(login, source, "success", now)
         if _hasher.check_needs_rehash(user["password_hash"]):
             self._set(login, password_hash=hash_password(password))
@@ -282,8 +285,8 @@ class UserService:
         with self.engine.connect() as conn:
             return self._actor(conn, login)
 
-    def _actor(self, conn: Connection, login: str) -> Actor:
-        user = self._get(conn, login)
+    def _actor(self, conn: Connection, login: str, user_id: int | None = None) -> Actor:
+        user = self._get(conn, login, user_id)
         if not user["active"]:
             raise NotFound(f"There is no active user '{login}'.")
         team_ids = self.teams.team_ids_of(conn, user["id"])
@@ -298,10 +301,5 @@ class UserService:
 
     def actor_for_token(self, token: str) -> Actor:
         """The actor an API token acts as (PermissionDenied for any unusable token)."""
-        user_id = self.tokens.user_of(token)
         with self.engine.connect() as conn:
-            login = conn.execute(select(self.users.c.login).where(self.users.c.id == user_id)
-                                 ).scalar()
-            if login is None:
-                raise NotFound(f"There is no user {user_id}.")
-            return self._actor(conn, login)
+            return self._actor(conn, "", self.tokens.user_of(token, conn))
