@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Select, bindparam, delete, insert, or_, select, update
 
 from engine.context import Clock, SystemClock
 from engine.errors import NotFound, ValidationFailed
@@ -42,6 +42,7 @@ class TeamService:
         self.users = schema.system("crm_user")
         self.engine = engine
         self.clock = clock or SystemClock()
+        self._tree_of_user = self._team_tree()
 
     def _team_id(self, conn: Connection, name: str) -> int:
         found = conn.execute(select(self.teams.c.id).where(self.teams.c.name == name)).scalar()
@@ -142,11 +143,15 @@ class TeamService:
 
     def team_ids_of(self, conn: Connection, user_id: int) -> frozenset[int]:
         """Teams the user belongs to or manages, with all their sub-teams."""
-        # One recursive query: every request loads its actor, so this is on the hot path.
+        return frozenset(conn.execute(self._tree_of_user, {"user_id": user_id}).scalars())
+
+    def _team_tree(self) -> Select:
+        """One recursive query, built once: every request loads its actor through it."""
+        user_id = bindparam("user_id")
         member_of = select(self.members.c.team_id).where(self.members.c.user_id == user_id)
         direct = (select(self.teams.c.id)
                   .where(or_(self.teams.c.id.in_(member_of), self.teams.c.manager_id == user_id))
                   .cte("team_tree", recursive=True))
         tree = direct.union(
             select(self.teams.c.id).join(direct, self.teams.c.parent_id == direct.c.id))
-        return frozenset(conn.execute(select(tree.c.id)).scalars())
+        return select(tree.c.id)

@@ -15,7 +15,7 @@ import hashlib
 import secrets
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 
 from engine.context import Clock, SystemClock
 from engine.errors import NotFound, PermissionDenied, ValidationFailed
@@ -41,6 +41,12 @@ class TokenService:
         self.users = schema.system("crm_user")
         self.engine = engine
         self.clock = clock or SystemClock()
+        t, u = self.tokens, self.users
+        # built once: every API request runs it
+        self._by_hash = (select(t.c.id, t.c.expires_at, t.c.revoked_at, t.c.last_used_at,
+                                u.c.id.label("user_id"), u.c.active)
+                         .join(u, u.c.id == t.c.user_id)
+                         .where(t.c.token_hash == bindparam("token_hash")))
 
     def create(self, login: str, name: str, *, expires_in: dt.timedelta | None = None,
                created_by: int | None = None) -> tuple[str, dict[str, Any]]:
@@ -114,15 +120,13 @@ class TokenService:
         turn each API read into a write.
         """
         now = self.clock.now()
-        t, u = self.tokens, self.users
-        query = (select(t.c.id, t.c.expires_at, t.c.revoked_at, t.c.last_used_at,
-                        u.c.id.label("user_id"), u.c.active)
-                 .join(u, u.c.id == t.c.user_id).where(t.c.token_hash == hash_token(token or "")))
+        t = self.tokens
+        given = {"token_hash": hash_token(token or "")}
         if conn is not None:
-            row = conn.execute(query).first()
+            row = conn.execute(self._by_hash, given).first()
         else:
             with self.engine.connect() as own:
-                row = own.execute(query).first()
+                row = own.execute(self._by_hash, given).first()
         usable = row is not None and row.revoked_at is None and row.active and (
             row.expires_at is None or row.expires_at > now)
         if not usable:

@@ -22,7 +22,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
 
 from engine.context import Actor, Clock, SystemClock
 from engine.errors import NotFound, Throttled, ValidationFailed
@@ -79,6 +79,11 @@ class UserService:
         self.teams = TeamService(schema, engine, self.clock)
         self.tokens = TokenService(schema, engine, self.clock)
         self.guard = LoginGuard(schema, engine, throttle)
+        # built once: every request loads its actor through them
+        self._by_login = select(self.users).where(self.users.c.login == bindparam("key"))
+        self._by_id = select(self.users).where(self.users.c.id == bindparam("key"))
+        self._roles_of = select(self.roles.c.role).where(
+            self.roles.c.user_id == bindparam("user_id"))
 
     # -- roles -----------------------------------------------------------------
 
@@ -141,13 +146,12 @@ class UserService:
 
     def _get(self, conn: Connection, login: str, user_id: int | None = None) -> dict[str, Any]:
         """The user by login, or by id when ``user_id`` is given."""
-        key = self.users.c.id == user_id if user_id is not None else self.users.c.login == login
-        row = conn.execute(select(self.users).where(key)).mappings().first()
+        query, key = (self._by_id, user_id) if user_id is not None else (self._by_login, login)
+        row = conn.execute(query, {"key": key}).mappings().first()
         if row is None:
             raise NotFound(f"There is no user '{login or user_id}'.")
         user = dict(row)
-        user["roles"] = sorted(conn.execute(
-            select(self.roles.c.role).where(self.roles.c.user_id == user["id"])).scalars())
+        user["roles"] = sorted(conn.execute(self._roles_of, {"user_id": user["id"]}).scalars())
         return user
 
     def get(self, login: str) -> dict[str, Any]:
