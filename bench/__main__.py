@@ -48,7 +48,8 @@ def main() -> None:
 
     with contextlib.redirect_stdout(Tee()):
         print("# VisionCRM benchmarks\n")
-        print("Machine: " + ", ".join(f"{k} {v}" for k, v in machine().items()))
+        print("Machine: " + ", ".join(f"{k} {v}" for k, v in
+                                      machine(args.database_url or []).items()))
         bench_boot.run()
         bench_records.run(None, args.count)
         for url in args.database_url or []:

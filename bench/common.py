@@ -14,7 +14,7 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -22,17 +22,40 @@ from urllib.parse import quote
 RESULTS_DIR = Path(__file__).parent / "results"
 
 
-def machine() -> dict[str, Any]:
+def machine(database_urls: Iterable[str] = ()) -> dict[str, Any]:
+    """What the figures were measured on: the hardware, the software, and how busy it was
+    (the load average: figures taken beside other work are noisier, ratios less so)."""
+    import sqlite3
+
     import sqlalchemy
 
-    return {
+    found: dict[str, Any] = {
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
         "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
         if hasattr(os, "sysconf") else None,
         "sqlalchemy": sqlalchemy.__version__,
+        "sqlite": sqlite3.sqlite_version,
     }
+    for url in database_urls:
+        found["postgresql"] = _server_version(url)
+    if hasattr(os, "getloadavg"):
+        found["load_average_1_5_15"] = [round(x, 2) for x in os.getloadavg()]
+    return found
+
+
+def _server_version(url: str) -> str:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return str(conn.execute(text("SHOW server_version")).scalar())
+    except Exception as exc:  # the figures still say what was asked for
+        return f"unreachable ({exc.__class__.__name__})"
+    finally:
+        engine.dispose()
 
 
 def best_of(func: Callable[[], Any], repeat: int = 5) -> float:

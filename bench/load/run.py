@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     results["checks"] = [{"check": n, "passed": ok, "detail": d} for n, ok, d in all_checks]
     table = markdown(phases)
     path = write_result("load", results)
-    header = (f"# Load test\n\nMachine: {json.dumps(machine())}\n\n"
+    header = (f"# Load test\n\nMachine: {json.dumps(machine([args.database_url]))}\n\n"
               f"Settings: {json.dumps(results['settings'])}\n\n")
     verdicts = "\n".join(f"- {'PASS' if ok else 'FAIL'} {n}: {d}" for n, ok, d in all_checks)
     (RESULTS_DIR / "load.md").write_text(
