@@ -1,4 +1,4 @@
-"""Reading at scale: list pages, the weighted pipeline and the kanban board as data grows.
+"""Reading at scale: list pages, pipeline figures, the dashboard and the board as data grows.
 
 ``python -m bench.bench_scale [--scale 10000,100000] [--database-url URL]``
 
@@ -14,13 +14,20 @@ and cached), in the same run and on the same rows:
   p50 grows with the data: an indexed page stays flat;
 - **weighted pipeline** — ``PipelineService.weighted_pipeline`` by stage and
   by owner as the owner, against a Core ``GROUP BY`` giving the same sums;
+- **won/lost by month** — ``PipelineService.win_rates`` over twelve months
+  against a hand-written ``GROUP BY`` of the same counts (checked equal);
+- **sales dashboard** — the core pack's ``/dashboards/sales`` page as the
+  owner (funnel, weighted pipeline by owner, won/lost for six months and the
+  pack's report widgets), against the three hand-written queries of its
+  pipeline widgets;
 - **kanban board** — ``/r/opportunity/kanban`` as both, against the Core
   query of the board's 500 cards.
 
-The pipeline and the board run up to ``--aggregate-max`` records (100,000 by
-default): both read every open record of the reader into Python.  The peak
-memory of a streaming export at 10% and 100% of the rows is measured by
-``bench_import`` and not repeated here.
+The figures over many records are ``GROUP BY`` queries in the database, so
+they grow with the table as the hand-written ones do; ``--aggregate-max``
+(default: every size) leaves them out above a size.  The peak memory of a
+streaming export at 10% and 100% of the rows is measured by ``bench_import``
+and not repeated here.
 """
 
 from __future__ import annotations
@@ -33,16 +40,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, case, delete, func, select, text
+from sqlalchemy import Select, and_, case, delete, func, select, text
 
 from bench.common import percentiles, print_table, write_result
 from bench.scale_data import OWNER_LOGIN, PASSWORD, SALES_LOGIN, scale_site
+from engine.services.dashboards import month_starts
 from engine.site import Site
 from engine.storage.database import write_transaction
 from engine.storage.queries import Filter, Sort
 from engine.web import create_app
 from tests.web_support import login
 
+CLOSED = ("won", "lost")
+#: Months of the won/lost figure measured on its own, and on the core sales dashboard.
+MONTHS = 12
+DASHBOARD_MONTHS = 6
 LIST_STAGE = "proposal"
 LIST_SORT = "expected_close"
 PAGE = 50
@@ -98,6 +110,32 @@ def pipeline_query(site: Site, by: str) -> Select:
             .where(table.c.archived.is_(False), table.c.stage.in_(open_stages)).group_by(key))
 
 
+def won_lost_query(site: Site, months: int = MONTHS) -> Select:
+    """Won and lost deals per month by hand: the month a deal closed is its newest move
+    into won or lost (its creation when it never moved)."""
+    table = site.schema.table("opportunity")
+    history = site.schema.system("crm_stage_history")
+    moves = (select(history.c.record_id, func.max(history.c.at).label("at"))
+             .where(history.c.entity == "opportunity", history.c.to_stage.in_(CLOSED))
+             .group_by(history.c.record_id).subquery())
+    closed_at = func.coalesce(moves.c.at, table.c.created_at)
+    starts = month_starts(site.clock.now(), site.config.timezone, months)
+    month = case(*[(and_(closed_at >= s, closed_at < u), i)
+                   for i, (s, u) in enumerate(zip(starts, starts[1:], strict=False))])
+    rows = (select(month.label("month"), table.c.stage)
+            .select_from(table.outerjoin(moves, moves.c.record_id == table.c.id))
+            .where(table.c.archived.is_(False), table.c.stage.in_(CLOSED),
+                   closed_at >= starts[0], closed_at < starts[-1]).subquery())
+    return select(rows.c.month, rows.c.stage, func.count()).group_by(rows.c.month, rows.c.stage)
+
+
+def dashboard_queries(site: Site) -> list[Select]:
+    """What the sales dashboard's pipeline widgets show, written by hand: the funnel and
+    the weighted pipeline by owner (one GROUP BY each) and won/lost by month."""
+    return [pipeline_query(site, "stage"), pipeline_query(site, "owner"),
+            won_lost_query(site, DASHBOARD_MONTHS)]
+
+
 def plan(site: Site, query: Select) -> str:
     """The database's plan for ``query`` (EXPLAIN, or EXPLAIN QUERY PLAN on SQLite)."""
     compiled = query.compile(site.engine, compile_kwargs={"literal_binds": True})
@@ -107,10 +145,10 @@ def plan(site: Site, query: Select) -> str:
     return "\n".join(str(r[-1]) for r in rows)
 
 
-def _core(site: Site, query: Select) -> Callable[[], Any]:
+def _core(site: Site, *queries: Select) -> Callable[[], Any]:
     def call() -> list[dict]:
         with site.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(query).mappings()]
+            return [dict(r) for query in queries for r in conn.execute(query).mappings()]
     return call
 
 
@@ -185,18 +223,37 @@ def measure_size(site: Site, size: int, count: int, budget_s: float,
                 owner, "opportunity", by=b), _core(site, query), count, budget_s)
             figures[f"weighted pipeline by {by} · owner"] = _figure(service, core)
             _progress(size, f"weighted pipeline by {by}")
+        starts = month_starts(site.clock.now(), site.config.timezone, MONTHS)
+        periods = list(zip(starts, starts[1:], strict=False))
+        rates = site.pipeline.win_rates(owner, "opportunity", periods)
+        with site.engine.connect() as conn:
+            by_hand = {(m, stage): n for m, stage, n in conn.execute(won_lost_query(site))}
+        assert [(r.won, r.lost) for r in rates] == [
+            (by_hand.get((i, "won"), 0), by_hand.get((i, "lost"), 0))
+            for i in range(MONTHS)], "the win rates and the hand-written GROUP BY disagree"
+        service, core = paired(lambda: site.pipeline.win_rates(owner, "opportunity", periods),
+                               _core(site, won_lost_query(site)), count, budget_s)
+        figures[f"won/lost by month ({MONTHS}) · owner"] = _figure(service, core)
+        _progress(size, "won/lost by month")
+        client = app.test_client()
+        login(client, OWNER_LOGIN, PASSWORD)
+        page, core = paired(_page(client, "/dashboards/sales"),
+                            _core(site, *dashboard_queries(site)), count, budget_s)
+        figures["sales dashboard · web page · owner (all)"] = _figure(page, core)
+        _progress(size, "sales dashboard")
     return figures
 
 
 def run(database_url: str | None = None, sizes: tuple[int, ...] = (10_000, 100_000),
-        count: int = 30, budget_s: float = 8.0, aggregate_max: int = 100_000) -> dict:
+        count: int = 30, budget_s: float = 8.0, aggregate_max: int | None = None) -> dict:
     results: dict[str, Any] = {}
     backend = "postgresql" if database_url else "sqlite"
     for size in sizes:
         with tempfile.TemporaryDirectory() as tmp, \
                 scale_site(database_url, size, Path(tmp)) as site:
             results[str(size)] = measure_size(site, size, count, budget_s,
-                                              aggregates=size <= aggregate_max)
+                                              aggregates=aggregate_max is None
+                                              or size <= aggregate_max)
     smallest = str(min(sizes))
     rows = []
     for size, figures in results.items():
@@ -233,8 +290,8 @@ def main() -> None:
                                                "default: cached SQLite files in bench/.cache")
     parser.add_argument("--scale", default="10000,100000", help="opportunities, comma-separated")
     parser.add_argument("--samples", type=int, default=30, help="timings per measure (at most)")
-    parser.add_argument("--aggregate-max", type=int, default=100_000,
-                        help="largest size the pipeline and the board run at")
+    parser.add_argument("--aggregate-max", type=int, default=None,
+                        help="largest size the figures and the board run at (default: all)")
     args = parser.parse_args()
     run(args.database_url, parse_sizes(args.scale), args.samples,
         aggregate_max=args.aggregate_max)
