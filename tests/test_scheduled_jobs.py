@@ -132,6 +132,47 @@ def test_the_unique_occurrence_lets_one_claim_win(tmp_path, db_url):
         assert [r["worker"] for r in _runs(site, "chores.tidy")] == ["w1", "w2"]
 
 
+def test_a_run_left_by_a_dead_worker_is_taken_over_once_and_the_slow_one_records_nothing(
+        tmp_path, db_url):
+    """w1 claims today's run and dies (its row stays ``running``). Before TAKEOVER_AFTER the
+    occurrence stays claimed; after it, exactly one of two workers takes it over and runs it;
+    were w1 only slow, its late result would not overwrite the new run's."""
+    from engine.jobs.runner import TAKEOVER_AFTER, JobScheduler, ScheduledJob
+
+    clock = FixedClock(START)
+    with _chores(tmp_path, db_url, TIDY, clock=clock) as site:
+        dead = JobScheduler(site, clock, "w1")
+        run_id = dead.insert_claim("chores.tidy", "2026-05-25T01:00Z")
+        assert run_id is not None  # ...and w1 is killed before it runs the job
+        two, three = JobScheduler(site, clock, "w2"), JobScheduler(site, clock, "w3")
+        clock.advance(seconds=int(TAKEOVER_AFTER.total_seconds()) - 60)
+        assert two.run_due() == {} and _titles(site) == []
+        clock.advance(seconds=120)
+        assert two.run_due() == {"chores.tidy": "ok"}
+        assert three.run_due() == {}  # taken over once, not by every worker
+        assert _titles(site) == ["tidy 2026-05-25"]
+        (run,) = _runs(site, "chores.tidy")
+        assert (run["id"], run["worker"], run["status"]) == (run_id, "w2", "ok")
+        assert "taken over by w2" in run["error"] and "w1" in run["error"]
+
+        # The next day w1 is only slow: w2 takes its run over meanwhile and records it;
+        # w1's late end records nothing.
+        clock.advance(hours=22)
+        tidy = two.jobs["chores.tidy"]
+
+        def slow(context):
+            clock.advance(seconds=int(TAKEOVER_AFTER.total_seconds()) + 60)
+            assert two.run_due() == {"chores.tidy": "ok"}
+            return {"slow": True}
+
+        slow_worker = JobScheduler(site, clock, "w1", jobs={"chores.tidy": ScheduledJob(
+            tidy.name, tidy.schedule, tidy.description, slow)})
+        assert slow_worker.run_due() == {}
+        latest = _runs(site, "chores.tidy")[-1]
+        assert (latest["worker"], latest["status"], latest["summary"]) == (
+            "w2", "ok", {"day": "2026-05-26"})
+
+
 def test_a_failing_job_records_its_error_and_the_next_day_still_runs(tmp_path, db_url):
     clock = FixedClock(START)
     jobs = {"flaky": {"function": "flaky", "at": "08:00"}, **TIDY}

@@ -7,12 +7,21 @@ Each poll, a worker works out every scheduled job's latest occurrence
 PostgreSQL alike, with or without Redis, on one machine or several.  The
 winner runs the job and records ``ok`` with the summary, or ``failed`` with
 the error; the others move on.  A failed occurrence is not retried (the
-next occurrence runs as usual); a worker killed mid-run leaves its row
-``running``, shown so by ``crm jobs``.
+next occurrence runs as usual).
+
+A worker killed mid-run leaves its row ``running``.  Once the run is older
+than ``TAKEOVER_AFTER`` (no job of ours runs that long), the next worker to
+poll takes the occurrence over — one conditional ``UPDATE``, so only one
+worker can — and runs it again; the row says whose run it replaced.  A run
+that was merely slow and ends after being taken over records nothing: the
+row is no longer its own.  Jobs are written to be run again safely (each
+works out what is still to do), so a second run of an occurrence does no
+harm.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import traceback
 from collections.abc import Callable
@@ -35,6 +44,9 @@ if TYPE_CHECKING:
     from engine.site import Site
 
 log = logging.getLogger(__name__)
+
+#: A run still ``running`` after this long was left by a worker that died; it is run again.
+TAKEOVER_AFTER = dt.timedelta(hours=2)
 
 
 @dataclass(frozen=True)
@@ -87,20 +99,40 @@ class JobScheduler:
     """Runs the due occurrences of a site's scheduled jobs (see the module docstring)."""
 
     def __init__(self, site: Site, clock: Clock, worker: str,
-                 jobs: dict[str, ScheduledJob] | None = None) -> None:
+                 jobs: dict[str, ScheduledJob] | None = None, *,
+                 takeover_after: dt.timedelta = TAKEOVER_AFTER) -> None:
         self.site = site
         self.clock = clock
         self.worker = worker
         self.jobs = scheduled_jobs(site) if jobs is None else jobs
         self.table = site.schema.system("crm_job_run")
+        self.takeover_after = takeover_after
 
     def _claim(self, job: str, occurrence: str) -> int | None:
         t = self.table
         with self.site.engine.connect() as conn:  # the cheap look first: usually it is taken
-            if conn.execute(select(t.c.id).where(t.c.job == job, t.c.occurrence == occurrence)
-                            ).first() is not None:
-                return None
-        return self.insert_claim(job, occurrence)
+            found = conn.execute(select(t.c.id, t.c.status, t.c.started_at, t.c.worker).where(
+                t.c.job == job, t.c.occurrence == occurrence)).first()
+        if found is None:
+            return self.insert_claim(job, occurrence)
+        if found.status == "running" and found.started_at < self.clock.now() - self.takeover_after:
+            return self._take_over(found.id, found.worker, found.started_at)
+        return None
+
+    def _take_over(self, run_id: int, worker: str, started_at: dt.datetime) -> int | None:
+        """The abandoned run's row, made ours — unless another worker was quicker."""
+        t = self.table
+        note = (f"taken over by {self.worker}: the run {worker} started at "
+                f"{started_at.isoformat(timespec='seconds')} never ended")
+        with write_transaction(self.site.engine) as conn:
+            taken = conn.execute(update(t).where(
+                t.c.id == run_id, t.c.status == "running", t.c.worker == worker,
+                t.c.started_at == started_at,
+            ).values(worker=self.worker, started_at=self.clock.now(), error=note[:4000]))
+        if taken.rowcount != 1:
+            return None
+        log.warning("scheduled job run %s: %s", run_id, note)
+        return run_id
 
     def insert_claim(self, job: str, occurrence: str) -> int | None:
         """The run's row, or None when another worker's row holds the occurrence."""
@@ -134,8 +166,13 @@ class JobScheduler:
                 values = {"status": "failed", "error": "".join(
                     traceback.format_exception_only(exc)).strip()[:4000]}
             with write_transaction(self.site.engine) as conn:
-                conn.execute(update(self.table).where(self.table.c.id == run_id).values(
-                    finished_at=self.clock.now(), **values))
+                mine = conn.execute(update(self.table).where(
+                    self.table.c.id == run_id, self.table.c.worker == self.worker,
+                ).values(finished_at=self.clock.now(), **values)).rowcount == 1
+            if not mine:
+                log.warning("scheduled job %s ended after another worker took its run over; "
+                            "its result is not recorded", job.name)
+                continue
             done[job.name] = values["status"]
         return done
 
