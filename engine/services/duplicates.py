@@ -34,12 +34,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from engine.context import Actor
 from engine.services.records import RecordService
+from engine.storage.queries import Filter
 
 # Legal-form suffixes, longest first; CJK ones are matched on the end of the
 # joined name, Latin ones as whole trailing words.
@@ -53,6 +54,7 @@ LATIN_SUFFIXES = frozenset({
 })
 
 _WORD = re.compile(r"[^\W_]+")  # runs of letters and digits (any script)
+PAGE = 1000  # matched records read whole per query
 
 
 def normalise_name(name: Any) -> str:
@@ -114,15 +116,6 @@ def _keys(record: Mapping[str, Any], name_field: str, phone_fields: Sequence[str
     return {reason: {k for k in found if k} for reason, found in keys.items()}
 
 
-def _readable(records: RecordService, actor: Actor, entity: str,
-              page_size: int = 1000) -> Iterable[dict[str, Any]]:
-    offset = 0
-    while True:
-        page = records.list(actor, entity, limit=page_size, offset=offset, with_total=False)
-        yield from page.rows
-        if not page.has_more:
-            return
-        offset += page_size
 
 
 def find_duplicates(
@@ -146,15 +139,25 @@ def find_duplicates(
     wanted = _keys(candidate, name_field, phone_fields, email_fields)
     if not any(wanted.values()):
         return []
-    found = []
-    for row in _readable(records, actor, entity):
+    matched: dict[Any, tuple[str, ...]] = {}
+    # the compared columns only; the records that match are then read whole
+    for row in records.visible_values(actor, entity,
+                                      [name_field, *phone_fields, *email_fields]):
         if exclude_id is not None and str(row["id"]) == str(exclude_id):
             continue
         keys = _keys(row, name_field, phone_fields, email_fields)
         reasons = tuple(reason for reason in ("name", "phone", "email")
                         if wanted[reason] & keys[reason])
         if reasons:
-            found.append(Duplicate(row, reasons))
+            matched[row["id"]] = reasons
+    if not matched:
+        return []
+    ids = sorted(matched)
+    found = [Duplicate(row, matched[row["id"]])
+             for start in range(0, len(ids), PAGE)
+             for row in records.list(actor, entity,
+                                     filters=[Filter("id", "in", ids[start:start + PAGE])],
+                                     limit=PAGE, with_total=False).rows]
     found.sort(key=lambda d: (-len(d.reasons), d.record["id"]))
     return found
 
