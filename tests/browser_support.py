@@ -37,7 +37,7 @@ def chromium_missing() -> str | None:
 
 def demo_site(root: Path) -> Site:
     """A migrated core site with the core pack's demo data and a ``demo`` admin."""
-    write_site(root, f"sqlite:///{root / 'crm.db'}", ["core"])
+    write_site(root, f"sqlite:///{root / 'crm.db'}", ["core"], name="Jinding Trading CRM")
     site = open_migrated(root)
     site.users.create(LOGIN, password=PASSWORD, display_name="Demo admin", roles=["admin"],
                       is_admin=True)

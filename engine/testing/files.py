@@ -30,11 +30,11 @@ def write_pack(
 def write_site(
     root: Path, database_url: str, packs: Sequence[str], *,
     overlays: Mapping[str, str] | None = None, pack_paths: Sequence[str | Path] | None = None,
-    locale: str = "en",
+    locale: str = "en", name: str = "Test site",
 ) -> Path:
     """A site folder: ``crm.yaml`` and ``custom/`` with the given overlay files (dedented)."""
     root.mkdir(parents=True, exist_ok=True)
-    config: dict = {"name": "Test site", "database_url": database_url, "packs": list(packs),
+    config: dict = {"name": name, "database_url": database_url, "packs": list(packs),
                     "locale": locale}
     if pack_paths:
         config["pack_paths"] = [str(p) for p in pack_paths]
