@@ -10,6 +10,9 @@ import argparse
 import contextlib
 import io
 import sys
+from typing import Any
+
+from sqlalchemy.engine import make_url
 
 from bench import (
     bench_api,
@@ -20,7 +23,12 @@ from bench import (
     bench_scale,
     bench_team_scope,
 )
-from bench.common import RESULTS_DIR, machine
+from bench.common import RESULTS_DIR, machine, print_table
+from bench.goals import goal_rows
+
+
+def _backend(url: str | None) -> str:
+    return "sqlite" if url is None else make_url(url).get_backend_name()
 
 
 def main() -> None:
@@ -46,31 +54,31 @@ def main() -> None:
             sys.__stdout__.write(text)
             return out.write(text)
 
+    results: dict[tuple[str, str], Any] = {}
+    urls = args.database_url or []
+
+    def each(name: str, run: Any, *options: Any) -> None:
+        """Run a database benchmark on SQLite, then on every URL given."""
+        for url in (None, *urls):
+            results[(name, _backend(url))] = run(url, *options)
+
     with contextlib.redirect_stdout(Tee()):
         print("# VisionCRM benchmarks\n")
-        print("Machine: " + ", ".join(f"{k} {v}" for k, v in
-                                      machine(args.database_url or []).items()))
+        print("Machine: " + ", ".join(f"{k} {v}" for k, v in machine(urls).items()))
         bench_boot.run()
-        bench_records.run(None, args.count)
-        for url in args.database_url or []:
-            bench_records.run(url, args.count)
-        bench_api.run(None)
-        for url in args.database_url or []:
-            bench_api.run(url)
-        bench_team_scope.run(None)
-        for url in args.database_url or []:
-            bench_team_scope.run(url)
-        bench_import.run(None, args.import_rows)
-        for url in args.database_url or []:
-            bench_import.run(url, args.import_rows)
-        bench_demo.run(None, args.demo_customers)
-        for url in args.database_url or []:
-            bench_demo.run(url, args.demo_customers)
+        each("records", bench_records.run, args.count)
+        each("api", bench_api.run)
+        each("team_scope", bench_team_scope.run)
+        each("import", bench_import.run, args.import_rows)
+        each("demo", bench_demo.run, args.demo_customers)
         sizes = bench_scale.parse_sizes(args.scale)
         if any(s <= 100_000 for s in sizes):
-            bench_scale.run(None, tuple(s for s in sizes if s <= 100_000), args.scale_samples)
-        for url in args.database_url or []:
-            bench_scale.run(url, sizes, args.scale_samples)
+            results[("scale", "sqlite")] = {"by_size": bench_scale.run(
+                None, tuple(s for s in sizes if s <= 100_000), args.scale_samples)}
+        for url in urls:
+            results[("scale", _backend(url))] = {"by_size": bench_scale.run(
+                url, sizes, args.scale_samples)}
+        print_table("Goals", goal_rows(results), ("measure", "goal", "found", "verdict"))
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     (RESULTS_DIR / "SUMMARY.md").write_text(out.getvalue(), encoding="utf-8")
 
