@@ -33,15 +33,22 @@ from engine.services.role_policy import build_policy
 from engine.services.transfer import TransferService
 from engine.services.users import UserService
 from engine.services.workflows import WorkflowService
-from engine.storage.database import bind_definitions, create_db_engine, database_options
+from engine.storage.database import (
+    bind_definitions,
+    create_db_engine,
+    database_options,
+    replica_url_problem,
+)
 from engine.storage.tables import Schema, build_schema
 
 SITE_FILE = "crm.yaml"
 OVERLAY_DIR = "custom"
 DEFAULT_DATABASE_URL = "sqlite:///crm.db"
 
-#: Environment variables that override crm.yaml (production secrets stay out of files).
-ENV_OVERRIDES = {"CRM_DATABASE_URL": "database_url", "CRM_SECRET_KEY": "secret_key"}
+#: Environment variables that override crm.yaml (production secrets stay out of files);
+#: a dotted key is a key of a section (``database.replica_url``).
+ENV_OVERRIDES = {"CRM_DATABASE_URL": "database_url", "CRM_SECRET_KEY": "secret_key",
+                 "CRM_DATABASE_REPLICA_URL": "database.replica_url"}
 
 
 @dataclass(frozen=True)
@@ -57,7 +64,8 @@ class SiteConfig:
     secret_key: str | None = None
     #: ``attachments:`` of crm.yaml: ``store`` (folder | database) and ``max_size_mb``.
     attachments: Mapping[str, Any] = field(default_factory=dict)
-    #: ``database:`` of crm.yaml: pool size and statement timeout (PostgreSQL).
+    #: ``database:`` of crm.yaml: pool size and statement timeout (PostgreSQL), and the
+    #: optional read-only replica reports, dashboards and exports read from.
     database: Mapping[str, Any] = field(default_factory=dict)
     #: ``company:`` of crm.yaml: the letterhead of printed documents.
     company: Mapping[str, Any] = field(default_factory=dict)
@@ -72,6 +80,11 @@ class SiteConfig:
     @property
     def overlay_dir(self) -> Path:
         return self.root / OVERLAY_DIR
+
+    @property
+    def replica_url(self) -> str | None:
+        """``database.replica_url`` (or ``CRM_DATABASE_REPLICA_URL``): None reads from the primary."""
+        return self.database.get("replica_url") or None
 
     def requirements(self) -> list[Requirement]:
         return [
@@ -109,7 +122,20 @@ def load_site_config(root: Path) -> SiteConfig:
     data = dict(doc.data)
     for env, key in ENV_OVERRIDES.items():
         if os.environ.get(env):
-            data[key] = os.environ[env]
+            section, _, inner = key.rpartition(".")
+            if section:
+                data[section] = {**(data.get(section) or {}), inner: os.environ[env]}
+            else:
+                data[key] = os.environ[env]
+    database = dict(data.get("database") or {})
+    if "replica_url" in database:
+        problem = replica_url_problem(database["replica_url"],
+                                      data.get("database_url", DEFAULT_DATABASE_URL))
+        if problem:
+            given = ("CRM_DATABASE_REPLICA_URL" if os.environ.get("CRM_DATABASE_REPLICA_URL")
+                     else "database.replica_url")
+            raise DefinitionError([doc.problem(("database", "replica_url"),
+                                               f"{given} {problem}.")])
     return SiteConfig(
         root=root,
         name=data["name"],
@@ -122,7 +148,7 @@ def load_site_config(root: Path) -> SiteConfig:
         secret_key=data.get("secret_key"),
         attachments=dict(data.get("attachments") or {}),
         company=dict(data.get("company") or {}),
-        database=dict(data.get("database") or {}),
+        database=database,
         notifications=data.get("notifications") or {},
         jobs=data.get("jobs") or {},
         backups=data.get("backups") or {},
@@ -163,6 +189,19 @@ class Site:
         self.policy = build_policy(registry.roles, self.schema)
         self.records = RecordService(registry, self.schema, self.engine, clock=self.clock,
                                      policy=self.policy)
+        # Reports, dashboards, pipeline figures and exports read through these: a
+        # read-only replica's when crm.yaml names one (the heavy reads leave the primary
+        # alone), else the primary's.  Same registry, schema, policy and clock, so the
+        # rights, scopes and hidden fields are exactly those of self.records; the replica
+        # engine is not bound to the definitions hash, since it never writes.
+        self.report_engine: Engine = self.engine
+        self.report_records = self.records
+        if config.replica_url:
+            self.report_engine = create_db_engine(
+                config.replica_url, base_dir=config.root, read_only=True,
+                **database_options(config.database))
+            self.report_records = RecordService(registry, self.schema, self.report_engine,
+                                                clock=self.clock, policy=self.policy)
         self.ledgers = self.records.ledgers
         self.users = UserService(self.schema, self.engine, clock=self.clock,
                                  roles=registry.roles)
@@ -176,7 +215,7 @@ class Site:
         self.transfers = TransferService(registry, self.schema, self.engine, clock=self.clock)
         self.workflows = WorkflowService(self.records, clock=self.clock,
                                          overlay_dir=config.overlay_dir)
-        self.pipeline = PipelineService(self.records, clock=self.clock,
+        self.pipeline = PipelineService(self.report_records, clock=self.clock,
                                         timezone=config.timezone)
 
     @classmethod
@@ -193,6 +232,8 @@ class Site:
 
     def close(self) -> None:
         self.engine.dispose()
+        if self.report_engine is not self.engine:
+            self.report_engine.dispose()
 
     def __enter__(self) -> Site:
         return self

@@ -190,6 +190,19 @@ def test_backup_and_restore_commands(demo_site: Site, tmp_path: Path, other_db_u
     assert "already holds a site" in result.output
 
 
+def test_an_archive_that_cannot_be_written_is_a_message(tmp_path: Path, db_url: str):
+    """A backup folder the site's user may not create: a message, not a traceback."""
+    root = write_site(tmp_path / "site", db_url, ["core"])
+    open_migrated(root).close()
+    (tmp_path / "taken").write_text("a file where the folder should be", encoding="utf-8")
+    out = tmp_path / "taken" / "acme.zip"
+    result = CliRunner().invoke(main, ["--site", str(root), "backup", "--out", str(out)])
+    assert result.exit_code == 1
+    assert "No backup was written" in result.output and str(tmp_path / "taken") in result.output
+    assert isinstance(result.exception, SystemExit)  # handled, not raised through
+    assert not out.exists()
+
+
 def test_a_sqlite_site_moves_to_postgresql(tmp_path: Path, sqlite_url: str, pg_url: str):
     """The way a client who outgrew SQLite moves: back up, restore into PostgreSQL."""
     with open_migrated(write_site(tmp_path / "small", sqlite_url, ["core"]),

@@ -346,6 +346,20 @@ def test_two_workers_on_the_same_database_deliver_each_message_once(site, clock,
         assert conn.execute(select(func.count()).select_from(inbox)).scalar_one() == 20
 
 
+def test_an_idle_wait_on_redis_as_long_as_the_default_poll_ends_quietly():
+    """`crm worker` polls every 5 s by default, as long as redis-py 8's default socket timeout."""
+    url = "redis://127.0.0.1:6379/0"
+    coordinator = RedisCoordinator(url, f"visioncrm-test:{uuid.uuid4().hex}")
+    try:
+        coordinator.redis.ping()
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"Redis not reachable at {url}: {exc}")
+    coordinator.wait(5.0)  # nothing arrives: the wait ends, it does not raise
+    coordinator.wake()
+    coordinator.wait(5.0)  # a token: taken
+    assert coordinator.redis.llen(coordinator.wake_key) == 0
+
+
 def test_two_workers_on_redis_scan_once_and_deliver_each_message_once(site, clock, smtp, sms):
     _many_members(site, 10)
     clock.current = dt.datetime(2026, 5, 31, 2, 0, tzinfo=dt.UTC)

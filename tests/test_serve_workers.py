@@ -71,3 +71,51 @@ def test_sessions_hold_across_gunicorn_workers(tmp_path: Path, db_url: str):
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=20)
+
+
+def test_serve_workers_serves_the_installation_of_crm_sites(tmp_path: Path, db_url: str,
+                                                            other_db_url: str):
+    """The web unit of several sites sets CRM_SITES, no CRM_SITE, and runs from /."""
+    write_pack(tmp_path / "packs", "notes", {"entities/note.yaml": """
+        entity: note
+        label: {en: Note, zh: 笔记}
+        fields:
+          title: {type: string, required: true}
+        """})
+    for name, url in (("acme", db_url), ("beta", other_db_url)):
+        open_migrated(write_site(tmp_path / name, url, ["notes"], pack_paths=["../packs"])).close()
+    installation = tmp_path / "crm-sites.yaml"
+    installation.write_text("sites:\n  - {path: acme, hosts: [crm.acme.cn]}\n"
+                            "  - {path: beta, hosts: [crm.beta.cn]}\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k not in ("CRM_SITE", "CRM_SECRET_KEY")}
+    env["CRM_SITES"] = str(installation)
+    port = _free_port()
+    crm = Path(sys.executable).parent / "crm"
+    log = tmp_path / "gunicorn.log"
+    server = subprocess.Popen([str(crm), "serve", "--workers", "1", "--port", str(port)],
+                              cwd="/", env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                              start_new_session=True)
+
+    def status(host: str) -> int:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/readyz", headers={"Host": host})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return answer.status
+        except urllib.error.HTTPError as refused:
+            return refused.code
+
+    try:
+        for _ in range(100):
+            try:
+                answers = {host: status(host) for host in ("crm.acme.cn", "crm.beta.cn", "x.cn")}
+                break
+            except OSError:
+                assert server.poll() is None, log.read_text()
+                time.sleep(0.2)
+        else:
+            raise AssertionError("gunicorn did not start: " + log.read_text())
+        assert answers == {"crm.acme.cn": 200, "crm.beta.cn": 200, "x.cn": 404}
+        assert "Serving crm.acme.cn, crm.beta.cn" in log.read_text()
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=20)

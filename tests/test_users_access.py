@@ -98,6 +98,22 @@ def test_a_source_address_trying_many_logins_is_throttled(site):
     assert site.users.authenticate("f", "guess-guess", source="198.51.100.1") is None
 
 
+def test_logins_that_succeed_never_lock_their_address(site):
+    """An office behind one address, or every user behind the site's reverse proxy."""
+    for login in ("alice", "bob", "carol"):
+        site.users.create(login, password="correct-horse")
+    for _ in range(4):
+        for login in ("alice", "bob", "carol"):
+            assert site.users.authenticate(login, "correct-horse", source="10.0.0.1") is not None
+    # its failures still count: four more and the address is locked, even for a right password
+    for _ in range(4):
+        assert site.users.authenticate("mallory", "guess-guess", source="10.0.0.1") is None
+    assert site.users.authenticate("alice", "correct-horse", source="10.0.0.1") is not None
+    assert site.users.authenticate("mallory", "guess-guess", source="10.0.0.1") is None
+    with pytest.raises(Throttled):
+        site.users.authenticate("bob", "correct-horse", source="10.0.0.1")
+
+
 def test_deactivated_user_keeps_records_and_history(site):
     site.users.create("alice", password="correct-horse", roles=["sales"])
     alice = site.users.actor("alice")

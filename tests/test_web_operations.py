@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from engine.errors import CrmError
 from engine.storage.migration import apply_migration
 from engine.web.app import create_app
 from tests.support import open_migrated, write_pack, write_site
@@ -52,7 +55,9 @@ def test_a_process_behind_the_database_definitions_is_not_ready(tmp_path: Path, 
         ready = client.get("/readyz")
         assert ready.status_code == 503
         assert "the database holds" in ready.get_json()["checks"]["definitions"]
-        watch.checked = 0.0  # it looks: its files hold the new definitions, so it reloads
+        # it looks (-inf: time.monotonic() is below the interval on a machine up < 1 hour):
+        # its files hold the new definitions, so it reloads
+        watch.checked = float("-inf")
         ready = client.get("/readyz")
         assert ready.status_code == 200
         assert ready.get_json()["checks"]["definitions"] == newer_hash[:12]
@@ -113,3 +118,44 @@ def test_every_answer_carries_a_request_id_that_logs_share(tmp_path: Path, db_ur
         assert [line["request_id"] for line in lines] == ["proxy-id-1234",
                                                           made.headers["X-Request-Id"]]
         assert lines[0]["message"] == "looked at 笔记" and lines[0]["level"] == "WARNING"
+
+
+def _failed_login_sources(app, site, headers: dict[str, str]) -> list[str | None]:
+    """Fail one login through ``app`` with ``headers``; the sources the login history holds."""
+    from sqlalchemy import select
+
+    client = app.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    token = page.split('name="csrf_token" value="')[1].split('"')[0]
+    answer = client.post("/login", headers=headers,
+                         data={"login": "nobody", "password": "wrong-guess", "csrf_token": token},
+                         environ_base={"REMOTE_ADDR": "127.0.0.1"})
+    assert answer.status_code == 401
+    log = site.schema.system("crm_login_attempt")
+    with site.engine.connect() as conn:
+        return list(conn.execute(select(log.c.source).order_by(log.c.id)).scalars())
+
+
+def test_behind_a_proxy_the_client_address_counts(tmp_path: Path, db_url: str, monkeypatch):
+    """nginx forwards every request from 127.0.0.1: login throttling needs the client's address."""
+    from flask import request
+
+    forwarded = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
+    with _site(tmp_path, db_url) as site:
+        # no proxy declared: the header is anyone's to forge, so it is not believed
+        assert _failed_login_sources(create_app(site, testing=True), site,
+                                     forwarded) == ["127.0.0.1"]
+        monkeypatch.setenv("CRM_PROXIES", "1")
+        app = create_app(site, testing=True)
+
+        @app.get("/seen-as")
+        def seen_as():
+            return f"{request.scheme} {request.remote_addr}"
+
+        seen = app.test_client().get("/seen-as", headers=forwarded,
+                                     environ_base={"REMOTE_ADDR": "127.0.0.1"})
+        assert seen.get_data(as_text=True) == "https 203.0.113.9"
+        assert _failed_login_sources(app, site, forwarded) == ["127.0.0.1", "203.0.113.9"]
+        monkeypatch.setenv("CRM_PROXIES", "nginx")
+        with pytest.raises(CrmError, match="number of proxies"):
+            create_app(site, testing=True)

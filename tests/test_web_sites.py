@@ -114,3 +114,15 @@ def test_crm_sites_lists_hosts_and_state(installation: Path):
     assert result.exit_code == 0, result.output
     assert "acme.example.com, crm.acme.cn" in result.output
     assert result.output.count("ready") == 2
+
+
+@pytest.mark.parametrize("variable", ["CRM_SECRET_KEY", "CRM_DATABASE_URL"])
+def test_one_secret_for_every_site_is_refused(installation: Path, variable: str, monkeypatch):
+    """Set for the web unit, it would reach every site: one database, or one session key."""
+    monkeypatch.setenv(variable, "shared-by-mistake")
+    with pytest.raises(DefinitionError) as caught:
+        load_installation(installation)
+    assert f"{variable} is set in the environment" in str(caught.value)
+    assert "crm-sites.yaml:2" in str(caught.value)
+    result = CliRunner().invoke(main, ["sites", "--file", str(installation)])
+    assert result.exit_code == 2 and variable in result.output

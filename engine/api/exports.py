@@ -35,7 +35,7 @@ def register(bp: Any) -> None:
             filters.append(Filter(name, op or "eq", value))
         sort = [Sort.parse(s) for s in request.args.get("sort", "").split(",") if s.strip()]
         opened = site()
-        exporter = Exporter(opened.records, timezone=opened.config.timezone)
+        exporter = Exporter.for_site(opened)
         return export_response(
             exporter, api_actor(), entity, fmt=request.args.get("format", "csv"),
             filters=filters, sort=sort, search=request.args.get("q") or None,

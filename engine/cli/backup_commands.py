@@ -31,8 +31,13 @@ def backup(ctx: click.Context, out: Path | None) -> None:
     with open_site(ctx) as site:
         target = out or site.config.root / "backups" / default_backup_name(site, site.clock.now())
         tables = ordered_tables(site)
-        with click.progressbar(length=len(tables), label="Backing up") as bar:
-            result = back_up(site, target, progress=lambda _name, _rows: bar.update(1))
+        try:
+            with click.progressbar(length=len(tables), label="Backing up") as bar:
+                result = back_up(site, target, progress=lambda _name, _rows: bar.update(1))
+        except OSError as exc:  # a folder the site's user may not write, a full disk...
+            raise click.ClickException(
+                f"No backup was written: {exc.strerror or exc} ({exc.filename or target})."
+            ) from None
     rows = sum(result.manifest.tables.values())
     click.echo(f"Backup written to {result.path} ({_size(result.size)}, {rows:,} rows in "
                f"{len(result.manifest.tables)} tables, {len(result.manifest.checksums)} members "

@@ -131,7 +131,7 @@ def export_cmd(ctx: click.Context, entity: str, filters: tuple[str, ...], sort: 
         raise click.BadParameter("XLSX needs a file: give -o FILE.xlsx", param_hint="--format")
     with open_site(ctx) as site:
         actor = cli_actor(site, login)
-        exporter = Exporter(site.records, timezone=site.config.timezone)
+        exporter = Exporter.for_site(site)
         header, rows = exporter.rows(actor, entity, filters=parsed, sort=order, search=search,
                                      include_archived=archived, keys=keys, typed=fmt == "xlsx")
         if fmt == "xlsx":

@@ -28,18 +28,32 @@ def serve_site(site: Site, host: str, port: int) -> None:
     run_simple(host, port, app, use_reloader=False, threaded=True)
 
 
-def serve_with_gunicorn(root: Path, host: str, port: int, workers: int) -> None:
+def serve_with_gunicorn(root: Path | None, host: str, port: int, workers: int) -> None:
     """Replace this process by gunicorn serving the site with ``workers`` processes.
 
     Every worker opens the site itself (engine.web.wsgi); nothing is shared
     between them but the database, the session key and, when configured,
     Redis — which is what lets several machines serve one site as well.
+    With ``root`` None it serves every site of ``$CRM_SITES``, by host name.
     """
     gunicorn = shutil.which("gunicorn", path=os.pathsep.join([str(Path(sys.executable).parent),
                                                                os.environ.get("PATH", "")]))
     if gunicorn is None:
         raise click.ClickException("gunicorn is not installed: pip install gunicorn")
-    os.environ["CRM_SITE"] = str(root)
+    if root is None:
+        installation = Path(os.environ["CRM_SITES"])
+        if not installation.is_file():
+            raise click.ClickException(f"{installation} (CRM_SITES) does not exist; "
+                                       "see docs/deployment.md.")
+        from engine.web.sites import load_installation
+
+        # its mistakes here, once, rather than in every gunicorn worker's boot
+        served = ", ".join(host for hosted in load_installation(installation)
+                           for host in hosted.hosts)
+        click.echo(f"Serving {served} ({installation})")
+    else:
+        os.environ["CRM_SITE"] = str(root)
+        os.environ.pop("CRM_SITES", None)  # engine.web.wsgi would serve those instead
     click.echo(f"VisionCRM is running at http://{host}:{port}/ with {workers} gunicorn workers")
     os.execv(gunicorn, [gunicorn, "--workers", str(workers), "--bind", f"{host}:{port}",
                         "--access-logfile", "-", "engine.web.wsgi:app"])
@@ -62,7 +76,9 @@ def serve(ctx: click.Context, host: str, port: int, workers: int | None,
         if with_worker:
             raise click.UsageError("--with-worker runs in one process; with --workers, run "
                                    "'crm worker' beside gunicorn (see docs/deployment.md).")
-        serve_with_gunicorn(find_site_dir(ctx.obj.get("site_dir")), host, port, workers)
+        chosen = ctx.obj.get("site_dir")  # --site or $CRM_SITE
+        installation = not chosen and os.environ.get("CRM_SITES")
+        serve_with_gunicorn(None if installation else find_site_dir(chosen), host, port, workers)
         return
     with Site.open(ctx.obj.get("site_dir")) as site:
         if with_worker:

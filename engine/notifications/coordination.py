@@ -55,13 +55,21 @@ class LocalCoordinator:
         self.stop.wait(seconds)
 
 
+#: Seconds any Redis reply may take. A ``BLPOP`` waits at most ``BLOCK_MARGIN`` less: a
+#: socket timeout no longer than the block (redis-py 8 defaults to 5 s, the default
+#: ``crm worker --poll``) would end every idle wait in a TimeoutError and stop the worker.
+SOCKET_TIMEOUT = 30
+BLOCK_MARGIN = 5
+
+
 class RedisCoordinator:
     """Workers sharing one site through Redis (see the module docstring)."""
 
     def __init__(self, url: str, namespace: str) -> None:
         import redis
 
-        self.redis = redis.Redis.from_url(url)
+        self.redis = redis.Redis.from_url(url, socket_timeout=SOCKET_TIMEOUT,
+                                          socket_connect_timeout=BLOCK_MARGIN)
         self.scan_key = f"{namespace}:scan"
         self.wake_key = f"{namespace}:wake"
 
@@ -81,4 +89,5 @@ class RedisCoordinator:
             pipe.execute()
 
     def wait(self, seconds: float) -> None:
-        self.redis.blpop([self.wake_key], timeout=max(1, int(round(seconds))))
+        block = min(max(1, int(round(seconds))), SOCKET_TIMEOUT - BLOCK_MARGIN)
+        self.redis.blpop([self.wake_key], timeout=block)

@@ -23,6 +23,7 @@ from engine.notifications.digest import DigestJob
 from engine.notifications.jobs import JobLog
 from engine.notifications.reminders import ReminderScheduler, ScanFailed
 from engine.notifications.settings import NotificationSettings, read_settings
+from engine.services.pipeline import PipelineService
 
 if TYPE_CHECKING:
     from engine.site import Site
@@ -40,7 +41,11 @@ class NotificationWorker:
         clock = clock or site.clock
         self.settings = settings or read_settings(site.config.notifications)
         timezone = site.config.timezone
-        self.scheduler = ReminderScheduler(site.records, site.pipeline, clock=clock,
+        # Reminders are decided on the primary: site.pipeline may read a replica, whose lag
+        # could remind about a deal that has just left its stage.
+        pipeline = (site.pipeline if site.report_records is site.records
+                    else PipelineService(site.records, clock=site.clock, timezone=timezone))
+        self.scheduler = ReminderScheduler(site.records, pipeline, clock=clock,
                                            locale=site.config.locale, timezone=timezone)
         self.delivery = OutboxDelivery(site.schema, site.engine, clock, self.settings,
                                        channels=channels, worker=worker, timezone=timezone)

@@ -8,6 +8,10 @@ always with the actor — so the web page, which draws the figures, and the
 API, which serves them as JSON, show the same numbers within the same
 rights.  A widget the actor may not see (a hidden field, no read right) is
 left off; a report that fails shows its error on its own widget only.
+
+Both read through ``site.report_records`` (the pipeline service is built on
+it): the read-only replica when crm.yaml names one, so dashboards may trail
+the primary by the replication lag but never load it.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from engine.context import Actor
 from engine.errors import CrmError, NotFound
@@ -34,6 +40,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 #: The name of the generated dashboard (and, in URLs, of "my home dashboard").
 HOME = "home"
+#: Shown on a built-in widget whose database does not answer (the details go to the log).
+UNREADABLE = "These figures cannot be read right now; please try again later."
 _WORDS = {
     "funnel": {"en": "Pipeline funnel", "zh": "销售漏斗"},
     "weighted_pipeline": {"en": "Weighted pipeline by owner", "zh": "按负责人的加权管道"},
@@ -131,12 +139,17 @@ class DashboardService:
                 shown.append(self._report(actor, widget, key))
                 continue
             entity = self.site.registry.entities[widget.target]
-            if not self.site.records.policy.can(actor, entity, "read"):
+            if not self.site.report_records.policy.can(actor, entity, "read"):
                 continue
             try:
                 figure = self._builtin(actor, widget, entity)
             except CrmError:
                 continue  # built on something the actor may not see
+            except SQLAlchemyError:
+                # the replica (or the database) not answering: the widget says so, the page stays
+                log.exception("dashboard widget %s could not be read", key)
+                shown.append(WidgetFigure(key, widget, None, UNREADABLE))
+                continue
             if figure is not None:
                 shown.append(WidgetFigure(key, widget, self._titled(figure, widget)))
         return shown
@@ -197,8 +210,8 @@ class DashboardService:
 
     def _won_lost(self, actor: Actor, widget: WidgetDef, entity: Entity) -> Figure | None:
         starts = month_starts(self.site.clock.now(), self.site.config.timezone, widget.months)
-        rates = [self.site.pipeline.win_rate(actor, entity.key, since=s, until=u)
-                 for s, u in zip(starts, starts[1:], strict=False)]
+        rates = self.site.pipeline.win_rates(
+            actor, entity.key, list(zip(starts, starts[1:], strict=False)))
         if not any(r.won or r.lost for r in rates):
             return None
         return Figure(

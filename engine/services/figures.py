@@ -4,8 +4,10 @@ A report is a plain function a pack keeps in its ``reports.py``::
 
     def win_rate_by_owner(request: ReportRequest) -> Figure: ...
 
-It reads through ``request.site`` services with ``request.actor`` — so its
-numbers stay inside the actor's scope — and returns a :class:`Figure`: plain
+It reads through ``request.records``, ``request.ledgers`` and
+``request.site.pipeline`` with ``request.actor`` — so its numbers stay inside
+the actor's scope, and come from the site's read-only replica when crm.yaml
+names one (``database.replica_url``) — and returns a :class:`Figure`: plain
 data, with no idea of HTML or SVG.  The web dashboard draws it as a chart,
 the API serves it as JSON and the CLI prints it as a table, all from the
 same object, so the three can never disagree.
@@ -24,6 +26,8 @@ from engine.context import Actor
 from engine.errors import ValidationFailed
 
 if TYPE_CHECKING:
+    from engine.services.ledgers import LedgerService
+    from engine.services.records import RecordService
     from engine.site import Site
 
 #: How a figure is best drawn; a table shows any of them.
@@ -81,6 +85,17 @@ class ReportRequest:
     actor: Actor
     now: dt.datetime
     params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def records(self) -> RecordService:
+        """The records a report reads: the replica's when the site has one, with the same
+        rights and scopes as ``site.records`` (whose writes go to the primary)."""
+        return self.site.report_records
+
+    @property
+    def ledgers(self) -> LedgerService:
+        """Ledger balances read like :attr:`records`."""
+        return self.site.report_records.ledgers
 
     def param(self, name: str, default: Any = None) -> Any:
         return self.params.get(name, default)

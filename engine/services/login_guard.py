@@ -60,7 +60,8 @@ class LoginGuard:
             pass  # another process created it meanwhile; lock theirs
         return dict(conn.execute(query).mappings().one())
 
-    def begin_attempt(self, keys: Sequence[str], now: dt.datetime) -> None:
+    def begin_attempt(self, keys: Sequence[str], now: dt.datetime,
+                      refused: str = "Too many failed logins") -> None:
         """Count one attempt on every key, or raise Throttled (counting nothing)."""
         settings = self.settings
         with write_transaction(self.engine) as conn:
@@ -70,7 +71,7 @@ class LoginGuard:
                        default=0)
             if wait:
                 raise Throttled(
-                    f"Too many failed logins; try again in {math.ceil(wait / 60)} minute(s).",
+                    f"{refused}; try again in {math.ceil(wait / 60)} minute(s).",
                     retry_after=wait,
                 )
             for key, row in rows.items():
@@ -88,6 +89,23 @@ class LoginGuard:
         with write_transaction(self.engine) as conn:
             conn.execute(update(self.table).where(self.table.c.key.in_(list(keys)))
                          .values(failures=0, window_start=now, locked_until=None))
+
+    def forgive(self, keys: Sequence[str], now: dt.datetime) -> None:
+        """Take back the attempt ``begin_attempt`` counted on ``keys``: the password was right.
+
+        An address is counted before the password is checked, like the login,
+        but only failures should slow it down: otherwise an office behind one
+        address — or every user of a site behind a reverse proxy — would lock
+        itself out by logging in five times in a quarter of an hour.
+        """
+        with write_transaction(self.engine) as conn:
+            for key in sorted(set(keys)):
+                row = self._row(conn, key, now)
+                failures = max(0, row["failures"] - 1)
+                values: dict = {"failures": failures}
+                if failures < self.settings.max_failures:
+                    values["locked_until"] = None  # the lock came from this very attempt
+                conn.execute(update(self.table).where(self.table.c.key == key).values(**values))
 
     def clear(self, keys: Sequence[str]) -> None:
         """Forget the counters (an administrator reset the password)."""

@@ -18,9 +18,11 @@ from typing import Any
 from sqlalchemy import Connection, Engine, column, create_engine, event, inspect, select, table
 from sqlalchemy.engine import make_url
 
-from engine.errors import SchemaOutOfDate
+from engine.errors import CrmError, SchemaOutOfDate
 
 WRITE_OPTION = "crm_write"
+#: Execution option marking the engine of a read-only replica (``database.replica_url``).
+READ_ONLY_OPTION = "crm_read_only"
 
 
 def normalise_url(url: str, base_dir: Path | None = None) -> str:
@@ -35,7 +37,7 @@ def normalise_url(url: str, base_dir: Path | None = None) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def _prepare_sqlite(engine: Engine) -> None:
+def _prepare_sqlite(engine: Engine, *, read_only: bool = False) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
@@ -45,6 +47,8 @@ def _prepare_sqlite(engine: Engine) -> None:
         if engine.url.database not in (None, "", ":memory:"):
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
+        if read_only:
+            cursor.execute("PRAGMA query_only=ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -64,8 +68,15 @@ def database_options(settings: Mapping[str, Any]) -> dict[str, Any]:
     return options
 
 
-def create_db_engine(url: str, *, base_dir: Path | None = None, **kwargs: Any) -> Engine:
-    """An Engine for a site's database, prepared for the engine's transactions."""
+def create_db_engine(url: str, *, base_dir: Path | None = None, read_only: bool = False,
+                     **kwargs: Any) -> Engine:
+    """An Engine for a site's database, prepared for the engine's transactions.
+
+    ``read_only`` is for a replica: every session refuses writes (PostgreSQL's
+    ``default_transaction_read_only``, SQLite's ``query_only``) and
+    :func:`write_transaction` refuses the engine before connecting, so a
+    write meant for the primary can never land on the replica.
+    """
     url = normalise_url(url, base_dir)
     timeout = kwargs.pop("statement_timeout_ms", None)
     if url.startswith("sqlite"):
@@ -74,24 +85,57 @@ def create_db_engine(url: str, *, base_dir: Path | None = None, **kwargs: Any) -
         kwargs.setdefault("connect_args", {"check_same_thread": False})
     else:
         kwargs.setdefault("pool_pre_ping", True)
+        settings = []
         if timeout:
-            # Each connection starts with it, so pooled and new connections alike are bound;
+            settings.append(f"-c statement_timeout={int(timeout)}")
+        if read_only:
+            settings.append("-c default_transaction_read_only=on")
+        if settings:
+            # Each connection starts with them, so pooled and new connections alike are bound;
             # added to the URL's own libpq options (a search_path, say), never replacing them.
             parsed = make_url(url)
             given = parsed.query.get("options", "")
             given = " ".join(given) if isinstance(given, tuple) else given
             url = parsed.update_query_dict(
-                {"options": f"{given} -c statement_timeout={int(timeout)}".strip()}
+                {"options": " ".join([given, *settings]).strip()}
             ).render_as_string(hide_password=False)
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
-        _prepare_sqlite(engine)
+        _prepare_sqlite(engine, read_only=read_only)
+    if read_only:
+        engine = engine.execution_options(**{READ_ONLY_OPTION: True})
     return engine
+
+
+def replica_url_problem(url: Any, primary_url: str) -> str | None:
+    """Why ``database.replica_url`` cannot be used, or None; never repeats the URL itself,
+    which may hold a password."""
+    if not isinstance(url, str) or not url.strip():
+        return "give the replica's database URL, e.g. postgresql+psycopg://crm@replica/crm"
+    try:
+        replica = make_url(normalise_url(url))
+    except Exception:  # noqa: BLE001 - any parse failure is the same mistake for the user
+        return ("is not a database URL; write it as database_url is written, "
+                "e.g. postgresql+psycopg://crm@replica/crm")
+    try:
+        primary = make_url(normalise_url(primary_url)).get_backend_name()
+    except Exception:  # noqa: BLE001 - database_url's own mistakes are reported where it is used
+        primary = replica.get_backend_name()
+    if replica.get_backend_name() not in ("postgresql", "sqlite"):
+        return (f"names a {replica.get_backend_name()} database; "
+                "VisionCRM reads from PostgreSQL or SQLite")
+    if replica.get_backend_name() != primary:
+        return (f"is a {replica.get_backend_name()} URL but database_url is {primary}; "
+                "a replica is a copy of the same kind of database")
+    return None
 
 
 #: Execution option carrying the definitions hash a process was built from (set by Site).
 DEFINITIONS_OPTION = "crm_definitions"
 _APPLIED = table("crm_definitions", column("id"), column("definitions_hash"))
+#: The newest applied definitions, built once: every write transaction reads them.
+_NEWEST = select(_APPLIED.c.definitions_hash).order_by(_APPLIED.c.id.desc()).limit(1)
+_NEWEST_SHARED = _NEWEST.with_for_update(read=True)
 
 
 def bind_definitions(engine: Engine, definitions_hash: str) -> Engine:
@@ -115,9 +159,7 @@ def check_definitions(conn: Connection) -> None:
     expected = conn.get_execution_options().get(DEFINITIONS_OPTION)
     if expected is None:
         return
-    query = select(_APPLIED.c.definitions_hash).order_by(_APPLIED.c.id.desc()).limit(1)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(read=True)
+    query = _NEWEST_SHARED if conn.dialect.name == "postgresql" else _NEWEST
     applied = conn.execute(query).scalar()
     if applied != expected:
         raise SchemaOutOfDate(
@@ -134,7 +176,14 @@ def lock_definitions(conn: Connection) -> None:
 
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """A connection in a transaction meant to write: committed on success, rolled back on error."""
+    """A connection in a transaction meant to write: committed on success, rolled back on error.
+
+    Never on a replica's engine: reports, dashboards and exports read there, and
+    every write belongs to the primary (where the definitions guard runs).
+    """
+    if engine.get_execution_options().get(READ_ONLY_OPTION):
+        raise CrmError("This change was sent to the read-only replica (database.replica_url); "
+                       "changes are written to the primary database only.")
     with engine.connect() as conn:
         conn = conn.execution_options(**{WRITE_OPTION: True})
         with conn.begin():

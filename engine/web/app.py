@@ -22,6 +22,7 @@ from typing import Any
 from flask import Flask, g, jsonify, make_response, render_template, request
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
 from engine.errors import CrmError, SchemaOutOfDate
@@ -96,7 +97,27 @@ def create_app(site: Site, *, testing: bool = False) -> Flask:
     app.register_error_handler(CrmError, _crm_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
+    proxies = _trusted_proxies()
+    if proxies:
+        # behind nginx every request comes from the proxy: take the client's address (login
+        # throttling, login history) and scheme (https links) from the headers it sets
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
     return app
+
+
+def _trusted_proxies() -> int:
+    """How many reverse proxies ``CRM_PROXIES`` says stand in front (0: trust no header).
+
+    X-Forwarded-For is only believed when an operator said a proxy sets it;
+    otherwise any client could pick the address its failed logins count against.
+    """
+    value = os.environ.get("CRM_PROXIES", "").strip()
+    if not value:
+        return 0
+    if not value.isdigit():
+        raise CrmError(f"CRM_PROXIES must be the number of proxies in front of VisionCRM "
+                       f"(e.g. 1 for nginx), not {value!r}.")
+    return int(value)
 
 
 def web_state(site: Site) -> WebState:

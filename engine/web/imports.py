@@ -167,7 +167,7 @@ def export_records(entity_key: str) -> Response:
     fmt = request.args.get("format", "csv")
     if fmt not in ("csv", "xlsx"):
         raise ValidationFailed({"format": ["csv or xlsx"]})
-    exporter = Exporter(opened.records, timezone=opened.config.timezone)
+    exporter = Exporter.for_site(opened)
     return export_response(exporter, me, entity.key, fmt=fmt, filters=filters, sort=order,
                            search=request.args.get("q", "").strip() or None,
                            include_archived=request.args.get("archived") == "1")

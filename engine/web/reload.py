@@ -50,7 +50,7 @@ def check_soon() -> None:
     """Called when a write was refused as stale: look again on the next request."""
     watch: DefinitionsWatch | None = current_app.extensions.get(WATCH)
     if watch is not None:
-        watch.checked = 0.0
+        watch.checked = float("-inf")  # due now, however long the interval (monotonic may be small)
 
 
 def follow_definitions() -> None:
@@ -83,4 +83,4 @@ def follow_definitions() -> None:
             return
         current_app.extensions[EXTENSION] = watch.build_state(fresh)
         log.info("reloaded definitions %s", applied.definitions_hash[:12])
-    current.engine.dispose()
+    current.close()  # its pools: the primary's and, when it has one, the replica's

@@ -11,6 +11,7 @@ the one its host names.  Sites open lazily, once per process, so migrating
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from flask import Flask
 from engine.errors import DefinitionError
 from engine.metadata.schema_check import schema_problems
 from engine.metadata.yaml_source import load_yaml
-from engine.site import SITE_FILE, Site
+from engine.site import ENV_OVERRIDES, SITE_FILE, Site
 
 log = logging.getLogger(__name__)
 INSTALLATION_FILE = "crm-sites.yaml"
@@ -55,6 +56,15 @@ def load_installation(path: Path) -> list[HostedSite]:
                                             f"{seen[host] + 1}; a host picks exactly one site"))
             seen[host] = index
         sites.append(HostedSite(root=root, hosts=hosts))
+    for name in sorted(ENV_OVERRIDES):
+        if os.environ.get(name):
+            # one value for every site: one database for all clients, or one session key
+            # with which a session of one site would open the others
+            problems.append(doc.problem(("sites",), (
+                f"{name} is set in the environment, where it would apply to every site "
+                f"listed here; unset it and give each site its own {ENV_OVERRIDES[name]} in its "
+                f"{SITE_FILE}" + (" (or leave it to the site's .secret_key file)"
+                                  if name == "CRM_SECRET_KEY" else ""))))
     if problems:
         raise DefinitionError(problems)
     return sites

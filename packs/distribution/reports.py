@@ -43,8 +43,8 @@ def _label(en: str, zh: str) -> dict[str, str]:
 
 
 def _query(request: ReportRequest, entity: str, *columns: str, where: Iterable[Any] = ()) -> list:
-    table, scope = request.site.records.scope_conditions(request.actor, entity)
-    with request.site.records.engine.connect() as conn:
+    table, scope = request.records.scope_conditions(request.actor, entity)
+    with request.records.engine.connect() as conn:
         return conn.execute(select(*[table.c[c] for c in columns]).where(
             *[w(table) for w in where], *scope)).all()
 
@@ -99,7 +99,7 @@ def dealer_stock_cover(request: ReportRequest) -> Figure:
     """Each dealer's stock and weeks of cover at the sell-out pace of the last ``weeks``."""
     weeks = request.int_param("weeks", 8, 104)
     dealers = _dealers(request)
-    stock = {b.dimensions["dealer"]: b.quantity for b in request.site.ledgers.balances(
+    stock = {b.dimensions["dealer"]: b.quantity for b in request.ledgers.balances(
         request.actor, "dealer_stock_move", by=["dealer"])}
     sold = _flows(request, request.today() - dt.timedelta(weeks=weeks))
     order = sorted((d for d in stock if d in dealers), key=lambda d: -stock[d])
@@ -207,8 +207,8 @@ def market_support_spend(request: ReportRequest) -> Figure:
 def end_customers_per_dealer(request: ReportRequest) -> Figure:
     """How many end customers are attributed to each dealer."""
     dealers = _dealers(request)
-    table, scope = request.site.records.scope_conditions(request.actor, "customer")
-    with request.site.records.engine.connect() as conn:
+    table, scope = request.records.scope_conditions(request.actor, "customer")
+    with request.records.engine.connect() as conn:
         counts = dict(conn.execute(select(table.c.dealer, func.count()).where(
             table.c.kind == "end_customer", table.c.dealer.is_not(None),
             table.c.archived.is_(False), *scope).group_by(table.c.dealer)).all())

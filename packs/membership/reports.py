@@ -33,7 +33,7 @@ def _period(request: ReportRequest) -> tuple[dt.date, dt.date]:
 def sales_by_store(request: ReportRequest) -> Figure:
     """Sales per store over the period (default: the last 30 days)."""
     since, until = _period(request)
-    records, actor = request.site.records, request.actor
+    records, actor = request.records, request.actor
     figures = sales_by(records, actor, "store", since, until)
     names = {}
     if figures:
@@ -50,7 +50,7 @@ def sales_by_store(request: ReportRequest) -> Figure:
 def sales_by_clerk(request: ReportRequest) -> Figure:
     """Sales per clerk (whoever recorded the purchase) over the period."""
     since, until = _period(request)
-    figures = sales_by(request.site.records, request.actor, "owner", since, until)
+    figures = sales_by(request.records, request.actor, "owner", since, until)
     users = {u["id"]: u.get("display_name") or u["login"] for u in request.site.users.list()}
     keys = sorted(figures, key=lambda k: -figures[k][1])
     return Figure(title={"en": "Sales per clerk", "zh": "各店员销售统计"}, kind="bar", unit="money",
@@ -62,7 +62,7 @@ def sales_by_clerk(request: ReportRequest) -> Figure:
 
 def sales_by_month(request: ReportRequest) -> Figure:
     """Sales in each of the last twelve months."""
-    months = sales_per_month(request.site.records, request.actor, request.today())
+    months = sales_per_month(request.records, request.actor, request.today())
     return Figure(title={"en": "Sales per month", "zh": "月度销售"}, kind="line", unit="money",
                   categories=tuple(m for m, _ in months),
                   series=(Series(AMOUNT, tuple(v for _, v in months)),))
@@ -70,7 +70,7 @@ def sales_by_month(request: ReportRequest) -> Figure:
 
 def member_status(request: ReportRequest) -> Figure:
     """New, active and lapsed members."""
-    found = member_activity(request.site.records, request.actor, request.today())
+    found = member_activity(request.records, request.actor, request.today())
     return Figure(title={"en": "Members", "zh": "会员概况"}, kind="column", unit="count",
                   categories=("new 新会员", "active 活跃", "lapsed 流失"),
                   series=(Series({"en": "Members", "zh": "会员数"},
@@ -82,7 +82,7 @@ def member_status(request: ReportRequest) -> Figure:
 
 def points_liability(request: ReportRequest) -> Figure:
     """Points issued, redeemed, expired, adjusted, and the outstanding balance."""
-    totals = points_by_kind(request.site.records, request.actor)
+    totals = points_by_kind(request.records, request.actor)
     keys = ("earn", "redeem", "expire", "adjust", "outstanding")
     names = ("issued 发放", "redeemed 兑换", "expired 过期", "adjusted 调整", "outstanding 未兑余额")
     return Figure(title={"en": "Points issued vs redeemed", "zh": "积分发放与兑换"}, kind="column",
@@ -94,7 +94,7 @@ def points_liability(request: ReportRequest) -> Figure:
 
 def tiers(request: ReportRequest) -> Figure:
     """Members per tier."""
-    counts = members_by_tier(request.site.records, request.actor)
+    counts = members_by_tier(request.records, request.actor)
     field = request.site.registry.entities["member"].fields["tier"]
     language = request.actor.language
     return Figure(title={"en": "Members by tier", "zh": "会员等级分布"}, kind="bar", unit="count",
@@ -110,5 +110,5 @@ def expiries(request: ReportRequest) -> Figure:
     return Figure(title={"en": "Expiries coming up", "zh": "即将到期会员"}, kind="column", unit="count",
                   categories=tuple(f"≤{d}d" for d in spans),
                   series=(Series({"en": "Members", "zh": "会员数"}, tuple(
-                      expiries_between(request.site.records, request.actor, today,
+                      expiries_between(request.records, request.actor, today,
                                        today + dt.timedelta(days=d)) for d in spans)),))

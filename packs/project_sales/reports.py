@@ -131,7 +131,7 @@ class _Ledger:
     """What the reports need about signed projects, read once per report."""
 
     def __init__(self, request: ReportRequest) -> None:
-        records, actor = request.site.records, request.actor
+        records, actor = request.records, request.actor
         self.today = request.today()
         self.projects = {p["id"]: p for p in _all(records, actor, "project",
                                                    [Filter("stage", "eq", SIGNED)])}
@@ -226,7 +226,7 @@ def projects_in_delivery(request: ReportRequest) -> Figure:
 def overdue_milestones(request: ReportRequest) -> Figure:
     """Milestones not done past their due date, with the days they are late."""
     ledger = _Ledger(request)
-    names = {p["id"]: p["name"] for p in _all(request.site.records, request.actor, "project")}
+    names = {p["id"]: p["name"] for p in _all(request.records, request.actor, "project")}
     found = ledger.overdue_milestones()
     return Figure(
         title=_label("Overdue milestones", "逾期里程碑"),
@@ -241,7 +241,7 @@ def overdue_milestones(request: ReportRequest) -> Figure:
 def overdue_instalments(request: ReportRequest) -> Figure:
     """Instalments past their due date with money outstanding."""
     ledger = _Ledger(request)
-    names = {p["id"]: p["name"] for p in _all(request.site.records, request.actor, "project")}
+    names = {p["id"]: p["name"] for p in _all(request.records, request.actor, "project")}
     found = ledger.overdue_instalments()
     return Figure(
         title=_label("Overdue instalments", "逾期付款节点"),

@@ -30,7 +30,7 @@ def contracts_by_status(request: ReportRequest) -> Figure:
     pipeline = next(iter(workflow.pipelines.values()))
     count: dict[str, int] = defaultdict(int)
     value: dict[str, Decimal] = defaultdict(Decimal)
-    for row in all_rows(request.site.records, request.actor, "contract"):
+    for row in all_rows(request.records, request.actor, "contract"):
         count[row["stage"]] += 1
         value[row["stage"]] += Decimal(row.get("total") or 0)
     stages = sorted(pipeline.stages.values(), key=lambda s: s.order)
@@ -46,7 +46,7 @@ def contracts_by_status(request: ReportRequest) -> Figure:
 
 def receivables_ageing(request: ReportRequest) -> Figure:
     """Outstanding receivables per ageing bucket (days past the due date)."""
-    totals = ageing(request.site.records, request.actor, request.today())
+    totals = ageing(request.records, request.actor, request.today())
     keys = (CURRENT, *(key for key, _, _ in BUCKETS))
     names = {CURRENT: "未到期 not due", "0-30": "0-30", "31-60": "31-60", "61-90": "61-90",
              "90+": "90+"}
@@ -62,7 +62,7 @@ def receivables_ageing(request: ReportRequest) -> Figure:
 
 def delivery_by_contract(request: ReportRequest) -> Figure:
     """Completion of each signed, active or completed contract (value-weighted %)."""
-    progress = delivery_progress(request.site.records, request.actor)
+    progress = delivery_progress(request.records, request.actor)
     progress.sort(key=lambda p: (p.completion, p.number))
     return Figure(
         title={"en": "Delivery progress per contract", "zh": "合同交付进度"},
@@ -85,7 +85,7 @@ def consultant_utilisation(request: ReportRequest) -> Figure:
         since = dt.date.fromisoformat(since)
     if isinstance(until, str):
         until = dt.date.fromisoformat(until)
-    rows = utilisation(request.site.records, request.actor, since, until,
+    rows = utilisation(request.records, request.actor, since, until,
                        hours_per_day=Decimal(str(request.param("hours_per_day", 8))))
     names = _user_names(request)
     return Figure(
@@ -101,7 +101,7 @@ def consultant_utilisation(request: ReportRequest) -> Figure:
 
 def renewals_coming(request: ReportRequest) -> Figure:
     """Active contracts whose renewal notice date has come, with their value."""
-    due = renewals_due(request.site.records, request.actor, request.today(),
+    due = renewals_due(request.records, request.actor, request.today(),
                        include_raised=True)
     return Figure(
         title={"en": "Renewals due", "zh": "待续约合同"},

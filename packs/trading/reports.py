@@ -42,11 +42,11 @@ def _titles(request: ReportRequest, entity: str, ids: Iterable[Any]) -> dict[Any
     wanted = {i for i in ids if i is not None}
     if not wanted:
         return {}
-    table, scope = request.site.records.scope_conditions(request.actor, entity)
+    table, scope = request.records.scope_conditions(request.actor, entity)
     columns = [table.c.id, table.c.name]
     if entity == "product":
         columns.append(table.c.code)
-    with request.site.records.engine.connect() as conn:
+    with request.records.engine.connect() as conn:
         found = conn.execute(select(*columns).where(table.c.id.in_(wanted), *scope)).all()
     if entity == "product":
         return {row[0]: f"{row[2]} {row[1]}" for row in found}
@@ -55,11 +55,11 @@ def _titles(request: ReportRequest, entity: str, ids: Iterable[Any]) -> dict[Any
 
 def _sales_rows(request: ReportRequest) -> list[Any]:
     """(moved_on, product, customer, sales amount, cost) of every delivery movement in scope."""
-    table, scope = request.site.records.scope_conditions(request.actor, "stock_move")
+    table, scope = request.records.scope_conditions(request.actor, "stock_move")
     query = select(table.c.moved_on, table.c.product, table.c.customer,
                    table.c.sales_amount, table.c.value).where(
         table.c.kind == "out", table.c.sales_order.is_not(None), *scope)
-    with request.site.records.engine.connect() as conn:
+    with request.records.engine.connect() as conn:
         return conn.execute(query).all()
 
 
@@ -110,7 +110,7 @@ def margin_by_customer(request: ReportRequest) -> Figure:
 def stock_on_hand(request: ReportRequest) -> Figure:
     """Quantity and stock value on hand per product (all warehouses, or ``warehouse``)."""
     where = {"warehouse": int(request.param("warehouse"))} if request.param("warehouse") else {}
-    balances = [b for b in request.site.ledgers.balances(request.actor, "stock_move",
+    balances = [b for b in request.ledgers.balances(request.actor, "stock_move",
                                                           by=["product"], where=where)
                 if b.quantity != 0]
     balances.sort(key=lambda b: b.amounts.get("value", ZERO), reverse=True)
@@ -129,13 +129,13 @@ def stock_on_hand(request: ReportRequest) -> Figure:
 
 def below_reorder_level(request: ReportRequest) -> Figure:
     """Active products whose stock (all warehouses) is below their reorder level."""
-    table, scope = request.site.records.scope_conditions(request.actor, "product")
-    with request.site.records.engine.connect() as conn:
+    table, scope = request.records.scope_conditions(request.actor, "product")
+    with request.records.engine.connect() as conn:
         products = conn.execute(select(table.c.id, table.c.code, table.c.name,
                                        table.c.reorder_level).where(
             table.c.reorder_level.is_not(None), table.c.active.is_(True),
             table.c.archived.is_(False), *scope).order_by(table.c.code)).all()
-    on_hand = {b.dimensions["product"]: b.quantity for b in request.site.ledgers.balances(
+    on_hand = {b.dimensions["product"]: b.quantity for b in request.ledgers.balances(
         request.actor, "stock_move", by=["product"])}
     low = [(f"{code} {name}", on_hand.get(pid, ZERO), level)
            for pid, code, name, level in products if on_hand.get(pid, ZERO) < level]
@@ -149,7 +149,7 @@ def below_reorder_level(request: ReportRequest) -> Figure:
 
 def open_purchase_orders(request: ReportRequest) -> Figure:
     """Purchase orders approved, ordered or partly received: value and quantity still to come."""
-    records = request.site.records
+    records = request.records
     rows = []
     for stage in OPEN_PO_STAGES:
         page = records.list(request.actor, "purchase_order",
@@ -172,12 +172,12 @@ def not_sold_in_days(request: ReportRequest) -> Figure:
     """Active products in stock with no delivery in the last ``days`` (default 90): 久未交易产品."""
     days = request.int_param("days", 90)
     today = request.today()
-    moves, scope = request.site.records.scope_conditions(request.actor, "stock_move")
-    with request.site.records.engine.connect() as conn:
+    moves, scope = request.records.scope_conditions(request.actor, "stock_move")
+    with request.records.engine.connect() as conn:
         last = dict(conn.execute(select(moves.c.product, func.max(moves.c.moved_on)).where(
             moves.c.kind == "out", moves.c.sales_order.is_not(None), *scope
         ).group_by(moves.c.product)).all())
-    on_hand = {b.dimensions["product"]: b.quantity for b in request.site.ledgers.balances(
+    on_hand = {b.dimensions["product"]: b.quantity for b in request.ledgers.balances(
         request.actor, "stock_move", by=["product"]) if b.quantity > 0}
     idle = []
     for product, quantity in on_hand.items():
@@ -203,7 +203,7 @@ def price_comparison(request: ReportRequest) -> Figure:
     except (TypeError, ValueError):
         raise ValidationFailed({"product": ["Choose a product."]}) from None
     today = request.today()
-    records = request.site.records
+    records = request.records
     quotes = records.list(request.actor, "supplier_quote",
                           filters=[Filter("product", "eq", product)], limit=1000,
                           with_total=False).rows
