@@ -2,22 +2,20 @@
 
 Most of a pack is declarative; the few things YAML cannot say — report
 functions, a demo data generator — live in named modules in the pack's
-folder.  A built-in pack's are imported as the package modules they are
-(``packs.core.demo_generator``); a pack from a site's own ``pack_paths`` is
-loaded from its file with a :class:`~engine.services.hook_modules.HookModules`
-the caller owns, like hooks, so nothing about a site is kept in module state.
+folder.  They load through :class:`~engine.services.hook_modules.HookModules`
+like hooks (a built-in pack's as its package module, ``packs.core.demo_generator``;
+another pack's from its file, with a loader the caller owns), so nothing about
+a site is kept in module state.
 """
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from engine.metadata.packs import BUILTIN_PACKS_DIR
 from engine.services.figures import Figure
 from engine.services.hook_modules import HookModules
 
@@ -36,11 +34,7 @@ def site_pack_modules(site: Site, module: str,
     found = {}
     for name, pack in site.registry.packs.items():
         path = Path(pack.path) / f"{module}.py"
-        if not path.is_file():
-            continue
-        if Path(pack.path).resolve() == (BUILTIN_PACKS_DIR / name).resolve():
-            found[name] = importlib.import_module(f"packs.{name}.{module}")
-        else:
+        if path.is_file():
             found[name] = loader.module(path)
     return found
 

@@ -149,11 +149,13 @@ def test_escalating_a_complaint_notifies_managers_and_the_owner_in_their_inbox(s
     assert inbox.unread_count(wang) == 1 and inbox.unread_count(mgr) == 1
     assert post(client, "/inbox/read").status_code == 302
     assert inbox.unread_count(mgr) == 0 and inbox.unread_count(wang) == 1
+    assert "1 notification(s) marked as read." in client.get("/inbox").get_data(as_text=True)
     home = client.get("/").get_data(as_text=True)
     assert 'data-unread' not in home
     # the digest choice
     post(client, "/inbox/digest", {"digest": "on"})
     assert inbox.digest(mgr) is True
+    assert "now come as a daily digest" in client.get("/inbox").get_data(as_text=True)
     post(client, "/inbox/digest", {})
     assert inbox.digest(mgr) is False
     # in Chinese for wang

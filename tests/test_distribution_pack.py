@@ -8,13 +8,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from engine.cli import main
 from engine.context import Actor, FixedClock
 from engine.demo import load_demo
 from engine.errors import LedgerRefused, NotFound, PermissionDenied, TransitionRefused
-from engine.metadata.loader import load_registry
 from engine.services.figures import ReportRequest
 from engine.storage.queries import Filter
 from tests.api_support import PASSWORD, api_for
@@ -44,36 +41,6 @@ def report(site, who, name, **params):
 
 def series(figure, index=0):
     return dict(zip(figure.categories, figure.series[index].values, strict=True))
-
-
-def test_distribution_pack_checks_clean(tmp_path):
-    runner = CliRunner()
-    result = runner.invoke(main, ["init", str(tmp_path / "s"), "--pack", "distribution",
-                                  "--admin-password", "x12345678"])
-    assert result.exit_code == 0, result.output
-    result = runner.invoke(main, ["--site", str(tmp_path / "s"), "check"])
-    assert result.exit_code == 0, result.output
-    assert "warning" not in result.output.lower()
-
-
-def test_every_distribution_label_is_in_english_and_chinese():
-    registry = load_registry(["distribution"])
-    missing = []
-    for key, entity in registry.entities.items():
-        if entity.pack != "distribution" and "distribution" not in entity.extended_by:
-            continue
-        if not entity.label.zh or not entity.plural.zh:
-            missing.append(key)
-        for field in entity.fields.values():
-            if not field.label.zh:
-                missing.append(f"{key}.{field.key}")
-            for sub in field.fields.values():
-                if not sub.label.zh:
-                    missing.append(f"{key}.{field.key}.{sub.key}")
-            for choice, label in field.choices.items():
-                if not label.zh:
-                    missing.append(f"{key}.{field.key}={choice}")
-    assert missing == []
 
 
 @pytest.fixture

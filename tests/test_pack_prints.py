@@ -21,7 +21,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pytest
 from click.testing import CliRunner
 from pypdf import PdfReader
 
@@ -30,7 +29,6 @@ from engine.context import FixedClock
 from engine.demo import load_demo
 from engine.printing.amounts import amount_in_words
 from engine.printing.documents import print_formats, render_html, render_pdf
-from engine.site import Site
 from engine.storage.queries import Filter, Sort
 from tests.support import open_migrated, write_site
 
@@ -268,25 +266,6 @@ def test_membership_prints_the_member_receipt_on_a5(tmp_path, db_url):
                 filters=(Filter("payment_method", "eq", "alipay"),), extra=_points)})
     finally:
         site.close()
-
-
-@pytest.mark.parametrize("pack", ["trading", "service_sales", "project_sales", "distribution",
-                                  "membership"])
-def test_every_pack_with_its_prints_checks_clean(tmp_path, pack):
-    runner = CliRunner()
-    result = runner.invoke(main, ["init", str(tmp_path / "s"), "--pack", pack,
-                                  "--admin-password", "x12345678"])
-    assert result.exit_code == 0, result.output
-    result = runner.invoke(main, ["--site", str(tmp_path / "s"), "check"])
-    assert result.exit_code == 0, result.output
-    assert "warning" not in result.output.lower()
-    site = Site.open(tmp_path / "s")
-    try:
-        formats = print_formats(site)  # a declaration naming a missing entity or file raises
-    finally:
-        site.close()
-    assert formats and all(f.folder == Path(site.registry.packs[pack].path) / "prints"
-                           for f in formats.values())
 
 
 def test_fetch_and_related_show_only_what_the_printing_user_may_read(tmp_path, db_url):

@@ -6,13 +6,10 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from click.testing import CliRunner
 
-from engine.cli import main
 from engine.context import Actor, FixedClock
 from engine.demo import load_demo
 from engine.errors import LedgerRefused, PermissionDenied, TransitionRefused, ValidationFailed
-from engine.metadata.loader import load_registry
 from engine.services.figures import ReportRequest
 from engine.storage.queries import Filter
 from tests.support import open_migrated, write_site
@@ -44,37 +41,6 @@ def report(site, who, name, **params):
 
 def series(figure, index=0):
     return dict(zip(figure.categories, figure.series[index].values, strict=True))
-
-
-def test_trading_pack_checks_clean(tmp_path):
-    runner = CliRunner()
-    result = runner.invoke(main, ["init", str(tmp_path / "s"), "--pack", "trading",
-                                  "--admin-password", "x12345678"])
-    assert result.exit_code == 0, result.output
-    result = runner.invoke(main, ["--site", str(tmp_path / "s"), "check"])
-    assert result.exit_code == 0, result.output
-    assert "warning" not in result.output.lower()
-
-
-def test_every_trading_label_is_in_english_and_chinese():
-    registry = load_registry(["trading"])
-    missing = []
-    for key, entity in registry.entities.items():
-        if entity.pack != "trading" and "trading" not in entity.extended_by:
-            continue
-        for label, where in ((entity.label, key), (entity.plural, key)):
-            if not label.zh:
-                missing.append(where)
-        for field in entity.fields.values():
-            if not field.label.zh:
-                missing.append(f"{key}.{field.key}")
-            for sub in field.fields.values():
-                if not sub.label.zh:
-                    missing.append(f"{key}.{field.key}.{sub.key}")
-    for key, role in registry.roles.items():
-        if not role.label.zh:
-            missing.append(f"role {key}")
-    assert missing == []
 
 
 def test_buy_receive_quote_sell_and_ship_with_moving_average_cost(site):

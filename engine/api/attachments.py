@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 from typing import IO, Any
-from urllib.parse import quote
 
 from flask import Response, request, url_for
 
@@ -25,6 +24,7 @@ from engine.errors import CrmError, TooLarge, ValidationFailed
 from engine.metadata.model import Entity
 from engine.services.attachments import Attachment
 from engine.web.context import site
+from engine.web.downloads import file_response
 
 #: Parts one upload may carry; the request as a whole is capped accordingly.
 MAX_FILES_PER_REQUEST = 10
@@ -109,20 +109,6 @@ def register(bp: Any) -> None:
     def delete_attachment(key: str) -> Response:
         site().attachments.remove(api_actor(), key)
         return Response(status=204)
-
-
-def file_response(found: Attachment, chunks: Any) -> Response:
-    """The bytes as a download that a browser will never render in the CRM's origin."""
-    response = Response(chunks, mimetype=None)
-    response.headers["Content-Type"] = found.content_type
-    response.headers["Content-Length"] = str(found.size)
-    ascii_name = found.name.encode("ascii", "replace").decode().replace('"', "").replace("?", "_")
-    response.headers["Content-Disposition"] = (
-        f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(found.name)}")
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
 
 
 # -- OpenAPI ------------------------------------------------------------------------

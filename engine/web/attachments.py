@@ -9,12 +9,12 @@ HTML page or SVG never runs in the CRM's origin.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 from flask import Blueprint, Response, flash, redirect, request, url_for
 
 from engine.errors import CrmError, TooLarge, ValidationFailed
 from engine.web.context import actor, language, login_required, site
+from engine.web.downloads import file_response
 from engine.web.i18n import translate
 
 bp = Blueprint("attachments", __name__)
@@ -58,16 +58,7 @@ def upload(entity_key: str, record_id: int) -> Response:
 @login_required
 def download(key: str) -> Response:
     found, chunks = site().attachments.content(actor(), key)
-    response = Response(chunks, mimetype=None)  # chunks need no request context
-    response.headers["Content-Type"] = found.content_type
-    response.headers["Content-Length"] = str(found.size)
-    ascii_name = found.name.encode("ascii", "replace").decode().replace('"', "").replace("?", "_")
-    response.headers["Content-Disposition"] = (
-        f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(found.name)}")
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return file_response(found, chunks)
 
 
 @bp.route("/files/<key>/remove", methods=["POST"])

@@ -42,6 +42,28 @@ def _number(value: float) -> str:
     return f"{value:.1f}".rstrip("0").rstrip(".")
 
 
+def _start(title: str, width: int, height: int) -> list[str]:
+    """The opening of every chart's SVG: its box and its title."""
+    return [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart-svg" role="img" '
+            f'viewBox="0 0 {width} {height}" width="{width}" height="{height}">',
+            f"<title>{escape(title)}</title>"]
+
+
+def _start_with_axis(title: str, width: int, height: int, left: int, bottom: int) -> list[str]:
+    """The opening of a chart over categories: box, title and the baseline under them."""
+    return [*_start(title, width, height),
+            f'<line x1="{left}" y1="{bottom}" x2="{width - left}" y2="{bottom}" '
+            f'stroke="#c9d2dc"/>']
+
+
+def _legend(series: Sequence[Series], left: int) -> list[str]:
+    """A colour swatch and name per series, along the top from ``left``."""
+    return [f'<rect x="{x}" y="4" width="10" height="10" fill="{escape(each.colour)}"/>'
+            f'<text x="{x + 14}" y="13" font-size="11" fill="#1f2933">'
+            f"{escape(each.name)}</text>"
+            for x, each in ((left + j * 90, each) for j, each in enumerate(series))]
+
+
 def bar_chart(bars: Sequence[Bar], *, title: str, width: int = 460, bar_height: int = 22,
               label_width: int = 110, funnel: bool = False) -> Markup:
     """Horizontal bars, longest = full width; ``funnel`` centres them like a funnel."""
@@ -49,9 +71,7 @@ def bar_chart(bars: Sequence[Bar], *, title: str, width: int = 460, bar_height: 
     height = max(1, len(bars)) * (bar_height + gap) + gap
     room = width - label_width - 130
     top = max((float(b.value) for b in bars), default=0.0) or 1.0
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart-svg" role="img" '
-             f'viewBox="0 0 {width} {height}" width="{width}" height="{height}">',
-             f"<title>{escape(title)}</title>"]
+    parts = _start(title, width, height)
     for i, bar in enumerate(bars):
         y = gap + i * (bar_height + gap)
         length = max(2.0, room * float(bar.value) / top) if bar.value else 0.0
@@ -76,11 +96,7 @@ def grouped_columns(categories: Sequence[str], series: Sequence[Series], *, titl
     top = max((float(v) for s in series for v in s.values), default=0.0) or 1.0
     slot = (width - 2 * left) / max(1, len(categories))
     bar = max(4.0, (slot - 10) / max(1, len(series)))
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart-svg" role="img" '
-             f'viewBox="0 0 {width} {height}" width="{width}" height="{height}">',
-             f"<title>{escape(title)}</title>",
-             f'<line x1="{left}" y1="{bottom}" x2="{width - left}" y2="{bottom}" '
-             f'stroke="#c9d2dc"/>']
+    parts = _start_with_axis(title, width, height, left, bottom)
     for i, name in enumerate(categories):
         x0 = left + i * slot + 5
         for j, each in enumerate(series):
@@ -92,11 +108,7 @@ def grouped_columns(categories: Sequence[str], series: Sequence[Series], *, titl
                          f'{escape(each.name)}: {_number(value)}</title></rect>')
         parts.append(f'<text x="{_number(x0 + slot / 2 - 5)}" y="{bottom + 16}" '
                      f'text-anchor="middle" font-size="11" fill="#1f2933">{escape(name)}</text>')
-    for j, each in enumerate(series):
-        x = left + j * 90
-        parts.append(f'<rect x="{x}" y="4" width="10" height="10" fill="{escape(each.colour)}"/>'
-                     f'<text x="{x + 14}" y="13" font-size="11" fill="#1f2933">'
-                     f"{escape(each.name)}</text>")
+    parts.extend(_legend(series, left))
     parts.append("</svg>")
     return Markup("".join(parts))
 
@@ -107,11 +119,7 @@ def line_chart(categories: Sequence[str], series: Sequence[Series], *, title: st
     bottom, top_margin, left = height - 40, 24, 16
     top = max((float(v) for s in series for v in s.values), default=0.0) or 1.0
     step = (width - 2 * left) / max(1, len(categories) - 1)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart-svg" role="img" '
-             f'viewBox="0 0 {width} {height}" width="{width}" height="{height}">',
-             f"<title>{escape(title)}</title>",
-             f'<line x1="{left}" y1="{bottom}" x2="{width - left}" y2="{bottom}" '
-             f'stroke="#c9d2dc"/>']
+    parts = _start_with_axis(title, width, height, left, bottom)
     for each in series:
         points = []
         for i, value in enumerate(each.values):
@@ -126,10 +134,6 @@ def line_chart(categories: Sequence[str], series: Sequence[Series], *, title: st
     for i, name in enumerate(categories):
         parts.append(f'<text x="{_number(left + i * step)}" y="{bottom + 16}" '
                      f'text-anchor="middle" font-size="11" fill="#1f2933">{escape(name)}</text>')
-    for j, each in enumerate(series):
-        x = left + j * 90
-        parts.append(f'<rect x="{x}" y="4" width="10" height="10" fill="{escape(each.colour)}"/>'
-                     f'<text x="{x + 14}" y="13" font-size="11" fill="#1f2933">'
-                     f"{escape(each.name)}</text>")
+    parts.extend(_legend(series, left))
     parts.append("</svg>")
     return Markup("".join(parts))

@@ -254,6 +254,20 @@ WORDS: dict[str, dict[str, str]] = {
     "lookup_balance": {"en": "{name}: balance", "zh": "{name}余额"},
     "lookup_nothing_yet": {"en": "None yet.", "zh": "暂无记录。"},
     "lookup_saved": {"en": "{label}: saved ({title}).", "zh": "{label}:已保存({title})。"},
+    "inbox": {"en": "Inbox", "zh": "消息"},
+    "inbox_all": {"en": "All", "zh": "全部"},
+    "inbox_unread": {"en": "unread", "zh": "未读"},
+    "inbox_empty": {"en": "No notifications yet.", "zh": "暂无消息。"},
+    "inbox_mark_all": {"en": "Mark all as read", "zh": "全部标为已读"},
+    "inbox_mark_one": {"en": "Mark as read", "zh": "标为已读"},
+    "inbox_marked": {"en": "{count} notification(s) marked as read.", "zh": "已将 {count} 条消息标为已读。"},
+    "inbox_open_record": {"en": "Open the record", "zh": "打开记录"},
+    "inbox_digest": {"en": "Send my e-mail reminders as one daily digest",
+                     "zh": "将邮件提醒合并为每日摘要发送"},
+    "inbox_digest_on": {"en": "Your e-mail reminders now come as a daily digest.",
+                        "zh": "邮件提醒将以每日摘要发送。"},
+    "inbox_digest_off": {"en": "Your e-mail reminders now come one by one.",
+                         "zh": "邮件提醒将逐条发送。"},
 }
 
 

@@ -2,9 +2,9 @@
 
 Everything goes through :class:`~engine.notifications.inbox.InboxService`
 with the request's actor, so a user only ever sees and marks their own
-notifications.  The blueprint adds ``inbox_unread()`` and ``inbox_label``
-to every template (the header shows the count).  Labels are kept here, in
-both languages, beside the only page that uses them.
+notifications.  The blueprint adds ``inbox_unread()`` to every template
+(the header shows the count); the page's words are in the web UI's
+catalogue (:mod:`engine.web.i18n`, the ``inbox_`` keys) like every other page's.
 """
 
 from __future__ import annotations
@@ -16,31 +16,9 @@ from werkzeug.wrappers import Response
 
 from engine.notifications.inbox import InboxService
 from engine.web.context import actor, language, login_required, site
+from engine.web.i18n import translate
 
 bp = Blueprint("inbox", __name__)
-
-LABELS: dict[str, dict[str, str]] = {
-    "inbox": {"en": "Inbox", "zh": "消息"},
-    "unread": {"en": "unread", "zh": "未读"},
-    "empty": {"en": "No notifications yet.", "zh": "暂无消息。"},
-    "mark_all": {"en": "Mark all as read", "zh": "全部标为已读"},
-    "mark_one": {"en": "Mark as read", "zh": "标为已读"},
-    "marked": {"en": "{count} notification(s) marked as read.", "zh": "已将 {count} 条消息标为已读。"},
-    "open_record": {"en": "Open the record", "zh": "打开记录"},
-    "digest": {"en": "Send my e-mail reminders as one daily digest",
-               "zh": "将邮件提醒合并为每日摘要发送"},
-    "digest_on": {"en": "Your e-mail reminders now come as a daily digest.",
-                  "zh": "邮件提醒将以每日摘要发送。"},
-    "digest_off": {"en": "Your e-mail reminders now come one by one.",
-                   "zh": "邮件提醒将逐条发送。"},
-    "save": {"en": "Save", "zh": "保存"},
-    "all": {"en": "All", "zh": "全部"},
-}
-
-
-def label(key: str, **params: Any) -> str:
-    words = LABELS[key]
-    return words.get(language(), words["en"]).format(**params)
 
 
 def _service() -> InboxService:
@@ -54,7 +32,7 @@ def _header() -> dict[str, Any]:
         me = g.get("actor")
         return _service().unread_count(me) if me is not None else 0
 
-    return {"inbox_unread": unread, "inbox_label": lambda key="inbox": label(key)}
+    return {"inbox_unread": unread}
 
 
 @bp.route("/inbox")
@@ -72,8 +50,7 @@ def inbox() -> str:
                                       record_id=row["record_id"])
                       if entity is not None and row["record_id"] else None})
     return render_template("inbox.html", items=items, unread_only=unread_only,
-                           unread=service.unread_count(me), digest=service.digest(me),
-                           label=label)
+                           unread=service.unread_count(me), digest=service.digest(me))
 
 
 @bp.route("/inbox/read", methods=["POST"])
@@ -83,7 +60,7 @@ def mark_read() -> Response:
     ids = [int(chosen)] if chosen and chosen.isdigit() else None
     count = _service().mark_read(actor(), ids)
     if ids is None:
-        flash(label("marked", count=count), "success")
+        flash(translate("inbox_marked", language(), count=count), "success")
     return redirect(url_for("inbox.inbox"))
 
 
@@ -92,5 +69,5 @@ def mark_read() -> Response:
 def digest() -> Response:
     on = request.form.get("digest") == "on"
     _service().set_digest(actor(), on)
-    flash(label("digest_on" if on else "digest_off"), "success")
+    flash(translate("inbox_digest_on" if on else "inbox_digest_off", language()), "success")
     return redirect(url_for("inbox.inbox"))

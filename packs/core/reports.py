@@ -90,7 +90,8 @@ def prefill_sales_report(records: RecordService, actor: Actor, period: str, day:
 # -- dashboard reports ------------------------------------------------------------------
 #
 # Each report below follows engine/services/figures.py: ``report(request) -> Figure``,
-# reading through ``request.site`` services with ``request.actor`` so its numbers stay
+# reading through ``request.records`` and ``request.site`` services with ``request.actor``
+# (the records from the read-only replica when the site has one) so its numbers stay
 # inside the actor's scope (a salesperson's figures are theirs, a manager's their team's).
 
 DAY = 86400
@@ -106,18 +107,6 @@ def _names(request: ReportRequest, ids: Any) -> dict[Any, str]:
     names = {u["id"]: u.get("display_name") or u["login"] for u in request.site.users.list()
              if u["id"] in wanted}
     return {i: names.get(i, "—") if i is not None else "—" for i in ids}
-
-
-def _int_param(request: ReportRequest, name: str, default: int, low: int = 1,
-               high: int = 1000) -> int:
-    raw = request.param(name, default)
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        raise ValidationFailed({name: [f"'{raw}' is not a whole number."]}) from None
-    if not low <= value <= high:
-        raise ValidationFailed({name: [f"Give a number from {low} to {high}."]})
-    return value
 
 
 def _zone(request: ReportRequest) -> ZoneInfo:
@@ -163,7 +152,7 @@ def _closed_deals(request: ReportRequest) -> list[tuple[dict[str, Any], str, dt.
     cycles = {c.record_id: c for c in site.pipeline.cycle_times(actor, "opportunity").records}
     if not cycles:
         return []
-    rows = _all(site.records, actor, "opportunity", [])
+    rows = _all(request.records, actor, "opportunity", [])
     deals = []
     for row in rows:
         cycle = cycles.get(row["id"])
@@ -238,14 +227,14 @@ def _week_start(moment: dt.datetime, zone: ZoneInfo) -> dt.date:
 
 def visits_per_week(request: ReportRequest) -> Figure:
     """Visits done per salesperson per week, over the last ``weeks`` weeks (default 8)."""
-    weeks = _int_param(request, "weeks", 8, 1, 104)
+    weeks = request.int_param("weeks", 8, 104)
     zone = _zone(request)
     this_week = _week_start(request.now, zone)
     starts = [this_week - dt.timedelta(weeks=n) for n in range(weeks - 1, -1, -1)]
     since = dt.datetime.combine(starts[0], dt.time(), zone).astimezone(dt.UTC)
     until = dt.datetime.combine(this_week + dt.timedelta(days=7), dt.time(),
                                 zone).astimezone(dt.UTC)
-    visits = _all(request.site.records, request.actor, "activity", [
+    visits = _all(request.records, request.actor, "activity", [
         Filter("kind", "eq", "visit"), Filter("done", "eq", True),
         Filter("due_at", "ge", since.isoformat()), Filter("due_at", "lt", until.isoformat())])
     counts: dict[Any, dict[dt.date, int]] = defaultdict(lambda: defaultdict(int))
@@ -271,9 +260,9 @@ def new_customers(request: ReportRequest) -> Figure:
     period = str(request.param("period", "month"))
     if period not in ("month", "week"):
         raise ValidationFailed({"period": ["Give month or week."]})
-    count = _int_param(request, "periods", 6, 1, 120)
+    count = request.int_param("periods", 6, 120)
     zone = _zone(request)
-    today = request.now.astimezone(zone).date()
+    today = request.today()
     if period == "month":
         starts = [_month_start(today, n) for n in range(count - 1, -1, -1)]
         end = _month_start(today, -1)
@@ -285,7 +274,7 @@ def new_customers(request: ReportRequest) -> Figure:
         labels = tuple(s.isoformat() for s in starts)
     since = dt.datetime.combine(starts[0], dt.time(), zone).astimezone(dt.UTC)
     until = dt.datetime.combine(end, dt.time(), zone).astimezone(dt.UTC)
-    created = _all(request.site.records, request.actor, "customer", [
+    created = _all(request.records, request.actor, "customer", [
         Filter("created_at", "ge", since.isoformat()), Filter("created_at", "lt", until.isoformat())])
     counts = [0] * len(starts)
     for row in created:
@@ -313,22 +302,22 @@ def customers_without_activity(request: ReportRequest) -> Figure:
     An activity counts on the date it was done (its ``due_at``); a customer never
     contacted counts from its creation.
     """
-    days = _int_param(request, "days", 30, 1, 3650)
-    site, actor, now = request.site, request.actor, request.now
+    days = request.int_param("days", 30, 3650)
+    actor, now = request.actor, request.now
     last: dict[int, dt.datetime] = {}
     done = Filter("done", "eq", True)
     # dated activities in one grouped query; the few done without a date count by creation
-    dated = [(row["customer"], _aware(row["last"])) for row in site.records.aggregate(
+    dated = [(row["customer"], _aware(row["last"])) for row in request.records.aggregate(
         actor, "activity", {"last": "max:due_at"}, group_by=["customer"],
         filters=[done, Filter("due_at", "isnull", False)])]
     undated = [(row.get("customer"), row["created_at"]) for row in _all(
-        site.records, actor, "activity", [done, Filter("due_at", "isnull", True)])]
+        request.records, actor, "activity", [done, Filter("due_at", "isnull", True)])]
     for customer, when in dated + undated:
         if customer is not None and when is not None and (
                 customer not in last or when > last[customer]):
             last[customer] = when
     idle = []
-    for customer in _all(site.records, actor, "customer", []):
+    for customer in _all(request.records, actor, "customer", []):
         since = last.get(customer["id"], customer["created_at"])
         waited = now - since
         if waited > dt.timedelta(days=days):
@@ -370,12 +359,12 @@ def target_vs_actual(request: ReportRequest) -> Figure:
     raw = request.param("month")
     try:
         start = (dt.date.fromisoformat(f"{raw}-01") if raw
-                 else _month_start(request.now.astimezone(zone).date()))
+                 else _month_start(request.today()))
     except ValueError:
         raise ValidationFailed({"month": [f"'{raw}' is not a month (YYYY-MM)."]}) from None
     end = _month_start(start, -1)
     targets: dict[Any, Decimal] = defaultdict(Decimal)
-    for row in _all(request.site.records, request.actor, "sales_target", [
+    for row in _all(request.records, request.actor, "sales_target", [
             Filter("period", "eq", "month"), Filter("period_start", "ge", start.isoformat()),
             Filter("period_start", "lt", end.isoformat())]):
         targets[row.get("owner")] += Decimal(str(row["amount"] or 0))

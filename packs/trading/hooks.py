@@ -19,8 +19,9 @@ a refusal anywhere leaves nothing written.  They are never changed later.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from engine.errors import ValidationFailed
 from engine.services.workflows import WorkflowService
@@ -226,56 +227,91 @@ def _follow(context: Any, entity: str, record_id: Any, stage: str) -> None:
     workflows.transition(_engine(context.actor), entity, record_id, stage, conn=context.conn)
 
 
-def post_goods_receipt(context: Any) -> None:
-    """after_save of goods_receipt: stock in at the purchase price, received quantities, stage."""
+class _Posting(NamedTuple):
+    """How a stock document posts against its order: a goods receipt against its purchase
+    order, a delivery against its sales order. Both allocate their lines to the order's open
+    quantities, write the stock moves, count the quantities done on the order's lines and move
+    the order on, so that shape lives once (``_post``) and only the moves differ."""
+
+    order_entity: str
+    order_field: str  # the document's reference to its order
+    first_stage: str  # the order's stage before any document posts against it
+    partial_stage: str
+    done_stage: str
+    done_key: str  # the order line's quantity this document adds to
+    line_keys: tuple[str, ...]  # the order line's values written back
+    refused: tuple[str, str]  # en, zh; {number} and {stage} are the order's
+    over: tuple[str, str]  # en, zh; see _allocate
+
+
+_Chunks = list[tuple[int, dict[str, Any], Decimal]]
+
+
+def _post(context: Any, posting: _Posting,
+          write_moves: Callable[[Any, dict[str, Any], dict[str, Any], Any, _Chunks], None]) -> None:
+    """Post a stock document saved for the first time (see ``_Posting``); ``write_moves``
+    is called with (context, document, order, warehouse, chunks) and may update the chunks'
+    order lines."""
     if context.previous is not None:
         return
-    receipt = context.values
+    document = context.values
     actor, conn, records = _engine(context.actor), context.conn, context.records
-    order = records.get(actor, "purchase_order", receipt["purchase_order"], conn=conn)
-    if order["stage"] not in ("ordered", "partially_received"):
-        raise ValidationFailed({"purchase_order": [_say(
-            context.actor, f"Only an ordered purchase order can be received; {order['number']} "
-            f"is {order['stage']}.", f"只有已下单的采购订单可以入库;{order['number']} 当前为 {order['stage']}。")]})
-    warehouse = receipt.get("warehouse") or order["warehouse"]
+    order = records.get(actor, posting.order_entity, document[posting.order_field], conn=conn)
+    if order["stage"] not in (posting.first_stage, posting.partial_stage):
+        en, zh = posting.refused
+        raise ValidationFailed({posting.order_field: [_say(
+            context.actor, en.format(number=order["number"], stage=order["stage"]),
+            zh.format(number=order["number"], stage=order["stage"]))]})
+    warehouse = document.get("warehouse") or order["warehouse"]
     lines = [dict(line) for line in order["lines"]]
-    chunks = _allocate(context, lines, receipt["lines"], "received_quantity", (
-        "{product}: the order has {left} left to receive, this receipt brings {wanted}.",
-        "{product}:订单剩余待收 {left},本次入库 {wanted}。"))
+    chunks = _allocate(context, lines, document["lines"], posting.done_key, posting.over)
+    write_moves(context, document, order, warehouse, chunks)
+    records.update(actor, posting.order_entity, order["id"],
+                   {"lines": [_line_input(line, posting.line_keys) for line in lines]}, conn=conn)
+    complete = all(_d(line[posting.done_key]) >= _d(line["quantity"]) for line in lines)
+    if complete:
+        _follow(context, posting.order_entity, order["id"], posting.done_stage)
+    elif order["stage"] == posting.first_stage:
+        _follow(context, posting.order_entity, order["id"], posting.partial_stage)
+
+
+_RECEIPT = _Posting(
+    "purchase_order", "purchase_order", "ordered", "partially_received", "received",
+    "received_quantity", ("product", "quantity", "unit_price", "received_quantity"),
+    ("Only an ordered purchase order can be received; {number} is {stage}.",
+     "只有已下单的采购订单可以入库;{number} 当前为 {stage}。"),
+    ("{product}: the order has {left} left to receive, this receipt brings {wanted}.",
+     "{product}:订单剩余待收 {left},本次入库 {wanted}。"))
+
+_DELIVERY = _Posting(
+    "sales_order", "sales_order", "confirmed", "partially_shipped", "shipped",
+    "shipped_quantity",
+    ("product", "quantity", "unit_price", "discount", "shipped_quantity", "cost_amount"),
+    ("Only a confirmed order can be shipped; {number} is {stage}.",
+     "只有已确认的订单可以出库;{number} 当前为 {stage}。"),
+    ("{product}: the order has {left} left to ship, this delivery ships {wanted}.",
+     "{product}:订单剩余待发 {left},本次出库 {wanted}。"))
+
+
+def _stock_in(context: Any, receipt: dict[str, Any], order: dict[str, Any], warehouse: Any,
+              chunks: _Chunks) -> None:
+    """A receipt's moves: stock in at the receipt line's price, else the order line's."""
+    actor = _engine(context.actor)
     for index, line, quantity in chunks:
         price = receipt["lines"][index].get("unit_price")
-        records.create(actor, "stock_move", {
+        context.records.create(actor, "stock_move", {
             "moved_on": receipt["received_on"], "product": line["product"],
             "warehouse": warehouse, "kind": "in", "quantity": quantity,
             "unit_cost": price if price is not None else line["unit_price"],
             "supplier": order["supplier"], "purchase_order": order["id"],
-            "note": receipt["number"]}, conn=conn)
-    keys = ("product", "quantity", "unit_price", "received_quantity")
-    records.update(actor, "purchase_order", order["id"],
-                   {"lines": [_line_input(line, keys) for line in lines]}, conn=conn)
-    complete = all(_d(line["received_quantity"]) >= _d(line["quantity"]) for line in lines)
-    if complete:
-        _follow(context, "purchase_order", order["id"], "received")
-    elif order["stage"] == "ordered":
-        _follow(context, "purchase_order", order["id"], "partially_received")
+            "note": receipt["number"]}, conn=context.conn)
 
 
-def post_delivery(context: Any) -> None:
-    """after_save of delivery: every line's stock checked at once, stock out at cost, stage."""
-    if context.previous is not None:
-        return
-    delivery = context.values
+def _stock_out(context: Any, delivery: dict[str, Any], order: dict[str, Any], warehouse: Any,
+               chunks: _Chunks) -> None:
+    """A delivery's moves: every line's stock checked at once, then stock out at cost, the
+    cost counted on the order line."""
     actor, conn, records = _engine(context.actor), context.conn, context.records
-    order = records.get(actor, "sales_order", delivery["sales_order"], conn=conn)
-    if order["stage"] not in ("confirmed", "partially_shipped"):
-        raise ValidationFailed({"sales_order": [_say(
-            context.actor, f"Only a confirmed order can be shipped; {order['number']} is "
-            f"{order['stage']}.", f"只有已确认的订单可以出库;{order['number']} 当前为 {order['stage']}。")]})
-    warehouse = delivery.get("warehouse") or order["warehouse"]
-    lines = [dict(line) for line in order["lines"]]
-    chunks = _allocate(context, lines, delivery["lines"], "shipped_quantity", (
-        "{product}: the order has {left} left to ship, this delivery ships {wanted}.",
-        "{product}:订单剩余待发 {left},本次出库 {wanted}。"))
     records.ledgers.guard(conn, context.actor, records.entity("stock_move"), [
         {"product": line["product"], "warehouse": warehouse, "signed_quantity": -quantity}
         for _, line, quantity in chunks])
@@ -288,14 +324,16 @@ def post_delivery(context: Any) -> None:
             "customer": order["customer"], "sales_order": order["id"],
             "note": delivery["number"]}, conn=conn)
         line["cost_amount"] = _d(line.get("cost_amount")) - _d(move["value"])
-    keys = ("product", "quantity", "unit_price", "discount", "shipped_quantity", "cost_amount")
-    records.update(actor, "sales_order", order["id"],
-                   {"lines": [_line_input(line, keys) for line in lines]}, conn=conn)
-    complete = all(_d(line["shipped_quantity"]) >= _d(line["quantity"]) for line in lines)
-    if complete:
-        _follow(context, "sales_order", order["id"], "shipped")
-    elif order["stage"] == "confirmed":
-        _follow(context, "sales_order", order["id"], "partially_shipped")
+
+
+def post_goods_receipt(context: Any) -> None:
+    """after_save of goods_receipt: stock in at the purchase price, received quantities, stage."""
+    _post(context, _RECEIPT, _stock_in)
+
+
+def post_delivery(context: Any) -> None:
+    """after_save of delivery: every line's stock checked at once, stock out at cost, stage."""
+    _post(context, _DELIVERY, _stock_out)
 
 
 def post_stock_transfer(context: Any) -> None:
