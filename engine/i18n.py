@@ -31,6 +31,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "pattern": {"en": "Does not have the expected form.", "zh": "格式不正确。"},
     "expected_integer": {"en": "Expected a whole number.", "zh": "应为整数。"},
     "expected_number": {"en": "Expected a number.", "zh": "应为数字。"},
+    "decimal_comma": {
+        "en": "Use a point for decimals (3.5); a comma may only group thousands (1,234.5).",
+        "zh": "小数请用小数点(如 3.5);逗号只能用作千位分隔(如 1,234.5)。",
+    },
     "too_many_decimals": {
         "en": "At most {scale} digits after the decimal point.",
         "zh": "小数点后最多 {scale} 位。",
@@ -118,6 +122,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "lookup_not_found": {
         "en": "No {entity} matches exactly.",
         "zh": "没有完全匹配的{entity}。",
+    },
+    "lookup_throttled": {
+        "en": "Too many look-ups that found nothing",
+        "zh": "未找到记录的查询次数过多",
     },
     "lookup_ambiguous": {
         "en": "Several {entity} records match exactly; ask an administrator.",

@@ -7,10 +7,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import select
 
-from engine.cli import main
 from engine.context import Actor, FixedClock
 from engine.demo import load_demo
 from engine.errors import (
@@ -18,6 +16,7 @@ from engine.errors import (
     LedgerRefused,
     NotFound,
     PermissionDenied,
+    Throttled,
     ValidationFailed,
 )
 from engine.metadata.loader import load_registry
@@ -77,22 +76,10 @@ def new_member(site, store, **values):
 # -- definitions and rules ---------------------------------------------------------
 
 
-def test_pack_checks_clean_and_rules_load(tmp_path):
-    runner = CliRunner()
-    result = runner.invoke(main, ["init", str(tmp_path / "s"), "--pack", "membership",
-                                  "--admin-password", "x12345678"])
-    assert result.exit_code == 0, result.output
-    result = runner.invoke(main, ["--site", str(tmp_path / "s"), "check"])
-    assert result.exit_code == 0, result.output
-    assert "warning" not in result.output.lower()
+def test_the_pack_declares_its_reminders_and_ledger_and_its_rules_load():
     registry = load_registry(["membership"])
     assert {"member_expiry", "member_birthday"} <= set(registry.reminders)
     assert registry.entities["points_entry"].ledger is not None
-    missing = [f"{key}.{f.key}" for key in ("store", "member", "purchase", "points_entry",
-                                            "tier_change", "membership_renewal")
-               for f in registry.entities[key].fields.values()
-               if f.key not in ("id", "owner") and not (f.label and f.label.en and f.label.zh)]
-    assert not missing
     rules = load_rules()
     assert rules.points(Decimal("358"), "standard", dt.date(2026, 3, 1)) == 35
     assert rules.points(Decimal("100"), "silver", dt.date(2026, 3, 1)) == 12
@@ -362,3 +349,41 @@ def test_demo_data_loads_through_the_services(tmp_path, db_url, clock):
         assert site.ledgers.balance(root, "points_entry", member=li["id"]).quantity == 240 + 81 - 100
     finally:
         site.close()
+
+
+def test_failed_lookups_are_throttled_for_every_process(site, clock):
+    """A clerk who guesses member numbers is stopped after LOOKUP_THROTTLE's failures,
+    whichever path guesses (lookup, a purchase given by keys) and whichever process counts:
+    a second Site on the same database sees the same counter. Lookups that find their
+    member count nothing; the boss, who reads members by scope, is never throttled."""
+    from engine.services.record_access import LOOKUP_THROTTLE
+    from engine.site import Site
+
+    clerk = site.users.actor("clerk")
+    member = new_member(site, site.test_stores[0])
+    keys = member_keys("张伟", member["member_number"])
+    for _ in range(3):  # successes are taken back
+        assert site.records.lookup(clerk, "member", keys)["id"] == member["id"]
+    other = Site.open(site.config.root, clock=clock)  # another worker, same database
+    try:
+        wrong = [member_keys("张伟", f"X{n:07d}") for n in range(LOOKUP_THROTTLE.max_failures)]
+        for n, guess in enumerate(wrong):
+            records = site.records if n % 2 else other.records
+            if n % 3 == 0:
+                with pytest.raises(ValidationFailed) as refused:
+                    records.create(clerk, "purchase", {"member": guess, "amount": "10"})
+                assert "member" in refused.value.errors
+            else:
+                with pytest.raises(NotFound):
+                    records.lookup(clerk, "member", guess)
+        with pytest.raises(Throttled) as throttled:  # even the right keys wait now
+            other.records.lookup(clerk, "member", keys)
+        assert throttled.value.status == 429 and throttled.value.retry_after > 0
+        with pytest.raises(Throttled):
+            site.records.lookup_related(clerk, "member", keys, "purchase", "member")
+        boss = site.users.actor("boss")
+        assert site.records.lookup(boss, "member", keys)["id"] == member["id"]
+        clock.current += LOOKUP_THROTTLE.lockout + dt.timedelta(seconds=1)
+        assert site.records.lookup(clerk, "member", keys)["id"] == member["id"]
+    finally:
+        other.close()

@@ -18,8 +18,11 @@ every method here, whatever the policy:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import datetime as dt
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Connection, Table, and_, false, func, or_, select
@@ -28,6 +31,7 @@ from engine.context import Actor
 from engine.errors import NotFound, ValidationFailed
 from engine.i18n import message
 from engine.metadata.model import Entity, Field
+from engine.services.login_guard import LoginGuard, ThrottleSettings
 from engine.services.values import ValueProblem, coerce
 from engine.storage.queries import Filter, Sort, condition
 
@@ -44,6 +48,12 @@ class KeyRef:
     """A reference given by the target's key fields instead of its id (a till's member)."""
 
     keys: Mapping[str, Any]
+
+
+#: Lookups by a declared key set (a till clerk's) that do not end in a record: at most 30
+#: per user in 15 minutes — room for mistyped numbers, none for guessing them.
+LOOKUP_THROTTLE = ThrottleSettings(max_failures=30, window=dt.timedelta(minutes=15),
+                                   lockout=dt.timedelta(minutes=15))
 
 
 class RecordAccessMixin:
@@ -165,6 +175,34 @@ class RecordAccessMixin:
                                                        entity=label)]})
         return dict(rows[0])
 
+    @cached_property
+    def lookup_guard(self) -> LoginGuard:
+        """Failed lookups per user, counted in the database like failed logins."""
+        return LoginGuard(self.schema, self.engine, LOOKUP_THROTTLE)
+
+    @contextmanager
+    def lookup_attempt(self, actor: Actor, targets: Iterable[Entity],
+                       conn: Connection | None) -> Iterator[None]:
+        """Count a call that looks up one of ``targets`` by a declared key set.
+
+        A lookup scope is as strong as its keys are hard to guess, so an actor
+        who looks records up by keys gets a limited number of calls that do
+        not end well (``LOOKUP_THROTTLE``), then waits (``Throttled``, 429).
+        The attempt is counted before the lookup, in its own transaction, and
+        taken back when the call succeeds — so parallel guesses cannot pass
+        the limit, and a counter survives the failed call's rollback.  Inside
+        a caller's transaction (``conn``) the caller's own call was counted.
+        """
+        guarded = conn is None and any(self.policy.lookup_keys(actor, t) for t in targets)
+        if not guarded:
+            yield
+            return
+        keys, now = [f"lookup:{actor.user_id}"], self.clock.now()
+        self.lookup_guard.begin_attempt(keys, now, refused=message(
+            "lookup_throttled", actor.language))
+        yield
+        self.lookup_guard.forgive(keys, now)
+
     def lookup(
         self, actor: Actor, entity_key: str, keys: Mapping[str, Any], *,
         conn: Connection | None = None,
@@ -172,7 +210,7 @@ class RecordAccessMixin:
         """The one record matching every key exactly (NotFound when there is none)."""
         entity = self.entity(entity_key)
         self._allow(actor, entity, "read")
-        with self._read(conn) as c:
+        with self.lookup_attempt(actor, [entity], conn), self._read(conn) as c:
             record = self._lookup_row(c, actor, entity, keys)
             self._load_children(c, entity, [record])
         return self._redact(actor, entity, self._finish(entity, [record])[0])
@@ -202,7 +240,7 @@ class RecordAccessMixin:
         limit = max(1, min(int(limit), 1000))
         offset = max(0, int(offset))
         table = self.schema.table(target.key)
-        with self._read(conn) as c:
+        with self.lookup_attempt(actor, [entity], conn), self._read(conn) as c:
             parent = self._lookup_row(c, actor, entity, keys)
             where: list[Any] = [table.c[field] == parent["id"]]
             if field not in self.policy.through_fields(actor, target):
@@ -233,6 +271,12 @@ class RecordAccessMixin:
                 "invalid_filter", actor.language, reason="cannot sort on this field")]})
         column = table.c[item.field]
         return (column.desc() if item.descending else column.asc()).nulls_last()
+
+    def _key_ref_targets(self, entity: Entity, record: Mapping[str, Any]) -> list[Entity]:
+        """The entities a record's references given as keys (typed or not yet) point at."""
+        return [self.registry.entities[f.to] for f in entity.fields.values()
+                if f.type == "reference" and f.to in self.registry.entities
+                and isinstance(record.get(f.key), KeyRef | Mapping)]
 
     def _resolve_key_refs(
         self, conn: Connection, actor: Actor, entity: Entity, record: dict[str, Any],
@@ -321,6 +365,36 @@ class RecordAccessMixin:
         table = self.schema.table(entity.key)
         conditions = self._visible(actor, entity, table, action)
         return table, conditions or []
+
+    def visible_values(
+        self, actor: Actor, entity_key: str, fields: Sequence[str], *, batch: int = 5000,
+    ) -> Iterator[dict[str, Any]]:
+        """``id`` and the stored ``fields`` of every record the actor reads (archived left
+        out), for comparisons over a whole table such as the duplicate check.
+
+        Only those columns are read, a page of ``batch`` at a time after the
+        last id (keyset), with no computed values or children: a pass over tens
+        of thousands of records costs what reading those columns costs.  A
+        field the actor may not see comes back as None.
+        """
+        entity = self.entity(entity_key)
+        self._allow(actor, entity, "read")
+        table, where = self._list_query(actor, entity, (), None, False)
+        shown = [k for k in dict.fromkeys(fields)
+                 if self._column_field(actor, entity, k) is not None]
+        columns = [table.c.id, *(table.c[k] for k in shown if k != "id")]
+        last = None
+        while True:
+            after = [] if last is None else [table.c.id > last]
+            with self._read(None) as c:
+                rows = [dict(r) for r in c.execute(
+                    select(*columns).where(*where, *after).order_by(table.c.id).limit(batch)
+                ).mappings()]
+            for row in rows:
+                yield {**dict.fromkeys(fields), **row}
+            if len(rows) < batch:
+                return
+            last = rows[-1]["id"]
 
     def export(
         self, actor: Actor, entity_key: str, *, filters: Sequence[Filter] = (),

@@ -393,14 +393,16 @@ class RecordService(RecordInputMixin, RecordAccessMixin, RecordBatchMixin):
 
     def _new_record(
         self, actor: Actor, entity: Entity, values: Mapping[str, Any], errors: FieldErrors,
-        now: dt.datetime,
+        now: dt.datetime, *, typed: dict[str, Any] | None = None,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """The typed values given and the new record they make (defaults, stage, computed).
 
         Shared by :meth:`create` and ``create_many``, so a record made in bulk is
-        made exactly as one made alone.
+        made exactly as one made alone; ``typed`` is ``values`` already coerced
+        (a batch coerces plain values with coercers made once for all its rows).
         """
-        typed = self._coerce_input(actor, entity, values, errors, now, existing=None)
+        if typed is None:
+            typed = self._coerce_input(actor, entity, values, errors, now, existing=None)
         record: dict[str, Any] = {}
         for field in entity.fields.values():
             if field.type in ("lines", "many_to_many"):
@@ -437,7 +439,8 @@ class RecordService(RecordInputMixin, RecordAccessMixin, RecordBatchMixin):
         now = self.clock.now()
         errors = self._errors(actor, entity)
         typed, record = self._new_record(actor, entity, values, errors, now)
-        with self._write(conn) as c:
+        with self.lookup_attempt(actor, self._key_ref_targets(entity, record), conn), \
+                self._write(conn) as c:
             hooked = self.hooks.before_save(self, c, actor, entity, record, None, errors, now=now)
             self._validate(c, actor, entity, record, set(typed) | hooked, errors, None)
             errors.raise_if_any()
@@ -512,7 +515,8 @@ class RecordService(RecordInputMixin, RecordAccessMixin, RecordBatchMixin):
         self._allow(actor, entity, "transition" if move else "update")
         refuse_change(actor, entity)
         now = self.clock.now()
-        with self._write(conn) as c:
+        with self.lookup_attempt(actor, self._key_ref_targets(entity, changes), conn), \
+                self._write(conn) as c:
             # a move reaches the records the 'transition' right reaches (a dealer's user
             # confirms receipt without the right to edit the shipment)
             current = self._fetch(c, actor, entity, record_id,

@@ -18,8 +18,9 @@ written for one entity:
 Nothing is remembered between requests: every form on the card carries the
 keys again (a POST body, never the URL, so they stay out of logs and
 history).  A failed lookup says only "no match", whichever key was wrong.
-The record service does not throttle failed lookups; a role's lookup is as
-strong as its keys are hard to guess (see docs/permissions.md).
+The record service throttles lookups that find nothing, per user and across
+processes (``LOOKUP_THROTTLE``: 429 after 30 in 15 minutes), so keys cannot
+be guessed at speed (see docs/permissions.md).
 """
 
 from __future__ import annotations
