@@ -6,7 +6,9 @@ one) is imported from a CSV of N rows (100,000 by default) through the
 importer — every row read, translated, checked by the record service and
 written with its number, computed value and audit row — and the same rows,
 already typed, are inserted with one SQLAlchemy Core ``executemany``.
-Both are printed with their ratio.
+Both are printed with their ratio, by wall clock and by CPU time, next to
+the goal of 10,000 validated rows per second; ``--repeat N`` keeps the
+fastest of N runs of each (the least disturbed on a shared machine).
 
 Export: the peak memory (tracemalloc) of streaming 10% of the rows and
 all of them to CSV, to show it does not grow with the number of rows.
@@ -68,6 +70,8 @@ PACK = {
     """,
 }
 ACCOUNTS = 50
+#: Validated rows per second an import should reach on SQLite (docs/import_export.md).
+GOAL = 10_000
 
 
 def csv_rows(count: int) -> bytes:
@@ -141,7 +145,7 @@ def export_peak(site: Site, actor: Actor, limit: int) -> tuple[float, float]:
     return peak / 2**20, seconds
 
 
-def run(database_url: str | None = None, count: int = 100_000) -> dict:
+def run(database_url: str | None = None, count: int = 100_000, repeat: int = 1) -> dict:
     with tempfile.TemporaryDirectory() as tmp, scratch_database(database_url, Path(tmp)) as url:
         base = Path(tmp)
         write_pack(base / "packs", "bench_import", PACK)
@@ -159,11 +163,16 @@ def run(database_url: str | None = None, count: int = 100_000) -> dict:
         importer = Importer(site.records)
         table = site.schema.table("lead")
 
-        start, cpu = time.perf_counter(), time.process_time()
-        report = importer.run(actor, "lead", data, "leads.csv")
-        import_s, import_cpu = time.perf_counter() - start, time.process_time() - cpu
-        assert report.ok and report.created == count, report.to_dict()["file_errors"] or \
-            report.row_errors[:3]
+        import_s = import_cpu = float("inf")
+        for attempt in range(max(1, repeat)):
+            if attempt:
+                _clear(site)
+            start, cpu = time.perf_counter(), time.process_time()
+            report = importer.run(actor, "lead", data, "leads.csv")
+            import_s = min(import_s, time.perf_counter() - start)
+            import_cpu = min(import_cpu, time.process_time() - cpu)
+            assert report.ok and report.created == count, report.to_dict()["file_errors"] or \
+                report.row_errors[:3]
         dry_start = time.perf_counter()
         importer.run(actor, "lead", data, "leads.csv", dry_run=True)
         dry_s = time.perf_counter() - dry_start
@@ -172,12 +181,15 @@ def run(database_url: str | None = None, count: int = 100_000) -> dict:
         small_mib, small_s = export_peak(site, actor, max(1, count // 10))
         large_mib, large_s = export_peak(site, actor, count)
 
-        _clear(site)
-        rows = core_rows(count, dt.datetime.now(dt.UTC), account_ids)
-        start, cpu = time.perf_counter(), time.process_time()
-        with write_transaction(site.engine) as conn:
-            conn.execute(insert(table), rows)
-        core_s, core_cpu = time.perf_counter() - start, time.process_time() - cpu
+        core_s = core_cpu = float("inf")
+        for _ in range(max(1, repeat)):
+            _clear(site)
+            rows = core_rows(count, dt.datetime.now(dt.UTC), account_ids)
+            start, cpu = time.perf_counter(), time.process_time()
+            with write_transaction(site.engine) as conn:
+                conn.execute(insert(table), rows)
+            core_s = min(core_s, time.perf_counter() - start)
+            core_cpu = min(core_cpu, time.process_time() - cpu)
         with site.engine.connect() as conn:
             assert conn.execute(select(func.count()).select_from(table)).scalar_one() == count
         backend = site.engine.dialect.name
@@ -207,6 +219,10 @@ def run(database_url: str | None = None, count: int = 100_000) -> dict:
     ], ("operation", "seconds", "rows/s", "ratio"))
     print(f"\nCPU time of this process: import {count / import_cpu:,.0f} rows/s, Core "
           f"{count / core_cpu:,.0f} rows/s, ratio {import_cpu / core_cpu:.2f}×")
+    if backend == "sqlite":
+        verdict = {True: "met", False: "not met"}
+        print(f"Goal {GOAL:,} validated rows/s: {verdict[count / import_s >= GOAL]} by the wall "
+              f"clock, {verdict[count / import_cpu >= GOAL]} by CPU time")
     print_table(f"Streaming export to CSV on {backend}", [
         (f"{max(1, count // 10):,} rows", f"{small_mib:.1f}", f"{small_s:.2f}"),
         (f"{count:,} rows", f"{large_mib:.1f}", f"{large_s:.2f}"),
@@ -219,8 +235,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--database-url", help="default: a temporary SQLite file")
     parser.add_argument("--count", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="time the import and the Core insert N times, keep the fastest")
     args = parser.parse_args()
-    run(args.database_url, args.count)
+    run(args.database_url, args.count, args.repeat)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from engine.api import (
     documents,
     duplicates,
     exports,
+    imports,
     ledgers,
     problems,
     records,
@@ -45,7 +46,8 @@ class TooLarge(CrmError):
 
 
 #: Endpoints that take more than MAX_BODY (file uploads), with the function giving their limit.
-LARGE_BODIES = {"api.upload_attachments": attachments.upload_limit}
+LARGE_BODIES = {"api.upload_attachments": attachments.upload_limit,
+                "api.import_records": imports.upload_limit}
 
 
 @bp.before_request
@@ -69,6 +71,7 @@ def openapi() -> Response:
 
 dashboards.register(bp)  # before records: /dashboards is not an entity
 exports.register(bp)  # before records: /<entity>/export is not a record
+imports.register(bp)  # before records: /<entity>/import is not a record
 ledgers.register(bp)  # before records: /<entity>/balances is not a record
 attachments.register(bp)  # /attachments/<key> is not an entity
 calendar.register(bp)  # /calendar is not an entity

@@ -16,6 +16,7 @@ from engine.api.calendar import CALENDAR_SCHEMAS, calendar_paths
 from engine.api.documents import PRINT_SCHEMAS, print_paths
 from engine.api.duplicates import duplicate_paths
 from engine.api.exports import export_path
+from engine.api.imports import REPORT_SCHEMA, import_path
 from engine.api.meta import read_only, readable
 from engine.context import Actor
 from engine.errors import DefinitionError
@@ -243,7 +244,7 @@ COMMON_SCHEMAS: dict[str, Any] = {
 def document(site: Site, actor: Actor, server: str = "/api/v1") -> dict[str, Any]:
     lang = actor.language
     schemas: dict[str, Any] = {**COMMON_SCHEMAS, **ATTACHMENT_SCHEMAS, **PRINT_SCHEMAS,
-                               **CALENDAR_SCHEMAS}
+                               **CALENDAR_SCHEMAS, **REPORT_SCHEMA}
     paths: dict[str, Any] = {
         "/meta": {"get": {"operationId": "meta", "tags": ["meta"],
                           "responses": {"200": _json("Meta"), **ERRORS}}},
@@ -273,6 +274,8 @@ def document(site: Site, actor: Actor, server: str = "/api/v1") -> dict[str, Any
         paths.update(print_paths(entity, [*printed.get(entity.key, []), GENERIC], ID, ERRORS))
         if site.records.policy.can(actor, entity, "export"):
             paths[f"/{entity.key}/export"] = export_path(entity, hidden, ERRORS)
+        if site.records.policy.can(actor, entity, "import"):
+            paths[f"/{entity.key}/import"] = import_path(entity, ERRORS)
     return {
         "openapi": "3.1.0",
         "info": {"title": f"{site.config.name} API", "version": "1",

@@ -8,6 +8,7 @@ filled in, so ``SO-{YYYY}-{#####}`` starts again at 00001 each year while
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
@@ -38,6 +39,16 @@ class SequencePattern:
             else m.group(0),
             self.scope(on),
         )
+
+    def render_many(self, on: date, numbers: Iterable[int]) -> list[str]:
+        """:meth:`render` for many numbers of one day, the pattern filled in once (a batch
+        of new records takes a block of numbers)."""
+        scoped = self.scope(on)
+        counters = [m for m in _TOKEN.finditer(scoped) if m.group(1).startswith("#")]
+        if len(counters) != 1:
+            return [self.render(on, number) for number in numbers]
+        head, tail = scoped[:counters[0].start()], scoped[counters[0].end():]
+        return [f"{head}{number:0{self.digits}d}{tail}" for number in numbers]
 
 
 def parse_sequence_pattern(text: str) -> SequencePattern:

@@ -7,7 +7,10 @@ row — coercion with the actor's field rules, defaults, the initial stage,
 computed fields, ``before_save`` hooks, the field checks — and only batches
 what touches the database: one query per referenced entity and per unique
 field for the whole batch, one block of sequence numbers, one ``INSERT``
-with many rows, one insert of audit rows.  Whenever the batch cannot be
+with many rows, one insert of audit rows.  What depends only on the field
+or the actor (coercers, hidden and read-only fields, the fields with
+something to check) is decided once per batch (:class:`_Plan`), so a row
+pays only for its own values.  Whenever the batch cannot be
 written as a whole (a race on a unique value, a ledger or scope refusal),
 the batch is undone to its savepoint and written again record by record
 through :meth:`create`, so each refusal lands on its own row.
@@ -16,7 +19,7 @@ through :meth:`create`, so each refusal lands on its own row.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -26,12 +29,11 @@ from sqlalchemy.exc import IntegrityError
 
 from engine.context import Actor
 from engine.errors import CrmError, ValidationFailed
-from engine.metadata.model import Entity
-from engine.services.audit import audit_rows, new_change_id
+from engine.metadata.model import Entity, Field
+from engine.services.audit import creation_rows
+from engine.services.record_input import FieldErrors
 from engine.services.sequences import next_numbers
-
-if TYPE_CHECKING:
-    from engine.services.record_input import FieldErrors
+from engine.services.values import ValueProblem, coercer
 
 
 @dataclass
@@ -62,6 +64,83 @@ class _Prepared:
 
 class _Retry(Exception):
     """The batch cannot be written whole: undo it and write its rows one by one."""
+
+
+class _ByKeys(Exception):
+    """A reference given by its keys (a mapping): ``_coerce_input`` resolves it, not a coercer."""
+
+
+class _Plan:
+    """What a batch decides once for all its rows: the actor's field rules, a coercer per
+    field, and the fields with something to check.
+
+    A row whose values all go the plain way (a field the actor may set, not
+    lines, not a reference given by its keys) is coerced here exactly as
+    ``_coerce_input`` coerces it — same :func:`~engine.services.values.coerce`
+    (via :func:`~engine.services.values.coercer`), same messages in the same
+    order; any other row takes ``_coerce_input`` itself.
+    """
+
+    def __init__(self, service: Any, actor: Actor, entity: Entity) -> None:
+        self.language = actor.language
+        self.hidden: frozenset[str] = service.hidden(actor, entity)
+        readonly = service.policy.readonly_fields(actor, entity)
+        self.coercers: dict[str, Callable[[Any], Any]] = {
+            key: _by_value(coercer(field)) if field.type == "reference" else coercer(field)
+            for key, field in entity.fields.items()
+            if key not in self.hidden and key not in readonly and field.is_input
+            and field.type != "lines"
+        }
+        self._steps: dict[tuple[str, ...], list[tuple[str, Callable[[Any], Any]]] | None] = {}
+        # Without before_save hooks the call would change nothing: skipped per row.
+        self.hooked = bool(service.hooks.declared(entity, "before_save"))
+        # Fields where _check_fields can find something: the others it walks past.
+        self.checked: tuple[Field, ...] = tuple(
+            f for f in entity.fields.values()
+            if f.visible_if is not None or f.required_if is not None
+            or (f.required and f.is_input) or f.type == "lines"
+            or f.max_length is not None or f.min_length is not None or f.pattern
+            or f.min is not None or f.max is not None
+        )
+
+    def errors(self) -> FieldErrors:
+        """A row's messages, as ``_errors`` makes them (the hidden fields asked once)."""
+        return FieldErrors(self.language, self.hidden)
+
+    def typed(self, values: Mapping[str, Any], errors: FieldErrors) -> dict[str, Any] | None:
+        """The row's typed values, or None when a value needs ``_coerce_input``'s other steps."""
+        keys = tuple(values)
+        if keys in self._steps:  # the rows of one file share their keys
+            steps = self._steps[keys]
+        else:
+            steps = self._steps[keys] = (
+                None if any(k not in self.coercers for k in keys)
+                else [(k, self.coercers[k]) for k in keys])
+        if steps is None:
+            return None
+        try:
+            try:
+                return {key: convert(value)
+                        for (key, convert), value in zip(steps, values.values(), strict=True)}
+            except ValueProblem:  # again value by value, for every message in order
+                typed: dict[str, Any] = {}
+                for (key, convert), value in zip(steps, values.values(), strict=True):
+                    try:
+                        typed[key] = convert(value)
+                    except ValueProblem as problem:
+                        errors.problem(key, problem)
+                return typed
+        except _ByKeys:
+            return None
+
+
+def _by_value(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A reference's coercer that leaves references given by their keys to ``_coerce_input``."""
+    def reference(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            raise _ByKeys
+        return convert(value)
+    return reference
 
 
 class RecordBatchMixin:
@@ -135,7 +214,8 @@ class RecordBatchMixin:
         self, conn: Connection, actor: Actor, entity: Entity,
         rows: Sequence[Mapping[str, Any]], now: dt.datetime, refused: frozenset[int],
     ) -> BatchOutcome:
-        prepared = [self._prepare_one(conn, actor, entity, index, values, now)
+        plan = _Plan(self, actor, entity)
+        prepared = [self._prepare_one(conn, actor, entity, index, values, now, plan)
                     for index, values in enumerate(rows)]
         self._check_references_many(conn, actor, entity,
                                     [(p.record, p.given, p.errors) for p in prepared])
@@ -161,18 +241,23 @@ class RecordBatchMixin:
 
     def _prepare_one(
         self, conn: Connection, actor: Actor, entity: Entity, index: int,
-        values: Mapping[str, Any], now: dt.datetime,
+        values: Mapping[str, Any], now: dt.datetime, plan: _Plan,
     ) -> _Prepared:
-        errors = self._errors(actor, entity)
-        typed, record = self._new_record(actor, entity, values, errors, now)
+        errors = plan.errors()
+        typed = plan.typed(values, errors)
+        if typed is None:
+            errors = plan.errors()
+        typed, record = self._new_record(actor, entity, values, errors, now, typed=typed)
         given = set(typed)
-        try:
-            given |= self.hooks.before_save(self, conn, actor, entity, record, None, errors,
-                                            now=now)
-        except CrmError as exc:
-            for key, texts in (getattr(exc, "errors", None) or {"record": [exc.message]}).items():
-                errors.by_field[key].extend(texts)
-        self._check_fields(entity, record, given, errors)
+        if plan.hooked:
+            try:
+                given |= self.hooks.before_save(self, conn, actor, entity, record, None, errors,
+                                                now=now)
+            except CrmError as exc:
+                for key, texts in (getattr(exc, "errors", None)
+                                   or {"record": [exc.message]}).items():
+                    errors.by_field[key].extend(texts)
+        self._check_fields(entity, record, given, errors, plan.checked)
         return _Prepared(index, values, typed, record, given, errors)
 
     def _insert_batch(
@@ -196,9 +281,7 @@ class RecordBatchMixin:
         rows = []
         for item in items:
             row = self._system_values(actor, item.record, now)
-            record = item.record
-            for key in columns:
-                row[key] = record.get(key)
+            row.update(zip(columns, map(item.record.get, columns), strict=True))
             rows.append(row)
         try:
             if conn.dialect.name == "sqlite":
@@ -233,14 +316,9 @@ class RecordBatchMixin:
             for item, record_id in zip(items, ids, strict=True):
                 self._write_children(conn, entity, record_id, item.record)
         if entity.audit:
-            audit: list[dict[str, Any]] = []
-            for item, record_id in zip(items, ids, strict=True):
-                audit.extend(audit_rows(
-                    actor=actor, at=now, entity=entity.key, record_id=record_id,
-                    action="create", change_id=new_change_id(),
-                    changes={"*": (None, {k: v for k, v in item.record.items()
-                                          if v not in (None, [])})}))
-            conn.execute(insert(self.schema.system("crm_audit")), audit)
+            conn.execute(insert(self.schema.system("crm_audit")), creation_rows(
+                actor=actor, at=now, entity=entity.key,
+                records=list(zip(ids, (item.record for item in items), strict=True))))
         if self.hooks.declared(entity, "after_save"):
             computed_on_read = any(not f.has_column for f in entity.fields.values())
             for row, record_id in zip(rows, ids, strict=True):

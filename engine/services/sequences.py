@@ -49,4 +49,4 @@ def next_numbers(
     pattern = parse_sequence_pattern(pattern_text)
     scope = f"{owner}:{pattern.scope(on)}"
     last = next_value(conn, sequences, scope, count)
-    return [pattern.render(on, value) for value in range(last - count + 1, last + 1)]
+    return pattern.render_many(on, range(last - count + 1, last + 1))

@@ -76,8 +76,9 @@ def parse_date(value: Any, language: str) -> dt.date:
     for form in _DATE_FORMS:
         match = form.match(text)
         if match:
+            year, month, day = match.groups()
             try:
-                return dt.date(*(int(g) for g in match.groups()))
+                return dt.date(int(year), int(month), int(day))
             except ValueError:
                 break
     raise CellProblem(say("not_a_date", language))
@@ -175,6 +176,20 @@ class CellReader:
                 return slow_cell(found, value)
 
             return plain
+        if kind in ("date", "datetime"):
+            language, zone = self.language, self.zone
+
+            def moment(value: Any) -> Any:
+                if type(value) is str:  # what cell() does with text, without its dispatch
+                    text = value.strip()
+                    if not text:
+                        return None
+                    if kind == "date":
+                        return parse_date(text, language)
+                    return parse_datetime(text, language, zone)
+                return slow_cell(found, value)
+
+            return moment
         return lambda value: slow_cell(found, value)
 
     def cell(self, found: Field, value: Any) -> Any:
@@ -201,7 +216,9 @@ class CellReader:
             return value
         if kind in ("integer", "decimal"):
             if isinstance(value, str):
-                value = _CURRENCY.sub("", value.replace(" ", "")).replace(",", "")
+                # Commas stay: the record service takes them as thousands separators only
+                # (1,234.5) and refuses "3,5" rather than read it as 35.
+                value = _CURRENCY.sub("", value.replace(" ", ""))
             return value
         if kind == "date":
             return parse_date(value, self.language)

@@ -99,8 +99,14 @@ class _Run:
     #: Unique fields given by a column (not the upsert key), and the line of each value seen.
     unique_columns: tuple[str, ...] = ()
     unique_seen: dict[str, dict[Any, int]] = field(default_factory=dict)
+    #: The cells under a blank header (each filled one is refused).
+    blank_headers: tuple[int, ...] = ()
+    #: (cell index, field key, converter) of every column, references included, when no
+    #: column is the owner or the id (whose blank cells are left out, not None); else None.
+    plain: list[tuple[int, str, Any]] | None = None
 
     def __post_init__(self) -> None:
+        self.blank_headers = tuple(i for i, name in enumerate(self.header) if not name)
         self.references = tuple(c.field for c in self.plan.columns if c.field == "owner" or (
             c.field in self.entity.fields
             and self.entity.fields[c.field].type in ("reference", "many_to_many")))
@@ -112,6 +118,9 @@ class _Run:
             simple = found is not None and found.type not in ("reference", "many_to_many")
             self.converters.append((column.index, column.field,
                                     self.reader.converter(found) if simple else None))
+        if all(c.field in self.entity.fields for c in self.plan.columns):
+            self.plain = [(index, key, convert or _reference_reader(self.entity.fields[key]))
+                          for index, key, convert in self.converters]
 
 
 class Importer:
@@ -258,17 +267,23 @@ class Importer:
             row = _Row(line=line, cells=[])
             row.fail(ROW_KEY, say("bad_encoding", language, encoding=run.report.encoding))
             return row
-        if all(c is None or (isinstance(c, str) and not c.strip()) for c in cells):
+        if not any(map(_filled, cells)):
             return None  # blank lines between rows are not rows
         row = _Row(line=line, cells=cells)
         width = len(run.header)
         if len(cells) > width and any(_filled(c) for c in cells[width:]):
             row.fail(ROW_KEY, say("too_many_cells", language, count=len(cells), header=width))
-        for index, name in enumerate(run.header):
-            if not name and index < len(cells) and _filled(cells[index]):
+        for index in run.blank_headers:
+            if index < len(cells) and _filled(cells[index]):
                 row.fail(ROW_KEY, say("blank_header", language, number=index + 1))
-        fields = run.entity.fields
         count = len(cells)
+        if run.plain is not None and count >= width:
+            try:  # every cell in one go; a refused cell reads the row again, cell by cell
+                row.values = {key: convert(cells[index]) for index, key, convert in run.plain}
+                return row
+            except CellProblem:
+                pass
+        fields = run.entity.fields
         values = row.values
         for index, key, convert in run.converters:
             raw = cells[index] if index < count else None
@@ -441,6 +456,21 @@ class Importer:
                 name = found.label.get(language) if found else key
             shown.setdefault(name, []).extend(texts)
         return shown
+
+
+def _reference_reader(found: Any) -> Any:
+    """The converter of a reference or link column, as :meth:`Importer._read_row` reads it."""
+    target = found.to
+    if found.type == "reference":
+        def reference(raw: Any) -> Any:
+            text = reference_text(raw)
+            return _Ref(target, text) if text else None
+        return reference
+
+    def links(raw: Any) -> Any:
+        text = reference_text(raw) or ""
+        return [_Ref(target, t.strip()) for t in SPLIT_MANY.split(text) if t.strip()]
+    return links
 
 
 def _filled(cell: Any) -> bool:

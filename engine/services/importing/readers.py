@@ -141,7 +141,7 @@ def _read_csv(data: bytes, language: str) -> Sheet:
                     "unreadable", language, kind="CSV", reason=f"line {start}: {exc}")]}) from None
             end = reader.line_num
             undecodable = bad and any(n in bad for n in range(start, end + 1))
-            yield start, None if undecodable else list(cells)
+            yield start, None if undecodable else cells  # a new list each row already
             start = end + 1
 
     return Sheet(header=[h.strip() for h in header], rows=rows(), encoding=encoding,
