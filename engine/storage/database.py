@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Engine, column, create_engine, event, inspect, select, table
 from sqlalchemy.engine import make_url
 
@@ -68,6 +69,12 @@ def database_options(settings: Mapping[str, Any]) -> dict[str, Any]:
     return options
 
 
+def dump_json(value: Any) -> str:
+    """A JSON column's text; keys that are not strings are written as strings, as the
+    standard library's ``json`` does."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 def create_db_engine(url: str, *, base_dir: Path | None = None, read_only: bool = False,
                      **kwargs: Any) -> Engine:
     """An Engine for a site's database, prepared for the engine's transactions.
@@ -99,6 +106,9 @@ def create_db_engine(url: str, *, base_dir: Path | None = None, read_only: bool 
             url = parsed.update_query_dict(
                 {"options": " ".join([given, *settings]).strip()}
             ).render_as_string(hide_password=False)
+    # JSON columns written through orjson: audit rows hold every new record's values, a
+    # big import writes one document per row, and orjson is several times faster.
+    kwargs.setdefault("json_serializer", dump_json)
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         _prepare_sqlite(engine, read_only=read_only)

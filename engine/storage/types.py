@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Integer, Numeric
@@ -59,6 +60,20 @@ class ExactDecimal(TypeDecorator):
         return Decimal
 
 
+@lru_cache(maxsize=512)
+def _utc(value: dt.datetime) -> dt.datetime:
+    """An instant in UTC (naive ones are taken as UTC).  Cached: the rows of one write share
+    their timestamps (created, updated, audited at the same moment)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
+
+
+@lru_cache(maxsize=512)
+def _naive_utc(value: dt.datetime) -> dt.datetime:
+    return _utc(value).replace(tzinfo=None)
+
+
 class UTCDateTime(TypeDecorator):
     """TIMESTAMP WITH TIME ZONE on PostgreSQL; UTC text on SQLite; aware on the way out."""
 
@@ -70,12 +85,7 @@ class UTCDateTime(TypeDecorator):
             return None
         if isinstance(value, str):
             value = dt.datetime.fromisoformat(value)
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        value = value.astimezone(dt.UTC)
-        if dialect.name == "sqlite":
-            return value.replace(tzinfo=None)
-        return value
+        return _naive_utc(value) if dialect.name == "sqlite" else _utc(value)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
         if value is None:
