@@ -403,12 +403,9 @@ class RecordService(RecordInputMixin, RecordAccessMixin, RecordBatchMixin):
         """
         if typed is None:
             typed = self._coerce_input(actor, entity, values, errors, now, existing=None)
-        record: dict[str, Any] = {}
-        for field in entity.fields.values():
-            if field.type in ("lines", "many_to_many"):
-                record[field.key] = []
+        record: dict[str, Any] = {f.key: [] for f in self._order.picked(entity.fields, "lists")}
         record.update(typed)
-        apply_defaults(entity.fields, record, now)
+        apply_defaults(entity.fields, record, now, self._order)
         self.stages.on_create(actor, entity, typed, record, errors)
         apply_computed(entity.fields, record, now, self._order, stored=True)
         return typed, record
