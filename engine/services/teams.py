@@ -147,11 +147,14 @@ class TeamService:
 
     def _team_tree(self) -> Select:
         """One recursive query, built once: every request loads its actor through it."""
-        user_id = bindparam("user_id")
+        return select(self.tree_of(bindparam("user_id")).c.id)
+
+    def tree_of(self, user_id: Any) -> Any:
+        """The teams ``user_id`` belongs to or manages with every team below them, as a
+        recursive CTE with one column, ``id``."""
         member_of = select(self.members.c.team_id).where(self.members.c.user_id == user_id)
         direct = (select(self.teams.c.id)
                   .where(or_(self.teams.c.id.in_(member_of), self.teams.c.manager_id == user_id))
                   .cte("team_tree", recursive=True))
-        tree = direct.union(
+        return direct.union(
             select(self.teams.c.id).join(direct, self.teams.c.parent_id == direct.c.id))
-        return select(tree.c.id)

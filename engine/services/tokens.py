@@ -42,9 +42,9 @@ class TokenService:
         self.engine = engine
         self.clock = clock or SystemClock()
         t, u = self.tokens, self.users
-        # built once: every API request runs it
-        self._by_hash = (select(t.c.id, t.c.expires_at, t.c.revoked_at, t.c.last_used_at,
-                                u.c.id.label("user_id"), u.c.active)
+        # built once: every API request runs it — the token and its user in one statement
+        self._by_hash = (select(t.c.id.label("token_id"), t.c.expires_at, t.c.revoked_at,
+                                t.c.last_used_at, *u.c)
                          .join(u, u.c.id == t.c.user_id)
                          .where(t.c.token_hash == bindparam("token_hash")))
 
@@ -112,7 +112,12 @@ class TokenService:
         return self.get(token_id)
 
     def user_of(self, token: str, conn: Connection | None = None) -> int:
-        """The id of the active user a valid token belongs to (and note that it was used).
+        """The id of the active user a valid token belongs to (and note that it was used)."""
+        return self.user_row_of(token, conn)["id"]
+
+    def user_row_of(self, token: str, conn: Connection | None = None) -> dict[str, Any]:
+        """The ``crm_user`` row of the active user a valid token belongs to (and note that
+        it was used).
 
         Unknown, revoked and expired tokens, and tokens of deactivated users,
         get the same answer, so a caller learns nothing by trying.  ``last_used_at``
@@ -133,5 +138,5 @@ class TokenService:
             raise PermissionDenied("The token is not valid (unknown, expired or revoked).")
         if row.last_used_at is None or now - row.last_used_at >= LAST_USED_PRECISION:
             with write_transaction(self.engine) as conn:
-                conn.execute(update(t).where(t.c.id == row.id).values(last_used_at=now))
-        return row.user_id
+                conn.execute(update(t).where(t.c.id == row.token_id).values(last_used_at=now))
+        return {c.key: row._mapping[c.key] for c in self.users.c}

@@ -22,7 +22,21 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Engine,
+    String,
+    bindparam,
+    cast,
+    delete,
+    insert,
+    literal_column,
+    null,
+    select,
+    union_all,
+    update,
+)
 
 from engine.context import Actor, Clock, SystemClock
 from engine.errors import NotFound, Throttled, ValidationFailed
@@ -84,6 +98,14 @@ class UserService:
         self._by_id = select(self.users).where(self.users.c.id == bindparam("key"))
         self._roles_of = select(self.roles.c.role).where(
             self.roles.c.user_id == bindparam("user_id"))
+        # an actor's roles and teams in one statement: rows ('role', name, NULL), ('team', NULL, id)
+        user_id = bindparam("user_id")
+        self._grants = union_all(
+            select(literal_column("'role'").label("kind"), self.roles.c.role.label("name"),
+                   cast(null(), BigInteger).label("team_id"))
+            .where(self.roles.c.user_id == user_id),
+            select(literal_column("'team'"), cast(null(), String), self.teams.tree_of(user_id).c.id),
+        )
 
     # -- roles -----------------------------------------------------------------
 
@@ -289,21 +311,28 @@ class UserService:
         with self.engine.connect() as conn:
             return self._actor(conn, login)
 
-    def _actor(self, conn: Connection, login: str, user_id: int | None = None) -> Actor:
-        user = self._get(conn, login, user_id)
+    def _actor(self, conn: Connection, login: str) -> Actor:
+        row = conn.execute(self._by_login, {"key": login}).mappings().first()
+        if row is None:
+            raise NotFound(f"There is no user '{login}'.")
+        return self._actor_of(conn, row)
+
+    def _actor_of(self, conn: Connection, user: Mapping[str, Any]) -> Actor:
+        """The actor of a ``crm_user`` row: its roles and teams read in one statement."""
         if not user["active"]:
-            raise NotFound(f"There is no active user '{login}'.")
-        team_ids = self.teams.team_ids_of(conn, user["id"])
+            raise NotFound(f"There is no active user '{user['login']}'.")
+        grants = conn.execute(self._grants, {"user_id": user["id"]}).all()
+        roles = frozenset(name for kind, name, _ in grants if kind == "role")
         return Actor(
             user_id=user["id"],
             login=user["login"],
-            roles=frozenset(user["roles"]),
+            roles=roles,
             language=user["language"],
-            is_admin=bool(user["is_admin"]) or self._admin_by_role(user["roles"]),
-            team_ids=team_ids,
+            is_admin=bool(user["is_admin"]) or self._admin_by_role(roles),
+            team_ids=frozenset(team for kind, _, team in grants if kind == "team"),
         )
 
     def actor_for_token(self, token: str) -> Actor:
         """The actor an API token acts as (PermissionDenied for any unusable token)."""
         with self.engine.connect() as conn:
-            return self._actor(conn, "", self.tokens.user_of(token, conn))
+            return self._actor_of(conn, self.tokens.user_row_of(token, conn))
