@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, bindparam, delete, insert, or_, select, update
+from sqlalchemy import Connection, Engine, delete, insert, or_, select, update
 
 from engine.context import Clock, SystemClock
 from engine.errors import NotFound, ValidationFailed
@@ -42,7 +42,6 @@ class TeamService:
         self.users = schema.system("crm_user")
         self.engine = engine
         self.clock = clock or SystemClock()
-        self._tree_of_user = self._team_tree()
 
     def _team_id(self, conn: Connection, name: str) -> int:
         found = conn.execute(select(self.teams.c.id).where(self.teams.c.name == name)).scalar()
@@ -140,14 +139,6 @@ class TeamService:
                          .values(parent_id=parent_id))
             conn.execute(delete(self.members).where(self.members.c.team_id == team_id))
             conn.execute(delete(self.teams).where(self.teams.c.id == team_id))
-
-    def team_ids_of(self, conn: Connection, user_id: int) -> frozenset[int]:
-        """Teams the user belongs to or manages, with all their sub-teams."""
-        return frozenset(conn.execute(self._tree_of_user, {"user_id": user_id}).scalars())
-
-    def _team_tree(self) -> Select:
-        """One recursive query, built once: every request loads its actor through it."""
-        return select(self.tree_of(bindparam("user_id")).c.id)
 
     def tree_of(self, user_id: Any) -> Any:
         """The teams ``user_id`` belongs to or manages with every team below them, as a

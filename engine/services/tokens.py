@@ -111,10 +111,6 @@ class TokenService:
                 raise NotFound(f"There is no token {token_id}.")
         return self.get(token_id)
 
-    def user_of(self, token: str, conn: Connection | None = None) -> int:
-        """The id of the active user a valid token belongs to (and note that it was used)."""
-        return self.user_row_of(token, conn)["id"]
-
     def user_row_of(self, token: str, conn: Connection | None = None) -> dict[str, Any]:
         """The ``crm_user`` row of the active user a valid token belongs to (and note that
         it was used).

@@ -95,7 +95,6 @@ class UserService:
         self.guard = LoginGuard(schema, engine, throttle)
         # built once: every request loads its actor through them
         self._by_login = select(self.users).where(self.users.c.login == bindparam("key"))
-        self._by_id = select(self.users).where(self.users.c.id == bindparam("key"))
         self._roles_of = select(self.roles.c.role).where(
             self.roles.c.user_id == bindparam("user_id"))
         # an actor's roles and teams in one statement: rows ('role', name, NULL), ('team', NULL, id)
@@ -166,12 +165,10 @@ class UserService:
                                                    for r in role_list])
         return self.get(login)
 
-    def _get(self, conn: Connection, login: str, user_id: int | None = None) -> dict[str, Any]:
-        """The user by login, or by id when ``user_id`` is given."""
-        query, key = (self._by_id, user_id) if user_id is not None else (self._by_login, login)
-        row = conn.execute(query, {"key": key}).mappings().first()
+    def _get(self, conn: Connection, login: str) -> dict[str, Any]:
+        row = conn.execute(self._by_login, {"key": login}).mappings().first()
         if row is None:
-            raise NotFound(f"There is no user '{login or user_id}'.")
+            raise NotFound(f"There is no user '{login}'.")
         user = dict(row)
         user["roles"] = sorted(conn.execute(self._roles_of, {"user_id": user["id"]}).scalars())
         return user

@@ -223,10 +223,15 @@ def projects_in_delivery(request: ReportRequest) -> Figure:
     )
 
 
+def _project_names(request: ReportRequest) -> dict[Any, str]:
+    """The names of the projects the actor sees, by id (for rows that point at one)."""
+    return {p["id"]: p["name"] for p in _all(request.records, request.actor, "project")}
+
+
 def overdue_milestones(request: ReportRequest) -> Figure:
     """Milestones not done past their due date, with the days they are late."""
     ledger = _Ledger(request)
-    names = {p["id"]: p["name"] for p in _all(request.records, request.actor, "project")}
+    names = _project_names(request)
     found = ledger.overdue_milestones()
     return Figure(
         title=_label("Overdue milestones", "逾期里程碑"),
@@ -241,7 +246,7 @@ def overdue_milestones(request: ReportRequest) -> Figure:
 def overdue_instalments(request: ReportRequest) -> Figure:
     """Instalments past their due date with money outstanding."""
     ledger = _Ledger(request)
-    names = {p["id"]: p["name"] for p in _all(request.records, request.actor, "project")}
+    names = _project_names(request)
     found = ledger.overdue_instalments()
     return Figure(
         title=_label("Overdue instalments", "逾期付款节点"),
