@@ -191,7 +191,10 @@ class RecordAccessMixin:
         The attempt is counted before the lookup, in its own transaction, and
         taken back when the call succeeds — so parallel guesses cannot pass
         the limit, and a counter survives the failed call's rollback.  Inside
-        a caller's transaction (``conn``) the caller's own call was counted.
+        a caller's transaction (``conn``) nothing is counted: a counter written
+        there would roll back with the failure.  The till page, the API and
+        forms call without one; a batch (``create_many``, the
+        importer) is not counted.
         """
         guarded = conn is None and any(self.policy.lookup_keys(actor, t) for t in targets)
         if not guarded:
