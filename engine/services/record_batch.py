@@ -34,6 +34,7 @@ from engine.services.audit import creation_rows
 from engine.services.record_input import FieldErrors
 from engine.services.sequences import next_numbers
 from engine.services.values import ValueProblem, coercer
+from engine.storage.bulk import insert_rows
 
 
 @dataclass
@@ -291,11 +292,11 @@ class RecordBatchMixin:
                 ids = list(range(first, first + len(rows)))
                 for row, record_id in zip(rows, ids, strict=True):
                     row["id"] = record_id
-                conn.execute(insert(table), rows)
+                insert_rows(conn, table, rows)
             elif (ids := self._reserve_ids(conn, table, len(rows))) is not None:
                 for row, record_id in zip(rows, ids, strict=True):
                     row["id"] = record_id
-                conn.execute(insert(table), rows)
+                insert_rows(conn, table, rows)
             else:
                 ids = list(conn.execute(
                     insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
@@ -316,7 +317,7 @@ class RecordBatchMixin:
             for item, record_id in zip(items, ids, strict=True):
                 self._write_children(conn, entity, record_id, item.record)
         if entity.audit:
-            conn.execute(insert(self.schema.system("crm_audit")), creation_rows(
+            insert_rows(conn, self.schema.system("crm_audit"), creation_rows(
                 actor=actor, at=now, entity=entity.key,
                 records=list(zip(ids, (item.record for item in items), strict=True))))
         if self.hooks.declared(entity, "after_save"):
