@@ -344,3 +344,22 @@ def test_each_site_of_an_installation_reads_its_own_replica(replicated: Replicat
         assert other.get_data(as_text=True).lstrip("\ufeff").splitlines()[1:] == []
     finally:
         dispatcher.close()
+
+
+def test_readyz_reports_the_replica_without_depending_on_it(replicated: Replicated,
+                                                             tmp_path: Path):
+    answer = create_app(replicated.site, testing=True).test_client().get("/readyz")
+    assert answer.status_code == 200
+    assert answer.get_json()["checks"]["replica"] == "ok"
+
+    gone = (tmp_path / "no such folder" / "replica.db").as_posix()
+    bad = ("postgresql+psycopg://postgres@127.0.0.1:1/test?connect_timeout=2"
+           if replicated.site.engine.dialect.name == "postgresql" else f"sqlite:///{gone}")
+    _set_database(replicated.root, replica_url=bad)
+    with Site.open(replicated.root) as site:
+        answer = create_app(site, testing=True).test_client().get("/readyz")
+    body = answer.get_json()
+    assert answer.status_code == 200 and body["status"] == "ready"
+    assert body["checks"]["database"] == "ok"
+    assert body["checks"]["replica"].startswith("unreachable: ")
+    assert "127.0.0.1" not in body["checks"]["replica"] and gone not in str(body)

@@ -4,7 +4,10 @@
 balancer's liveness probe).  ``/readyz`` says whether this process should
 get traffic: the database answers and holds the definitions this process
 was built from — after ``crm migrate`` on another machine, a process still
-running the old definitions reports itself not ready until it reloads.
+running the old definitions reports itself not ready until it reloads.  A
+read-only replica is checked and reported but does not make the process
+unready: taking every process out of rotation because the replica is down
+would stop the writes the primary can still take.
 ``/metrics`` speaks Prometheus' text format through ``prometheus_client``.
 
 Metrics live in a registry owned by the app, not in the library's global
@@ -177,6 +180,15 @@ def readyz() -> tuple[Response, int]:
     except Exception as exc:  # noqa: BLE001 - report, never raise, from a probe
         ready = False
         checks["database"] = f"unreachable: {exc.__class__.__name__}"
+    if crm.report_engine is not crm.engine:
+        # Reported, not required: without the replica, dashboards say their figures cannot be
+        # read and exports fail, but records, forms and the API still work on the primary.
+        try:
+            with crm.report_engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            checks["replica"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - report, never raise, from a probe
+            checks["replica"] = f"unreachable: {exc.__class__.__name__}"
     redis_ok, checks_redis = redis_check(crm)
     if checks_redis is not None:
         checks["redis"] = checks_redis
