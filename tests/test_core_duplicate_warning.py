@@ -101,3 +101,26 @@ def test_the_form_warns_before_saving_a_likely_duplicate(site):
 
     fresh = post(client, "/r/customer/new", {"name": "全新客户", "kind": "prospect"})
     assert fresh.status_code == 302  # nothing alike: saved straight away
+
+
+def test_quick_create_warns_as_the_form_does(site):
+    client = create_app(site, testing=True).test_client()
+    login(client, "rep", PASSWORD)
+    assert "New customer" in client.get("/r/customer").get_data(as_text=True)
+    before = site.records.count(Actor.system(), "customer")
+    typed = {"quick-customer-new-name": "Northwind Traders", "quick-customer-new-phone": "",
+             "quick-customer-new-email": "", "quick-customer-new-region": "",
+             "next": "/r/customer"}
+    warned = post(client, "/quick/customer/new", typed)
+    page = warned.get_data(as_text=True)
+    assert warned.status_code == 200 and "Northwind Traders Co., Ltd." in page
+    assert 'name="quick-customer-new-name" value="Northwind Traders"' in page
+    assert site.records.count(Actor.system(), "customer") == before
+
+    saved = post(client, "/quick/customer/new", {**typed, "confirm_duplicates": "1"})
+    assert saved.status_code == 302 and saved.headers["Location"] == "/r/customer"
+    assert site.records.count(Actor.system(), "customer") == before + 1
+
+    fresh = post(client, "/quick/customer/new", {**typed, "quick-customer-new-name": "全新客户"})
+    assert fresh.status_code == 302
+    assert site.records.count(Actor.system(), "customer") == before + 2

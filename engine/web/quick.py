@@ -3,7 +3,8 @@
 The forms are declared in views (``quick:``), shown in the page header to
 those who may create the entity, and typed in a few keystrokes (``q`` opens
 the panel, see ``static/app.js``).  A save goes through the record service
-like the full form; a refused one opens the full form with the values and
+like the full form — likely duplicates are shown first, as the full form
+shows them — and a refused one opens the full form with the values and
 the messages next to their fields, so nothing typed is lost.
 """
 
@@ -25,6 +26,7 @@ from engine.site import Site
 from engine.web.context import actor, language, login_required, site, state
 from engine.web.forms import read_form
 from engine.web.i18n import translate
+from engine.web.merge import duplicate_warning
 from engine.web.record_forms import render_form
 from engine.web.records import bp, entity_and_views, presenter
 from engine.web.views import ViewRegistry
@@ -82,6 +84,8 @@ def quick_create(entity_key: str, key: str) -> tuple[str, int] | Response:
                         if k.startswith(prefix)])
     values: dict[str, Any] = {**quick.values,
                               **read_form(entity, quick.fields, posted, site().config.timezone)}
+    if (warning := duplicate_warning(entity, views, values)) is not None:
+        return warning  # likely duplicates, as the full form shows them (engine/web/merge.py)
     defaults = {f.key: f.default for f in entity.fields.values() if f.default is not None}
     try:
         created = site().records.create(actor(), entity.key, values)
