@@ -70,8 +70,10 @@ def test_metrics_count_requests_by_route(tmp_path: Path, db_url: str):
         client.get("/healthz")
         client.get("/no-such-page")
         text = client.get("/metrics").get_data(as_text=True)
-        assert 'visioncrm_request_seconds_count{method="GET",route="/healthz",status="200"} 2.0' in text
-        assert 'route="(unmatched)",status="404"' in text
+        name = site.config.name
+        assert ('visioncrm_request_seconds_count{method="GET",route="/healthz",'
+                f'site="{name}",status="200"}} 2.0') in text
+        assert f'route="(unmatched)",site="{name}",status="404"' in text
         assert "visioncrm_outbox_messages" in text
 
 
