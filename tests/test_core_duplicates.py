@@ -10,6 +10,7 @@ from sqlalchemy import select
 from engine.context import Actor, FixedClock
 from engine.errors import PermissionDenied, ValidationFailed
 from engine.services.duplicates import (
+    DuplicateIndex,
     find_duplicates,
     merge,
     normalise_email,
@@ -157,3 +158,18 @@ def test_merge_moves_every_related_record_to_the_kept_customer(site):
 
     with pytest.raises(ValidationFailed):
         merge(rec, mgr, kept["id"], kept["id"])
+
+
+def test_an_index_matches_candidates_against_what_was_added_strongest_first():
+    index = DuplicateIndex()
+    index.add(2, {"name": "华信科技有限公司", "phone": "+86 21 5080 1234"})
+    index.add(3, {"name": "Northwind Traders", "email": "Sales@Northwind.example.com"})
+    index.add(5, {"name": "远方咨询", "phone": "021-50801234"})
+    index.add(7, {"name": "  ", "phone": "123"})  # nothing comparable: never matches
+    assert index.matches({"name": "华信科技（股份有限公司）", "phone": "0086 21 50801234"}) == {
+        2: ("name", "phone"), 5: ("phone",)}
+    assert index.matches({"email": "sales@NORTHWIND.example.com "}) == {3: ("email",)}
+    assert index.matches({"name": "", "phone": "123"}) == {}
+    assert index.matches({"name": "Other Co."}) == {}
+    index.add("line 4", {"name": "Other Company"})  # keys need only be hashable
+    assert index.matches({"name": "other"}) == {"line 4": ("name",)}

@@ -116,6 +116,57 @@ def _keys(record: Mapping[str, Any], name_field: str, phone_fields: Sequence[str
     return {reason: {k for k in found if k} for reason, found in keys.items()}
 
 
+class DuplicateIndex:
+    """The normalised names, phones and e-mails of many records, to match candidates against.
+
+    :func:`find_duplicates` builds one per question; an import builds one
+    for the whole file — the readable records once, then each row added as
+    it is read, so a row is matched against the records *and* the earlier
+    rows — instead of reading the table once per row.  Keys are any hashable
+    value: record ids, or the file's line numbers.
+    """
+
+    def __init__(self, name_field: str = "name", phone_fields: Sequence[str] = ("phone",),
+                 email_fields: Sequence[str] = ("email",)) -> None:
+        self.name_field = name_field
+        self.phone_fields = tuple(phone_fields)
+        self.email_fields = tuple(email_fields)
+        self._by: dict[str, dict[str, list[Any]]] = {"name": {}, "phone": {}, "email": {}}
+
+    @property
+    def fields(self) -> list[str]:
+        return [self.name_field, *self.phone_fields, *self.email_fields]
+
+    def add(self, key: Any, values: Mapping[str, Any]) -> None:
+        for reason, found in _keys(values, self.name_field, self.phone_fields,
+                                   self.email_fields).items():
+            for normalised in found:
+                self._by[reason].setdefault(normalised, []).append(key)
+
+    def matches(self, candidate: Mapping[str, Any]) -> dict[Any, tuple[str, ...]]:
+        """The keys ``candidate`` probably is, each with its reasons (in name, phone, e-mail
+        order); the key with most reasons first, then in the order they were added."""
+        found: dict[Any, list[str]] = {}
+        for reason, wanted in _keys(candidate, self.name_field, self.phone_fields,
+                                    self.email_fields).items():
+            for normalised in wanted:
+                for key in self._by[reason].get(normalised, ()):
+                    reasons = found.setdefault(key, [])
+                    if reason not in reasons:
+                        reasons.append(reason)
+        ordered = sorted(found, key=lambda k: -len(found[k]))  # stable: added order kept
+        return {key: tuple(found[key]) for key in ordered}
+
+    @classmethod
+    def of_records(cls, records: RecordService, actor: Actor, entity: str, *,
+                   name_field: str = "name", phone_fields: Sequence[str] = ("phone",),
+                   email_fields: Sequence[str] = ("email",)) -> DuplicateIndex:
+        """The records of ``entity`` the actor can read (archived left out), by id; only the
+        compared columns are read."""
+        index = cls(name_field, phone_fields, email_fields)
+        for row in records.visible_values(actor, entity, index.fields):
+            index.add(row["id"], row)
+        return index
 
 
 def find_duplicates(
@@ -136,22 +187,20 @@ def find_duplicates(
     matches (most reasons) come first, then the oldest records.  Archived
     records are not compared.
     """
-    wanted = _keys(candidate, name_field, phone_fields, email_fields)
-    if not any(wanted.values()):
+    if not any(_keys(candidate, name_field, phone_fields, email_fields).values()):
         return []
-    matched: dict[Any, tuple[str, ...]] = {}
-    # the compared columns only; the records that match are then read whole
-    for row in records.visible_values(actor, entity,
-                                      [name_field, *phone_fields, *email_fields]):
-        if exclude_id is not None and str(row["id"]) == str(exclude_id):
-            continue
-        keys = _keys(row, name_field, phone_fields, email_fields)
-        reasons = tuple(reason for reason in ("name", "phone", "email")
-                        if wanted[reason] & keys[reason])
-        if reasons:
-            matched[row["id"]] = reasons
+    index = DuplicateIndex.of_records(records, actor, entity, name_field=name_field,
+                                      phone_fields=phone_fields, email_fields=email_fields)
+    matched = {key: reasons for key, reasons in index.matches(candidate).items()
+               if exclude_id is None or str(key) != str(exclude_id)}
     if not matched:
         return []
+    return read_matches(records, actor, entity, matched)
+
+
+def read_matches(records: RecordService, actor: Actor, entity: str,
+                 matched: Mapping[Any, tuple[str, ...]]) -> list[Duplicate]:
+    """The matched records read whole (as the actor sees them), strongest first, then oldest."""
     ids = sorted(matched)
     found = [Duplicate(row, matched[row["id"]])
              for start in range(0, len(ids), PAGE)
@@ -160,7 +209,6 @@ def find_duplicates(
                                      limit=PAGE, with_total=False).rows]
     found.sort(key=lambda d: (-len(d.reasons), d.record["id"]))
     return found
-
 
 
 #: The entities whose new records are checked for duplicates before saving (forms, API).
@@ -189,6 +237,18 @@ def duplicate_fields(entity: Any) -> DuplicateFields | None:
         tuple(f.key for f in entity.fields.values() if f.type == "email"))
 
 
+def duplicate_index(records: RecordService, actor: Actor,
+                    entity: str) -> DuplicateIndex | None:
+    """The readable records of a checked entity, indexed on its compared fields (None for an
+    entity that is not checked)."""
+    fields = duplicate_fields(records.entity(entity))
+    if fields is None:
+        return None
+    return DuplicateIndex.of_records(records, actor, entity, name_field=fields.name_field,
+                                     phone_fields=fields.phone_fields,
+                                     email_fields=fields.email_fields)
+
+
 def likely_duplicates(records: RecordService, actor: Actor, entity: str,
                       candidate: Mapping[str, Any], *, exclude_id: Any = None) -> list[Duplicate]:
     """:func:`find_duplicates` with the entity's compared fields ([] when it is not checked)."""
@@ -203,5 +263,5 @@ def likely_duplicates(records: RecordService, actor: Actor, entity: str,
 # Kept importable from here: merging is what a user does with a duplicate found.
 from engine.services.merge import MergePlan, MergeResult, merge, plan_merge  # noqa: E402
 
-__all__ = ["Duplicate", "MergePlan", "MergeResult", "find_duplicates", "likely_duplicates", "merge",
+__all__ = ["Duplicate", "DuplicateIndex", "MergePlan", "duplicate_index", "MergeResult", "find_duplicates", "likely_duplicates", "merge",
            "normalise_email", "normalise_name", "normalise_phone", "plan_merge"]
