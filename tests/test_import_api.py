@@ -176,7 +176,8 @@ def test_the_openapi_document_describes_the_import(site):
     operation = doc["paths"]["/account/import"]["post"]
     assert set(operation["requestBody"]["content"]) >= {"multipart/form-data", "text/csv"}
     assert {p["name"] for p in operation["parameters"]} == {
-        "dry_run", "upsert_on", "mapping", "good_rows"}
+        "dry_run", "upsert_on", "mapping", "good_rows", "background"}
+    assert set(operation["responses"]) >= {"200", "202", "403", "422"}
     assert "ImportReport" in doc["components"]["schemas"]
     assert "/account/import" not in api_for(site, "viewer").get("/openapi.json").get_json()[
         "paths"]

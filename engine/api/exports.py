@@ -2,8 +2,9 @@
 
 The same filters, search and sort as the list endpoint (``amount__gt=100``,
 ``q``, ``sort=-amount``, ``include_archived``), plus ``format`` (csv, the
-default, or xlsx) and ``keys`` (head columns with field keys instead of
-labels).  The export right, the row scope and hidden fields hold as in the
+default, or xlsx), ``keys`` (head columns with field keys instead of
+labels) and ``lines`` (a lines field: a row per line, the record's columns
+on its first).  The export right, the row scope and hidden fields hold as in the
 UI; errors (a bad filter, no right) answer problem+json before any row is
 sent.  CSV is streamed as it is produced; XLSX is written to a spooled
 temporary file first (a workbook is a zip archive) and streamed from it.
@@ -23,7 +24,9 @@ from engine.storage.queries import Filter, Sort
 from engine.web.context import site
 from engine.web.downloads import export_response
 
-EXPORT_ARGS = frozenset({"format", "keys", "version"})
+EXPORT_ARGS = frozenset({"format", "keys", "lines", "version"})
+
+
 def register(bp: Any) -> None:
     @bp.get("/<entity>/export")
     def export_records(entity: str) -> Response:
@@ -40,7 +43,8 @@ def register(bp: Any) -> None:
             exporter, api_actor(), entity, fmt=request.args.get("format", "csv"),
             filters=filters, sort=sort, search=request.args.get("q") or None,
             include_archived=request.args.get("include_archived") in ("1", "true"),
-            keys=request.args.get("keys") in ("1", "true"))
+            keys=request.args.get("keys") in ("1", "true"),
+            lines=request.args.get("lines", "").strip() or None)
 
 
 def export_path(entity: Entity, hidden: frozenset[str], errors: dict[str, Any]) -> dict[str, Any]:
@@ -58,6 +62,13 @@ def export_path(entity: Entity, hidden: frozenset[str], errors: dict[str, Any]) 
         {"name": "keys", "in": "query", "schema": {"type": "boolean"},
          "description": "Head columns with field keys instead of labels."},
     ]
+    lines = [f.key for f in entity.fields.values() if f.type == "lines" and f.key not in hidden]
+    if lines:
+        params.append({"name": "lines", "in": "query", "schema": {"type": "string",
+                                                                   "enum": lines},
+                       "description": "A row per line of this lines field: the record's "
+                                      "columns on the row of its first line, blank on the "
+                                      "others."})
     return {"get": {
         "operationId": f"export_{entity.key}", "tags": [entity.key],
         "summary": "The records you may export, as CSV or XLSX (streamed).",

@@ -12,6 +12,15 @@ The answer is the importer's report (``crm import --json``): 200 when the
 import was written or was a dry run, and ``422`` problem+json carrying
 the same report (``report``) and the file's problems (``errors.file``)
 when nothing was written because of them.
+
+With ``background=true`` the import is queued for ``crm worker``
+(:mod:`engine.services.importing.queue`) instead: ``202`` with the run and
+``Location: /api/v1/imports/<id>``, where ``GET`` follows its status and
+progress and, once it is done, gives the same report; the refused rows are
+at ``/api/v1/imports/<id>/rejected.csv``.  Only the user who queued a run
+(or an administrator) sees it; anyone else gets 404.  The default stays in
+the request, so a client's answer never changes shape under it: a client
+with big files asks for the background.
 """
 
 from __future__ import annotations
@@ -20,14 +29,15 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Response, request
+from flask import Response, request, url_for
 
 from engine.api.auth import api_actor
 from engine.api.problems import problem
 from engine.api.records import UnsupportedMedia, answer
-from engine.errors import CrmError, ValidationFailed
+from engine.errors import CrmError, NotFound, ValidationFailed
 from engine.metadata.model import Entity
 from engine.services.importing import Importer
+from engine.services.importing.queue import ImportQueue
 from engine.services.importing.report import ImportReport
 from engine.web.context import site
 
@@ -108,11 +118,16 @@ def register(bp: Any) -> None:
         actor = api_actor()
         importer = Importer(opened.records, timezone=opened.config.timezone)
         importer.allow(actor, entity)  # 403 before the file is read
+        options = {"dry_run": _flag("dry_run"),
+                   "upsert_on": (_param("upsert_on") or "").strip() or None,
+                   "mapping": _mapping(_param("mapping")), "good_rows": _flag("good_rows")}
+        background = _flag("background")
         data, name = _file()
-        report = importer.run(
-            actor, entity, data, name, dry_run=_flag("dry_run"),
-            upsert_on=(_param("upsert_on") or "").strip() or None,
-            mapping=_mapping(_param("mapping")), good_rows=_flag("good_rows"))
+        if background:
+            run = ImportQueue.for_site(opened).enqueue(actor, entity, data, name, **options)
+            return answer(run_body(run.to_dict()), 202,
+                          {"Location": url_for("api.import_run", run_id=run.id)})
+        report = importer.run(actor, entity, data, name, **options)
         if report.written or report.dry_run:
             return answer(report.to_dict())
         if report.file_errors:
@@ -121,7 +136,27 @@ def register(bp: Any) -> None:
             f"{report.rejected} row(s) refused, so nothing was written: fix them, or import "
             "the good rows (good_rows=true).", report)
 
+    @bp.get("/imports/<int:run_id>")
+    def import_run(run_id: int) -> Response:
+        run = ImportQueue.for_site(site()).get(api_actor(), run_id)
+        return answer(run_body(run.to_dict()))
+
+    @bp.get("/imports/<int:run_id>/rejected.csv")
+    def import_run_rejected(run_id: int) -> Response:
+        actor = api_actor()
+        text = ImportQueue.for_site(site()).rejected(actor, run_id)
+        if text is None:
+            raise NotFound(f"Import {run_id} has no refused rows (yet).")
+        return Response("\ufeff" + text, content_type="text/csv; charset=utf-8", headers={
+            "Content-Disposition": f'attachment; filename="import-{run_id}.rejected.csv"'})
+
     bp.register_error_handler(ImportRefused, import_problem)
+
+
+def run_body(run: dict[str, Any]) -> dict[str, Any]:
+    """A run as the API answers it: with the address of its refused rows, when it has some."""
+    link = url_for("api.import_run_rejected", run_id=run["id"])
+    return {**run, "rejected_url": link if run["has_rejected"] else None}
 
 
 def import_problem(exc: ImportRefused) -> Response:
@@ -153,6 +188,34 @@ REPORT_SCHEMA: dict[str, Any] = {
                         "additionalProperties": {"type": "string"}},
         },
     },
+    "ImportRun": {
+        "type": "object",
+        "description": "An import queued with background=true, run by crm worker.",
+        "required": ["id", "entity", "status", "dry_run", "good_rows", "file_name",
+                     "rows_done", "rows_total", "percent", "created_at", "report",
+                     "has_rejected", "rejected_url"],
+        "properties": {
+            "id": {"type": "integer"}, "entity": {"type": "string"},
+            "status": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
+            "dry_run": {"type": "boolean"}, "good_rows": {"type": "boolean"},
+            "upsert_on": {"type": ["string", "null"]}, "file_name": {"type": "string"},
+            "file_size": {"type": "integer"},
+            "rows_done": {"type": "integer", "description": "Rows read so far."},
+            "rows_total": {"type": "integer", "description": "About how many rows the file has."},
+            "percent": {"type": "integer", "minimum": 0, "maximum": 100},
+            "created_at": {"type": "string", "format": "date-time"},
+            "started_at": {"type": ["string", "null"], "format": "date-time"},
+            "finished_at": {"type": ["string", "null"], "format": "date-time"},
+            "error": {"type": ["string", "null"],
+                      "description": "Why a failed run failed (nothing was written)."},
+            "report": {"description": "The import's report, once the run is done.",
+                       "anyOf": [{"$ref": "#/components/schemas/ImportReport"},
+                                 {"type": "null"}]},
+            "has_rejected": {"type": "boolean"},
+            "rejected_url": {"type": ["string", "null"],
+                             "description": "The refused rows as CSV, when there are some."},
+        },
+    },
 }
 
 
@@ -166,8 +229,11 @@ def import_path(entity: Entity, errors: dict[str, Any]) -> dict[str, Any]:
                     "A JSON object: column header → field key, null to skip the column."},
         "good_rows": {"type": "boolean", "description":
                       "Import the rows that pass; report the others."},
+        "background": {"type": "boolean", "description":
+                       "Queue the import for the worker: 202 and Location /imports/{id}."},
     }
     report = {"application/json": {"schema": {"$ref": "#/components/schemas/ImportReport"}}}
+    queued = {"application/json": {"schema": {"$ref": "#/components/schemas/ImportRun"}}}
     return {"post": {
         "operationId": f"import_{entity.key}", "tags": [entity.key],
         "summary": "Import a CSV or XLSX file, as strictly as the form (crm import).",
@@ -181,5 +247,30 @@ def import_path(entity: Entity, errors: dict[str, Any]) -> dict[str, Any]:
             XLSX: {"schema": {"type": "string", "format": "binary"}},
         }},
         "responses": {"200": {"description": "The report (written, or a dry run)",
-                              "content": report}, **errors},
+                              "content": report},
+                      "202": {"description": "Queued (background=true): follow the Location",
+                              "headers": {"Location": {"schema": {"type": "string"}}},
+                              "content": queued},
+                      **errors},
     }}
+
+
+def import_run_paths(errors: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI path items of background imports (``/imports/{run_id}``)."""
+    run_id = [{"name": "run_id", "in": "path", "required": True,
+               "schema": {"type": "integer", "minimum": 1}}]
+    return {
+        "/imports/{run_id}": {"get": {
+            "operationId": "import_run", "tags": ["imports"],
+            "summary": "A background import: status, progress and, once done, the report.",
+            "parameters": run_id,
+            "responses": {"200": {"description": "The run", "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/ImportRun"}}}}, **errors}}},
+        "/imports/{run_id}/rejected.csv": {"get": {
+            "operationId": "import_run_rejected", "tags": ["imports"],
+            "summary": "The rows a finished background import refused, with their reasons.",
+            "parameters": run_id,
+            "responses": {"200": {"description": "CSV (UTF-8 with a byte-order mark)",
+                                  "content": {"text/csv": {"schema": {"type": "string"}}}},
+                          **errors}}},
+    }

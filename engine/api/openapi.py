@@ -16,7 +16,7 @@ from engine.api.calendar import CALENDAR_SCHEMAS, calendar_paths
 from engine.api.documents import PRINT_SCHEMAS, print_paths
 from engine.api.duplicates import duplicate_paths
 from engine.api.exports import export_path
-from engine.api.imports import REPORT_SCHEMA, import_path
+from engine.api.imports import REPORT_SCHEMA, import_path, import_run_paths
 from engine.api.meta import read_only, readable
 from engine.context import Actor
 from engine.errors import DefinitionError
@@ -258,6 +258,7 @@ def document(site: Site, actor: Actor, server: str = "/api/v1") -> dict[str, Any
             "responses": {"200": _json("Dashboard"), **ERRORS}}},
     }
     paths.update(shared_attachment_paths(ERRORS))
+    paths.update(import_run_paths(ERRORS))
     paths.update(calendar_paths(site, actor, ID, ERRORS))
     printed: dict[str, list[str]] = {}
     try:

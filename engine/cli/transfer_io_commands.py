@@ -21,6 +21,7 @@ from engine.cli.site_commands import open_site
 from engine.services.exporting import FORMATS, Exporter
 from engine.services.importing import Importer, ImportReport
 from engine.services.importing.mapping import load_mapping_file
+from engine.services.importing.queue import ImportQueue
 from engine.storage.queries import Filter, Sort
 
 #: Refused rows printed before "… and N more" (all of them are in --rejected).
@@ -66,13 +67,16 @@ def print_report(report: ImportReport, limit: int = SHOWN_ERRORS) -> None:
 @click.option("--rejected", "rejected_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Where refused rows go with their reasons (default: FILE.rejected.csv "
                    "with --good-rows).")
+@click.option("--background", is_flag=True,
+              help="Queue the import for 'crm worker' and return at once (see 'crm imports').")
 @as_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
 @report_errors
 def import_cmd(ctx: click.Context, entity: str, file: Path, dry_run: bool, upsert_on: str | None,
                mapping_file: str | None, save_mapping: bool, good_rows: bool,
-               rejected_file: Path | None, login: str | None, as_json: bool) -> None:
+               rejected_file: Path | None, background: bool, login: str | None,
+               as_json: bool) -> None:
     """Import a CSV or XLSX FILE into ENTITY: crm import customer customers.xlsx --dry-run"""
     with open_site(ctx) as site:
         actor = cli_actor(site, login)
@@ -82,6 +86,16 @@ def import_cmd(ctx: click.Context, entity: str, file: Path, dry_run: bool, upser
         if save_mapping and mapping:
             importer.save_mapping(actor, entity, mapping)
         data = file.read_bytes()
+        if background:
+            run = ImportQueue.for_site(site).enqueue(
+                actor, entity, data, file.name, dry_run=dry_run, upsert_on=upsert_on,
+                mapping=mapping, good_rows=good_rows)
+            if as_json:
+                echo_json(run.to_dict())
+            else:
+                click.echo(f"Import {run.id} queued: 'crm worker' runs it; follow it with "
+                           f"'crm imports {run.id}'.")
+            return
         with click.progressbar(length=1, label="Importing", file=sys.stderr) as bar:
             def advance(rows: int, total: int) -> None:
                 bar.length = max(total, bar.pos + rows, 1)
@@ -102,6 +116,44 @@ def import_cmd(ctx: click.Context, entity: str, file: Path, dry_run: bool, upser
             sys.exit(1)
 
 
+@click.command("imports")
+@click.argument("run_id", type=int, required=False)
+@click.option("--limit", default=20, show_default=True, help="How many runs to list.")
+@as_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@report_errors
+def imports_cmd(ctx: click.Context, run_id: int | None, limit: int, login: str | None,
+                as_json: bool) -> None:
+    """Background imports: the newest (yours; everyone's for an admin), or RUN_ID's report."""
+    with open_site(ctx) as site:
+        actor = cli_actor(site, login)
+        queue = ImportQueue.for_site(site)
+        if run_id is None:
+            runs = queue.recent(actor, limit=limit)
+            if as_json:
+                echo_json([r.to_dict() for r in runs])
+                return
+            rows = [[str(r.id), r.entity, r.file_name, "check" if r.dry_run else "import",
+                     r.status, f"{r.rows_done}/{r.rows_total}",
+                     r.created_at.strftime("%Y-%m-%d %H:%M")] for r in runs]
+            for line in output.table(["ID", "ENTITY", "FILE", "KIND", "STATUS", "ROWS",
+                                      "QUEUED (UTC)"], rows):
+                click.echo(line)
+            return
+        run = queue.get(actor, run_id)
+        if as_json:
+            echo_json(run.to_dict())
+            return
+        click.echo(f"Import {run.id} of {run.file_name} into {run.entity}: {run.status} "
+                   f"({run.rows_done} of about {run.rows_total} rows read).")
+        if run.error:
+            click.echo(f"Error: {run.error}", err=True)
+        report = run.import_report()
+        if report is not None:
+            print_report(report)
+
+
 @click.command("export")
 @click.argument("entity")
 @click.option("--filter", "filters", multiple=True, metavar="FIELD__OP=VALUE",
@@ -111,14 +163,17 @@ def import_cmd(ctx: click.Context, entity: str, file: Path, dry_run: bool, upser
 @click.option("--archived", is_flag=True, help="Include archived records.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), help="Default: from -o, else csv.")
 @click.option("--keys", is_flag=True, help="Head columns with field keys instead of labels.")
+@click.option("--lines", "lines", metavar="FIELD",
+              help="A row per line of the lines field FIELD (the record's columns on the row "
+                   "of its first line), as the importer reads it back.")
 @click.option("-o", "--output", "out", type=click.Path(dir_okay=False, path_type=Path),
               help="The file to write (default: CSV on standard output).")
 @as_option
 @click.pass_context
 @report_errors
 def export_cmd(ctx: click.Context, entity: str, filters: tuple[str, ...], sort: str | None,
-               search: str | None, archived: bool, fmt: str | None, keys: bool, out: Path | None,
-               login: str | None) -> None:
+               search: str | None, archived: bool, fmt: str | None, keys: bool,
+               lines: str | None, out: Path | None, login: str | None) -> None:
     """Export the records you may see to CSV or XLSX: crm export customer -o customers.xlsx"""
     try:
         parsed = [Filter.parse(f) for f in filters]
@@ -133,7 +188,8 @@ def export_cmd(ctx: click.Context, entity: str, filters: tuple[str, ...], sort: 
         actor = cli_actor(site, login)
         exporter = Exporter.for_site(site)
         header, rows = exporter.rows(actor, entity, filters=parsed, sort=order, search=search,
-                                     include_archived=archived, keys=keys, typed=fmt == "xlsx")
+                                     include_archived=archived, keys=keys, typed=fmt == "xlsx",
+                                     lines=lines)
         if fmt == "xlsx":
             assert out is not None
             with out.open("wb") as handle:
@@ -152,4 +208,5 @@ def export_cmd(ctx: click.Context, entity: str, filters: tuple[str, ...], sort: 
 
 def register(group: click.Group) -> None:
     group.add_command(import_cmd)
+    group.add_command(imports_cmd)
     group.add_command(export_cmd)

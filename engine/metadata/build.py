@@ -42,7 +42,7 @@ from engine.metadata.sequence_pattern import PatternError, parse_sequence_patter
 RESERVED_ENTITY_KEYS = frozenset(
     {"meta", "user", "users", "team", "teams", "role", "roles", "audit", "api", "auth",
      "static", "me", "login", "logout", "openapi", "admin", "settings", "search",
-     "dashboards", "attachments", "calendar", "files", "till"}
+     "dashboards", "attachments", "calendar", "files", "till", "imports"}
 )
 #: Field types a ledger's balances may be kept per (one exact value each).
 LEDGER_DIMENSION_TYPES = ("reference", "choice", "string", "integer", "boolean", "date")

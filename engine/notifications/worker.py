@@ -1,4 +1,5 @@
-"""The worker: the reminder scan, the digest and the outbox delivery, in a loop or once.
+"""The worker: the reminder scan, scheduled jobs, queued imports, the digest and the outbox
+delivery, in a loop or once.
 
 ``crm worker`` runs :meth:`NotificationWorker.run_forever`; ``crm worker
 --once`` (cron, tests) runs each job once; ``crm serve --with-worker``
@@ -23,6 +24,7 @@ from engine.notifications.digest import DigestJob
 from engine.notifications.jobs import JobLog
 from engine.notifications.reminders import ReminderScheduler, ScanFailed
 from engine.notifications.settings import NotificationSettings, read_settings
+from engine.services.importing.queue import ImportQueue
 from engine.services.pipeline import PipelineService
 
 if TYPE_CHECKING:
@@ -53,6 +55,8 @@ class NotificationWorker:
         self.jobs = JobLog(site.schema, site.engine, clock, self.delivery.worker)
         # Pack jobs and backups (engine/jobs): once per occurrence across all workers.
         self.scheduled = JobScheduler(site, clock, self.delivery.worker)
+        # Imports queued by the web and the API (engine/services/importing/queue.py).
+        self.imports = ImportQueue.for_site(site, clock=clock)
         if coordinator is None:
             coordinator = (RedisCoordinator(self.settings.redis_url,
                                             RedisCoordinator.namespace_for(site.config.database_url))
@@ -94,6 +98,10 @@ class NotificationWorker:
         """The scheduled jobs (pack jobs, backups) whose occurrence has come; job → outcome."""
         return self.scheduled.run_due()
 
+    def run_imports(self) -> dict[str, str]:
+        """The queued imports (and any a dead worker left), one at a time; run → outcome."""
+        return self.imports.run_queued(self.name)
+
     def _guarded(self, job: Callable[[], Any]) -> Any:
         try:
             return job()
@@ -102,10 +110,11 @@ class NotificationWorker:
             return None
 
     def run_once(self, *, scan: bool = True) -> dict[str, Any]:
-        """Each job once, in order: scan, scheduled jobs, digest, delivery."""
+        """Each job once, in order: scan, scheduled jobs, imports, digest, delivery."""
         return {
             "reminders": self._guarded(self.scan) if scan else None,
             "scheduled": self._guarded(self.run_scheduled),
+            "imports": self._guarded(self.run_imports),
             "digests": self._guarded(self.make_digests),
             "delivery": self._guarded(self.deliver),
         }

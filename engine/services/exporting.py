@@ -13,7 +13,17 @@ a record service with the very same policy, so it never loads the primary.
 
 Cells are written for people and for a round trip through the importer:
 choices by their label, booleans as yes/no (是/否), references by the
-target's title (``#id`` when the actor cannot see it), the owner by login.
+target's title (``#id`` when the actor cannot see it), many-to-many links
+as the linked records' titles joined with ", " (each one the actor cannot
+see, or whose title the importer would not read back as it is — one
+holding a separator, or archived — as ``#id``), the owner by login.
+
+``lines=FIELD`` writes one row per line of the lines field FIELD, as
+ERPNext and Odoo do: the record's columns on the row of its first line and
+blank on the rows of its further lines, then the line's columns headed
+"<lines label> / <line field label>" (``FIELD/line_field`` with keys).
+The importer reads that shape back.  Lines are read with their records,
+a page at a time, so such an export streams as any other.
 """
 
 from __future__ import annotations
@@ -32,8 +42,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from engine.context import Actor
-from engine.errors import CrmError, PermissionDenied
+from engine.errors import CrmError, PermissionDenied, ValidationFailed
 from engine.metadata.model import Entity, Field
+from engine.services.importing.cells import SPLIT_MANY
 from engine.services.importing.messages import say
 from engine.storage.queries import Filter, Sort
 
@@ -47,11 +58,16 @@ MEDIA_TYPES = {
 }
 
 
+#: Field types no column holds: lines (exported a row per line with ``lines=``) and JSON.
+NOT_A_COLUMN = ("lines", "json")
+
+
 @dataclass(frozen=True)
 class ExportColumn:
     key: str
     header: str
     field: Field | None  # None for id and owner
+    lines: str | None = None  # the lines field of a line's column (``key`` is the line field)
 
 
 class Exporter:
@@ -78,30 +94,52 @@ class Exporter:
                                        entity=entity.plural.get(actor.language)))
         return entity
 
-    def columns(self, actor: Actor, entity: Entity, *, keys: bool = False) -> list[ExportColumn]:
-        """id, the fields the actor sees (lines and links aside), then the owner."""
+    def columns(self, actor: Actor, entity: Entity, *, keys: bool = False,
+                lines: str | None = None) -> list[ExportColumn]:
+        """id, the fields the actor sees (lines and JSON aside), the owner, then — with
+        ``lines`` — the fields of a line of that lines field."""
         hidden = self.records.hidden(actor, entity)
         language = actor.language
         out = [ExportColumn("id", "id", None)]
         for found in entity.fields.values():
-            if found.key in hidden or found.type in ("lines", "many_to_many", "json"):
+            if found.key in hidden or found.type in NOT_A_COLUMN:
                 continue
             out.append(ExportColumn(found.key, found.key if keys else found.label.get(language),
                                     found))
         out.append(ExportColumn("owner", "owner" if keys else say_owner(language), None))
+        if lines is not None:
+            outer = self.lines_field(actor, entity, lines)
+            for sub in outer.fields.values():
+                if sub.type in NOT_A_COLUMN:
+                    continue
+                header = (f"{outer.key}/{sub.key}" if keys else
+                          f"{outer.label.get(language)} / {sub.label.get(language)}")
+                out.append(ExportColumn(sub.key, header, sub, lines=outer.key))
         return out
+
+    def lines_field(self, actor: Actor, entity: Entity, key: str) -> Field:
+        """The lines field ``key`` of ``entity`` if the actor sees it (ValidationFailed else,
+        saying no more about a hidden one than about one that does not exist)."""
+        found = entity.fields.get(key)
+        if found is None or found.type != "lines" or key in self.records.hidden(actor, entity):
+            raise ValidationFailed({"lines": [say(
+                "no_lines_field", actor.language, entity=entity.label.get(actor.language),
+                field=key)]})
+        return found
 
     def rows(
         self, actor: Actor, entity_key: str, *, filters: Sequence[Filter] = (),
         sort: Sequence[Sort] = (), search: str | None = None, include_archived: bool = False,
-        keys: bool = False, typed: bool = False,
+        keys: bool = False, typed: bool = False, lines: str | None = None,
     ) -> tuple[list[str], Iterator[list[Any]]]:
         """The header, and a generator of rows as cells (text; ``typed`` keeps numbers and dates).
 
-        The rights and the filters are checked here, before the first row is asked for.
+        ``lines`` names a lines field: a row per line (see the module docstring).
+        The rights, the filters and ``lines`` are checked here, before the first
+        row is asked for.
         """
         entity = self.allow(actor, entity_key)
-        columns = self.columns(actor, entity, keys=keys)
+        columns = self.columns(actor, entity, keys=keys, lines=lines)
         # Refuse a bad filter or sort now, not halfway through a download.
         self.records.list(actor, entity.key, filters=filters, sort=sort, search=search, limit=1,
                           include_archived=include_archived, with_total=False)
@@ -109,7 +147,12 @@ class Exporter:
                                       include_archived=include_archived, sort=sort,
                                       batch=self.page_size)
 
-        converters = [(column.key, self._converter(actor, column, typed)) for column in columns]
+        converters = [(column.key, self._converter(actor, column, typed))
+                      for column in columns if column.lines is None]
+        line_converters = [(column.key, self._converter(actor, column, typed))
+                           for column in columns if column.lines is not None]
+        blank_record = [None] * len(converters)
+        blank_line = [None] * len(line_converters)
 
         def generate() -> Iterator[list[Any]]:
             while True:
@@ -118,8 +161,18 @@ class Exporter:
                     return
                 titles = self._titles(actor, entity, columns, page)
                 for record in page:
-                    yield [value if (value := record.get(key)) is None or convert is None
-                           else convert(value, titles) for key, convert in converters]
+                    cells = [value if (value := record.get(key)) is None or convert is None
+                             else convert(value, titles) for key, convert in converters]
+                    if lines is None:
+                        yield cells
+                        continue
+                    items = record.get(lines) or ()
+                    if not items:
+                        yield cells + blank_line
+                    for place, line in enumerate(items):
+                        yield (cells if place == 0 else blank_record) + [
+                            value if (value := line.get(key)) is None or convert is None
+                            else convert(value, titles) for key, convert in line_converters]
 
         return [c.header for c in columns], generate()
 
@@ -127,13 +180,23 @@ class Exporter:
 
     def _titles(self, actor: Actor, entity: Entity, columns: list[ExportColumn],
                 page: list[dict[str, Any]]) -> dict[tuple[str, Any], str]:
-        """Titles of the records and users a page refers to: one query per target."""
+        """Titles of the records and users a page refers to: one query per target (per
+        thousand records).  ``(target, id, "archived")`` marks an archived one."""
         wanted: dict[str, set[Any]] = {}
         for column in columns:
-            if column.key == "owner":
+            if column.key == "owner" and column.lines is None:
                 wanted.setdefault("__user__", set()).update(
                     r.get("owner") for r in page if r.get("owner") is not None)
-            elif column.field is not None and column.field.type == "reference":
+            elif column.field is None or column.field.type not in ("reference", "many_to_many"):
+                continue
+            elif column.lines is not None:
+                wanted.setdefault(column.field.to or "", set()).update(
+                    line.get(column.key) for r in page for line in r.get(column.lines) or ()
+                    if line.get(column.key) is not None)
+            elif column.field.type == "many_to_many":
+                wanted.setdefault(column.field.to or "", set()).update(
+                    target for r in page for target in r.get(column.key) or ())
+            else:
                 wanted.setdefault(column.field.to or "", set()).update(
                     r.get(column.key) for r in page if r.get(column.key) is not None)
         titles: dict[tuple[str, Any], str] = {}
@@ -149,21 +212,26 @@ class Exporter:
                 continue
             other = self.records.entity(target)
             title = other.title_field
-            try:
-                found = self.records.list(actor, target, filters=[Filter("id", "in", sorted(ids))],
-                                          limit=1000, with_total=False, include_archived=True)
-            except CrmError:
-                continue  # the actor may not read the target: ids are all they get
-            for row in found.rows:
-                if title and row.get(title) not in (None, ""):
-                    titles[(target, row["id"])] = str(row[title])
+            ordered = sorted(ids)
+            for start in range(0, len(ordered), 1000):
+                try:
+                    found = self.records.list(
+                        actor, target, filters=[Filter("id", "in", ordered[start:start + 1000])],
+                        limit=1000, with_total=False, include_archived=True)
+                except CrmError:
+                    break  # the actor may not read the target: ids are all they get
+                for row in found.rows:
+                    if title and row.get(title) not in (None, ""):
+                        titles[(target, row["id"])] = str(row[title])
+                    if row.get("archived"):
+                        titles[(target, row["id"], "archived")] = ""
         return titles
 
     def _converter(self, actor: Actor, column: ExportColumn, typed: bool) -> Any:
         """How a column's (non-empty) values become cells: ``f(value, titles)``, or None
         for values written as they are.  Chosen once per export, not per cell."""
         found = column.field
-        if column.key == "owner":
+        if column.key == "owner" and column.lines is None:
             return lambda value, titles: titles.get(("__user__", value), f"#{value}")
         if found is None:
             return None
@@ -172,6 +240,18 @@ class Exporter:
         if kind == "reference":
             target = found.to or ""
             return lambda value, titles: titles.get((target, value), f"#{value}")
+        if kind == "many_to_many":
+            target = found.to or ""
+
+            def links(value: Any, titles: Any) -> str:
+                # A title the importer would not find again by itself — one the actor may not
+                # read, holding a separator, or archived — is written as #id.
+                return ", ".join(
+                    title if (title := titles.get((target, one))) is not None
+                    and (target, one, "archived") not in titles and not SPLIT_MANY.search(title)
+                    else f"#{one}" for one in value)
+
+            return links
         if kind == "choice":
             labels = {k: label.get(language) for k, label in found.choices.items()}
 

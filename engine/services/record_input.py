@@ -23,6 +23,13 @@ from engine.services.record_access import KeyRef
 from engine.services.values import ValueProblem, check_limits, coerce
 
 
+def given_lines(field: Field, lines: Any) -> list[dict[str, Any]]:
+    """Lines as the values a user gives (no id, position or computed value), to tell whether
+    lines sent back are those that were shown."""
+    inputs = [k for k, sub in field.fields.items() if sub.is_input and sub.has_column]
+    return [{k: line.get(k) for k in inputs} for line in lines or []]
+
+
 class FieldErrors:
     """Field messages gathered during one write, in the actor's language."""
 
@@ -144,8 +151,14 @@ class RecordInputMixin:
                 continue
             if field.type == "lines":
                 lines = self._coerce_lines(field, value, errors, now)
-                if lines is not None:
-                    typed[key] = lines
+                if lines is None:
+                    continue
+                typed[key] = lines
+                closed = key in readonly or (field.readonly and key not in engine_set
+                                             and existing is not None)
+                before = existing.get(key) if existing is not None else []
+                if closed and given_lines(field, lines) != given_lines(field, before):
+                    errors.add(key, "readonly")  # a form may send back what it showed
                 continue
             if field.type == "reference" and isinstance(value, Mapping):
                 typed[key] = KeyRef(dict(value))  # resolved by its keys in _check_references

@@ -23,6 +23,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -206,6 +207,36 @@ def system_tables(metadata: MetaData) -> None:
         Column("columns", JSON, nullable=False),
         Column("updated_at", UTCDateTime, nullable=False),
         Column("updated_by", IdType, nullable=True),
+    )
+    # Imports run by `crm worker` rather than in a web request (engine/services/importing/
+    # queue.py): the file, the options, the progress and the report, in the database so any
+    # web process can queue one and any worker on any machine can run it.
+    Table(
+        "crm_import_run",
+        metadata,
+        Column("id", IdType, primary_key=True, autoincrement=True),
+        Column("entity", String(80), nullable=False),
+        Column("user_id", IdType, ForeignKey(f"{USER_TABLE}.id", ondelete="CASCADE"),
+               nullable=False),
+        Column("language", String(8), nullable=False),
+        Column("options", JSON, nullable=False),
+        Column("file_name", String(255), nullable=False),
+        Column("file_size", BigInteger, nullable=False),
+        Column("content", LargeBinary, nullable=True),  # dropped once no longer needed
+        Column("status", String(12), nullable=False),  # queued, running, done, failed
+        Column("rows_done", BigInteger, nullable=False, default=0),
+        Column("rows_total", BigInteger, nullable=False, default=0),
+        Column("report", JSON, nullable=True),
+        Column("rejected", Text, nullable=True),  # the refused rows as CSV text
+        Column("error", Text, nullable=True),  # what the user is told when it failed
+        Column("attempts", Integer, nullable=False, default=0),
+        Column("claimed_by", String(120), nullable=True),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("started_at", UTCDateTime, nullable=True),
+        Column("heartbeat_at", UTCDateTime, nullable=True),
+        Column("finished_at", UTCDateTime, nullable=True),
+        Index("ix_crm_import_run_status", "status", "id"),
+        Index("ix_crm_import_run_user", "user_id", "created_at"),
     )
     # A user's saved list filters (the query string of a list page, named): in the
     # database so every worker of a stateless engine sees them.

@@ -1,7 +1,9 @@
 """Downloads, for the web UI and the API alike: a list export and a stored file.
 
 CSV is streamed as it is produced; XLSX is written to a spooled temporary
-file first (a workbook is a zip archive) and streamed from it.  A stored
+file first (a workbook is a zip archive) and streamed from it.  A list
+export may give a row per line of one lines field (``lines=FIELD``, from
+the query string of the API's and the list page's export alike).  A stored
 file always goes out as an attachment with ``nosniff`` and a sandboxing CSP,
 whichever door it is fetched through.
 """
@@ -12,7 +14,7 @@ import tempfile
 from typing import Any
 from urllib.parse import quote
 
-from flask import Response, stream_with_context
+from flask import Response, has_request_context, request, stream_with_context
 
 from engine.errors import ValidationFailed
 from engine.services.attachments import Attachment
@@ -25,21 +27,29 @@ SPOOL_BYTES = 8 * 1024 * 1024
 
 def export_response(exporter: Exporter, actor: Any, entity_key: str, *, fmt: str,
                     filters: list[Filter], sort: list[Sort], search: str | None,
-                    include_archived: bool, keys: bool = False) -> Response:
-    """The file as a streamed response (shared with the web UI's export link)."""
+                    include_archived: bool, keys: bool = False,
+                    lines: str | None = None) -> Response:
+    """The file as a streamed response (shared with the web UI's export link).
+
+    ``lines`` names the lines field to write a row per line of; by default the
+    request's ``lines`` argument, so every export link takes it the same way.
+    """
     if fmt not in FORMATS:
         raise ValidationFailed({"format": [f"Use one of: {', '.join(FORMATS)}."]})
+    if lines is None and has_request_context():
+        lines = request.args.get("lines", "").strip() or None
     header, rows = exporter.rows(actor, entity_key, filters=filters, sort=sort, search=search,
                                  include_archived=include_archived, keys=keys,
-                                 typed=fmt == "xlsx")
-    disposition = {"Content-Disposition": f'attachment; filename="{entity_key}.{fmt}"'}
+                                 typed=fmt == "xlsx", lines=lines)
+    name = f"{entity_key}-{lines}" if lines else entity_key
+    disposition = {"Content-Disposition": f'attachment; filename="{name}.{fmt}"'}
     if fmt == "csv":
         return Response(stream_with_context(exporter.csv_chunks(header, rows)),
                         mimetype="text/csv", content_type=MEDIA_TYPES["csv"],
                         headers=disposition)
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - closed below
     try:
-        exporter.write_xlsx(header, rows, spool, title=entity_key)
+        exporter.write_xlsx(header, rows, spool, title=name)
     except BaseException:
         spool.close()
         raise
@@ -65,3 +75,30 @@ def file_response(found: Attachment, chunks: Any) -> Response:
     response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
     response.headers["Cache-Control"] = "private, no-store"
     return response
+
+
+def lines_exports(entity: Any) -> list[tuple[str, str]]:
+    """The lines fields a list page offers to export a row per line of: (key, the link's
+    words), those the actor sees, when they may export at all."""
+    from engine.services.importing.messages import say
+    from engine.web.context import actor, language, site
+
+    me = actor()
+    records = site().records
+    if me is None or not records.policy.can(me, entity, "export"):
+        return []
+    hidden = records.hidden(me, entity)
+    lang = language()
+    return [(f.key, say("export_lines", lang, lines=f.label.get(lang)))
+            for f in entity.fields.values() if f.type == "lines" and f.key not in hidden]
+
+
+def _register_template_helpers() -> None:
+    from engine.web.records import bp
+
+    @bp.app_context_processor
+    def _download_helpers() -> dict[str, Any]:
+        return {"lines_exports": lines_exports}
+
+
+_register_template_helpers()

@@ -7,6 +7,14 @@ same report as ``crm import --dry-run``; the report page then offers
 uploads between requests).  Rejected rows of a "good rows" import come back
 as a CSV download.  Export links carry the list's own query string, so the
 file holds what the list shows: its filters, search and sort.
+
+A file of :data:`~engine.services.importing.queue.BACKGROUND_ROWS` rows or
+more is not read in the request at all: its check or import is queued for
+``crm worker`` (:mod:`engine.services.importing.queue`) and the browser goes
+to the run's page, where a progress bar follows the run (``imports.js``
+polls the run's status; without scripts, the page's "Refresh" link) and
+then shows the same report.  The file stays in the run's row, so "Import"
+after a background check sends nothing again.
 """
 
 from __future__ import annotations
@@ -15,11 +23,12 @@ import base64
 import binascii
 from typing import Any
 
-from flask import Response, render_template, request
+from flask import Response, jsonify, redirect, render_template, request, url_for
 
-from engine.errors import ValidationFailed
+from engine.errors import NotFound, ValidationFailed
 from engine.services.exporting import Exporter
 from engine.services.importing import Importer
+from engine.services.importing.queue import BACKGROUND_ROWS, ImportQueue, ImportRun, rows_estimate
 from engine.storage.queries import Sort
 from engine.web.context import actor, language, login_required, site
 from engine.web.downloads import export_response
@@ -61,8 +70,26 @@ WORDS: dict[str, dict[str, str]] = {
     "columns": {"en": "Columns", "zh": "列对应"},
     "download_rejected": {"en": "Download the refused rows (CSV)", "zh": "下载被拒绝的行(CSV)"},
     "choose_file": {"en": "Choose a file to import.", "zh": "请选择要导入的文件。"},
-    "too_big": {"en": "The file is larger than {size} MB: use 'crm import' for it.",
-                "zh": "文件超过 {size} MB:请使用 crm import 命令导入。"},
+    "too_big": {"en": "The file is larger than {size} MB: import it with 'crm import "
+                       "--background' or the API (background=true).",
+                "zh": "文件超过 {size} MB:请使用 crm import --background 命令或 API"
+                      "(background=true)导入。"},
+    "big_file": {"en": "Files of {rows} rows or more are checked and imported in the "
+                       "background: you can leave the page and come back to it.",
+                 "zh": "{rows} 行及以上的文件将在后台检查和导入:您可以离开此页面,稍后再回来查看。"},
+    "run_title": {"en": "Import {number}: {file}", "zh": "导入 {number}:{file}"},
+    "status_queued": {"en": "Waiting for a worker to start it…", "zh": "等待后台进程开始…"},
+    "status_running": {"en": "Running: {done} of about {total} rows read",
+                       "zh": "进行中:已读取 {done} 行,共约 {total} 行"},
+    "status_running_plain": {"en": "Running…", "zh": "进行中…"},
+    "status_failed": {"en": "The import failed", "zh": "导入失败"},
+    "checking": {"en": "Checking the file", "zh": "正在检查文件"},
+    "importing": {"en": "Importing the file", "zh": "正在导入文件"},
+    "refresh": {"en": "Refresh", "zh": "刷新"},
+    "no_worker": {"en": "If it stays waiting, no worker may be running: an administrator starts "
+                        "one with 'crm worker'.",
+                  "zh": "如果一直处于等待状态,可能没有运行后台进程:请管理员使用 crm worker 启动。"},
+    "another": {"en": "Import another file", "zh": "导入其他文件"},
     "export_csv": {"en": "Export CSV", "zh": "导出 CSV"},
     "export_xlsx": {"en": "Export Excel", "zh": "导出 Excel"},
 }
@@ -99,12 +126,13 @@ def _upsert_choices(entity: Any) -> list[tuple[str, str]]:
 
 def _render(entity: Any, **extra: Any) -> str:
     return render_template("import.html", entity=entity, upsert_choices=_upsert_choices(entity),
-                           w=word, max_mb=MAX_UPLOAD // (1024 * 1024), **extra)
+                           w=word, max_mb=MAX_UPLOAD // (1024 * 1024),
+                           background_rows=f"{BACKGROUND_ROWS:,}", **extra)
 
 
 @bp.route("/r/<entity_key>/import", methods=["GET", "POST"])
 @login_required
-def import_records(entity_key: str) -> tuple[str, int]:
+def import_records(entity_key: str) -> tuple[str, int] | Response:
     entity, _ = entity_and_views(entity_key)
     me = actor()
     opened = site()
@@ -132,6 +160,12 @@ def import_records(entity_key: str) -> tuple[str, int]:
         return _render(entity, problem=word("too_big", size=MAX_UPLOAD // (1024 * 1024)),
                        options=options), 413
     dry_run = form.get("action") != "import"
+    if rows_estimate(data, name) >= BACKGROUND_ROWS:
+        run = _queue().enqueue(me, entity.key, data, name, dry_run=dry_run,
+                               upsert_on=options["upsert_on"], good_rows=options["good_rows"],
+                               remember=options["remember"])
+        return redirect(url_for("records.import_run", entity_key=entity.key, run_id=run.id),
+                        303)
     report = importer.run(me, entity.key, data, name, dry_run=dry_run,
                           upsert_on=options["upsert_on"], good_rows=options["good_rows"])
     if options["remember"] and report.written and report.columns:
@@ -151,6 +185,75 @@ def import_rejected(entity_key: str) -> Response:
     text = request.form.get("rejected", "")
     return Response("\ufeff" + text, content_type="text/csv; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="{entity.key}.rejected.csv"'})
+
+
+def _queue() -> ImportQueue:
+    return ImportQueue.for_site(site())
+
+
+def _run_of(entity_key: str, run_id: int) -> tuple[Any, ImportRun]:
+    """The entity and the run, if the actor may see it and it imports into that entity."""
+    entity, _ = entity_and_views(entity_key)
+    run = _queue().get(actor(), run_id)
+    if run.entity != entity.key:
+        raise NotFound(word("run_title", number=run_id, file="?"))
+    return entity, run
+
+
+def _status(run: ImportRun) -> dict[str, Any]:
+    """What the progress bar shows, for the page and for its script."""
+    if run.status == "queued":
+        text = word("status_queued")
+    elif run.status == "running":
+        text = (word("status_running", done=f"{run.rows_done:,}", total=f"{run.rows_total:,}")
+                if run.rows_total else word("status_running_plain"))
+    else:
+        text = word("status_failed") if run.status == "failed" else ""
+    return {"status": run.status, "rows_done": run.rows_done, "rows_total": run.rows_total,
+            "percent": run.percent, "finished": run.finished, "text": text}
+
+
+@bp.route("/r/<entity_key>/imports/<int:run_id>")
+@login_required
+def import_run(entity_key: str, run_id: int) -> tuple[str, int]:
+    """A background check or import: its progress while it runs, then its report."""
+    entity, run = _run_of(entity_key, run_id)
+    report = run.import_report()
+    status = 200
+    if report is not None and not (report.ok or report.written):
+        status = 422
+    return render_template(
+        "import_run.html", entity=entity, run=run, report=report, w=word, progress=_status(run),
+        options=run.options, carried="", filename=run.file_name, rejected="",
+        status_url=url_for("records.import_run_status", entity_key=entity.key, run_id=run.id),
+    ), status
+
+
+@bp.route("/r/<entity_key>/imports/<int:run_id>/status")
+@login_required
+def import_run_status(entity_key: str, run_id: int) -> Response:
+    """The run's progress as JSON, for the page's script."""
+    _, run = _run_of(entity_key, run_id)
+    return jsonify(_status(run))
+
+
+@bp.route("/r/<entity_key>/imports/<int:run_id>/rejected.csv")
+@login_required
+def import_run_rejected(entity_key: str, run_id: int) -> Response:
+    """The rows a background import refused, with their reasons."""
+    entity, run = _run_of(entity_key, run_id)
+    text = _queue().rejected(actor(), run.id) or ""
+    return Response("\ufeff" + text, content_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="{entity.key}.rejected.csv"'})
+
+
+@bp.route("/r/<entity_key>/imports/<int:run_id>/import", methods=["POST"])
+@login_required
+def import_checked(entity_key: str, run_id: int) -> Response:
+    """"Import" after a background check: the kept file, queued for real."""
+    entity, run = _run_of(entity_key, run_id)
+    again = _queue().import_checked(actor(), run.id)
+    return redirect(url_for("records.import_run", entity_key=entity.key, run_id=again.id), 303)
 
 
 @bp.route("/r/<entity_key>/export")
@@ -173,4 +276,5 @@ def export_records(entity_key: str) -> Response:
                            include_archived=request.args.get("archived") == "1")
 
 
-__all__ = ["export_records", "import_records", "import_rejected"]
+__all__ = ["export_records", "import_checked", "import_records", "import_rejected", "import_run",
+           "import_run_rejected", "import_run_status"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -114,7 +114,9 @@ def parse_datetime(value: Any, language: str, zone: dt.tzinfo) -> dt.datetime:
 class CellReader:
     """Translates the cells of one entity's columns for one actor (see the module docstring)."""
 
-    def __init__(self, entity: Entity, language: str, timezone: str = "UTC") -> None:
+    def __init__(self, entity: Entity, language: str, timezone: str = "UTC", *,
+                 fields: Mapping[str, Field] | None = None) -> None:
+        """``fields`` reads the cells of other fields than the entity's own (a line's)."""
         self.entity = entity
         self.language = language
         try:
@@ -123,7 +125,7 @@ class CellReader:
             self.zone = dt.UTC
         self._choices: dict[str, dict[str, str]] = {}
         self._exact: dict[str, dict[str, str]] = {}  # labels and keys exactly as written
-        for found in entity.fields.values():
+        for found in (entity.fields if fields is None else fields).values():
             if found.value_type == "choice":
                 names: dict[str, str] = {}
                 exact: dict[str, str] = {}

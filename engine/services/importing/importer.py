@@ -10,6 +10,12 @@ and ``create``/``update`` rights, row scopes, hidden and read-only fields,
 required fields, types, lengths, references, unique values, stage rules
 and hooks.
 
+A file may also give the fields of the entity's lines, one row per line
+(:mod:`~engine.services.importing.lines`): the rows of a record are then
+read together and the record is created with all its lines at once, in
+the same batches; the messages about a line land on the line of the file
+it came from.  Files without line columns never take that path.
+
 Every row is checked even after the first error, so the report is
 complete.  At the end the transaction is committed only when the import is
 not a dry run and either found no error or was asked to import the good
@@ -36,6 +42,7 @@ from engine.services.importing.cells import (
     ReferenceFinder,
     reference_text,
 )
+from engine.services.importing.lines import LineGroup, continues, line_groups, where
 from engine.services.importing.mapping import (
     Column,
     ColumnPlan,
@@ -73,6 +80,10 @@ class _Row:
     values: dict[str, Any] = field(default_factory=dict)
     errors: dict[str, list[str]] = field(default_factory=dict)
     record_id: int | None = None  # the record an upsert updates
+    #: With line columns: the line of the file each line came from, by lines field, and
+    #: the further rows of the record (line, cells).
+    lines_at: dict[str, list[int]] | None = None
+    more: list[tuple[int, list[Any]]] | None = None
 
     def fail(self, key: str, text: str) -> None:
         self.errors.setdefault(key, []).append(text)
@@ -90,6 +101,7 @@ class _Run:
     reader: CellReader
     finder: ReferenceFinder
     upsert_on: str | None
+    timezone: str = "UTC"
     seen_keys: dict[Any, int] = field(default_factory=dict)
     #: (cell index, field key, converter) per column; None for references, owner and id.
     converters: list[tuple[int, str, Any]] = field(default_factory=list)
@@ -104,6 +116,11 @@ class _Run:
     #: (cell index, field key, converter) of every column, references included, when no
     #: column is the owner or the id (whose blank cells are left out, not None); else None.
     plain: list[tuple[int, str, Any]] | None = None
+    #: The line columns, by lines field (empty for a file without any).
+    line_groups: tuple[LineGroup, ...] = ()
+    #: The cells of the record's own columns and of the line columns.
+    record_indexes: tuple[int, ...] = ()
+    line_indexes: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         self.blank_headers = tuple(i for i, name in enumerate(self.header) if not name)
@@ -121,6 +138,15 @@ class _Run:
         if all(c.field in self.entity.fields for c in self.plan.columns):
             self.plain = [(index, key, convert or _reference_reader(self.entity.fields[key]))
                           for index, key, convert in self.converters]
+        if self.plan.line_columns:
+            self.line_groups = line_groups(self.entity, self.plan, self.reader.language,
+                                           self.timezone)
+            self.record_indexes = tuple(c.index for c in self.plan.columns)
+            self.line_indexes = tuple(c.index for c in self.plan.line_columns)
+
+    def continues(self, cells: list[Any] | None) -> bool:
+        """Whether the row is a further line of the record above."""
+        return cells is not None and continues(cells, self.record_indexes, self.line_indexes)
 
 
 class Importer:
@@ -157,11 +183,16 @@ class Importer:
         mapping: Mapping[str, str | None] | None = None,
         good_rows: bool = False,
         progress: Callable[[int, int], None] | None = None,
+        before_commit: Callable[[Connection, ImportReport], None] | None = None,
     ) -> ImportReport:
         """Import (or, with ``dry_run``, only check) the file; the report says what happened.
 
         ``progress(rows, total)`` is called after each batch with the rows just
-        done and an estimate of all the rows.
+        done and an estimate of all the rows.  ``before_commit(conn, report)``
+        is called inside the import's transaction just before a written import
+        commits, so what the caller records of it (a background run's outcome)
+        commits with the rows or not at all; an exception from it rolls the
+        import back.
         """
         entity = self.allow(actor, entity_key)
         language = actor.language
@@ -177,7 +208,8 @@ class Importer:
             return report
         run = _Run(actor=actor, entity=entity, plan=plan, header=sheet.header, report=report,
                    reader=CellReader(entity, language, self.timezone),
-                   finder=ReferenceFinder(self.records, actor), upsert_on=upsert_on)
+                   finder=ReferenceFinder(self.records, actor), upsert_on=upsert_on,
+                   timezone=self.timezone)
         try:
             with write_transaction(self.records.engine) as conn:
                 self._all_rows(conn, run, sheet, progress)
@@ -185,6 +217,13 @@ class Importer:
                     raise _Undo
                 if not (report.created or report.updated):
                     raise _Undo
+                if before_commit is not None:
+                    report.written = True  # what the caller records, once this commits
+                    try:
+                        before_commit(conn, report)
+                    except BaseException:
+                        report.written = False
+                        raise
             report.written = True
         except _Undo:
             pass
@@ -221,6 +260,7 @@ class Importer:
         report.file_errors.extend(plan.problems)
         report.skipped_columns = list(plan.skipped)
         report.columns = {c.header: c.field for c in plan.columns}
+        report.columns.update({c.header: c.key for c in plan.line_columns})
         return plan
 
     # -- rows --------------------------------------------------------------------------
@@ -229,13 +269,24 @@ class Importer:
                   progress: Callable[[int, int], None] | None) -> None:
         pending: list[tuple[int, list[Any] | None]] = []
         try:
-            for line, cells in sheet.rows:
-                pending.append((line, cells))
-                if len(pending) >= self.batch_size:
-                    self._batch(conn, run, pending)
-                    if progress:
-                        progress(len(pending), sheet.size_hint)
-                    pending = []
+            if run.line_groups:
+                # A batch ends before a row starting a record, never inside a record's lines.
+                for line, cells in sheet.rows:
+                    if len(pending) >= self.batch_size and not run.continues(cells) and (
+                            cells is None or any(map(_filled, cells))):
+                        self._batch(conn, run, pending)
+                        if progress:
+                            progress(len(pending), sheet.size_hint)
+                        pending = []
+                    pending.append((line, cells))
+            else:
+                for line, cells in sheet.rows:
+                    pending.append((line, cells))
+                    if len(pending) >= self.batch_size:
+                        self._batch(conn, run, pending)
+                        if progress:
+                            progress(len(pending), sheet.size_hint)
+                        pending = []
         except ValidationFailed as exc:  # the file itself breaks off (a broken CSV quote)
             run.report.file_errors.extend(t for texts in exc.errors.values() for t in texts)
             return
@@ -246,19 +297,28 @@ class Importer:
 
     def _batch(self, conn: Connection, run: _Run,
                pending: Sequence[tuple[int, list[Any] | None]]) -> None:
-        rows = [row for line, cells in pending if (row := self._read_row(run, line, cells))]
-        run.report.rows += len(rows)
+        if run.line_groups:
+            rows = self._read_records(run, pending)
+        else:
+            rows = [row for line, cells in pending if (row := self._read_row(run, line, cells))]
+            run.report.rows += len(rows)
         self._duplicates(run, rows)
         self._find_references(conn, run, rows)
+        if run.line_groups:
+            self._find_line_references(conn, run, rows)
         creates = rows
         if run.upsert_on:
             creates = self._match(conn, run, rows)
             self._update(conn, run, [r for r in rows if r.record_id is not None])
         self._create(conn, run, creates)
-        for row in rows:
-            if row.errors:
-                run.report.row_errors.append(RowError(row.line, self._by_column(run, row.errors),
-                                                      row.cells))
+        if run.line_groups:
+            for row in rows:
+                self._report_record(run, row)
+        else:
+            for row in rows:
+                if row.errors:
+                    run.report.row_errors.append(RowError(
+                        row.line, self._by_column(run, row.errors), row.cells))
         run.report.row_errors.sort(key=lambda e: e.line)
 
     def _read_row(self, run: _Run, line: int, cells: list[Any] | None) -> _Row | None:
@@ -314,6 +374,134 @@ class Importer:
             except CellProblem as problem:
                 row.fail(key, problem.text)
         return row
+
+    # -- records with lines ------------------------------------------------------------
+
+    def _read_records(self, run: _Run, pending: Sequence[tuple[int, list[Any] | None]],
+                      ) -> list[_Row]:
+        """A row per record, its lines (from its own row and the rows continuing it) in
+        its values; a row continuing no record is refused on its own."""
+        language = run.actor.language
+        rows: list[_Row] = []
+        current: _Row | None = None
+        width = len(run.header)
+        for line, cells in pending:
+            if cells is not None and not any(map(_filled, cells)):
+                continue  # blank lines between rows are not rows
+            run.report.rows += 1
+            if run.continues(cells):
+                assert cells is not None
+                if current is None:
+                    run.report.row_errors.append(RowError(
+                        line, {ROW_KEY: [say("continuation_first", language)]}, cells))
+                    continue
+                assert current.more is not None
+                current.more.append((line, cells))
+                at = f"{ROW_KEY}@{line}"
+                if len(cells) > width and any(_filled(c) for c in cells[width:]):
+                    current.fail(at, say("too_many_cells", language, count=len(cells),
+                                         header=width))
+                for index in run.blank_headers:
+                    if index < len(cells) and _filled(cells[index]):
+                        current.fail(at, say("blank_header", language, number=index + 1))
+                self._read_lines(run, current, line, cells)
+                continue
+            row = self._read_row(run, line, cells)
+            assert row is not None
+            row.lines_at = {group.key: [] for group in run.line_groups}
+            row.more = []
+            if cells is not None:
+                self._read_lines(run, row, line, cells)
+            rows.append(row)
+            current = row
+        return rows
+
+    def _read_lines(self, run: _Run, row: _Row, line: int, cells: list[Any]) -> None:
+        """The lines a row gives (at most one per lines field), added to the record's."""
+        assert row.lines_at is not None
+        count = len(cells)
+        for group in run.line_groups:
+            if not any(_filled(cells[i]) for i in group.indexes if i < count):
+                continue
+            lines = row.values.setdefault(group.key, [])
+            place = len(lines)
+            values: dict[str, Any] = {}
+            for index, key, convert in group.columns:
+                raw = cells[index] if index < count else None
+                try:
+                    if convert is None:
+                        text = reference_text(raw)
+                        values[key] = _Ref(group.field.fields[key].to or "", text) if text else None
+                    else:
+                        values[key] = convert(raw)
+                except CellProblem as problem:
+                    row.fail(f"{group.key}[{place}].{key}", problem.text)
+            lines.append(values)
+            row.lines_at[group.key].append(line)
+
+    def _find_line_references(self, conn: Connection, run: _Run, rows: list[_Row]) -> None:
+        """The ids of the records the lines name (a product by its code or name)."""
+        wanted: dict[str, set[str]] = {}
+        for row in rows:
+            for group in run.line_groups:
+                for values in row.values.get(group.key) or ():
+                    for value in values.values():
+                        if isinstance(value, _Ref):
+                            wanted.setdefault(value.target, set()).add(value.text)
+        for target, texts in wanted.items():
+            run.finder.prepare(conn, target, texts)
+        for row in rows:
+            for group in run.line_groups:
+                for place, values in enumerate(row.values.get(group.key) or ()):
+                    for key, value in list(values.items()):
+                        if not isinstance(value, _Ref):
+                            continue
+                        try:
+                            values[key] = run.finder.get(value.target, value.text)
+                        except CellProblem as problem:
+                            row.fail(f"{group.key}[{place}].{key}", problem.text)
+                            del values[key]
+
+    def _report_record(self, run: _Run, row: _Row) -> None:
+        """A refused record's messages, each on the line of the file it is about; its other
+        rows go to the file of rejected rows with it."""
+        if not row.errors:
+            return
+        assert row.lines_at is not None and row.more is not None
+        by_line: dict[int, dict[str, list[str]]] = {}
+        for key, texts in row.errors.items():
+            line, name = self._place(run, row, key)
+            by_line.setdefault(line, {}).setdefault(name, []).extend(texts)
+        cells = {row.line: row.cells, **dict(row.more)}
+        for line in (row.line, *(line for line, _ in row.more)):
+            if line in by_line:
+                run.report.row_errors.append(RowError(line, by_line[line], cells[line]))
+            else:
+                run.report.record_rows.append((line, cells[line], row.line))
+
+    def _place(self, run: _Run, row: _Row, key: str) -> tuple[int, str]:
+        """The line of the file and the column a message of the record is about."""
+        language = run.actor.language
+        assert row.lines_at is not None
+        if key.startswith(f"{ROW_KEY}@"):
+            return int(key.partition("@")[2]), ROW_KEY
+        found = where(key)
+        if found is None:
+            return row.line, next(iter(self._by_column(run, {key: []})))
+        lines_key, place, sub = found
+        lines = row.lines_at.get(lines_key) or []
+        line = lines[place] if place < len(lines) else row.line
+        outer = run.entity.fields.get(lines_key)
+        if outer is None or outer.type != "lines":
+            return line, key
+        if sub is None:
+            return line, outer.label.get(language)
+        name = run.plan.header_of_line(lines_key, sub)
+        if name is None:
+            inner = outer.fields.get(sub)
+            name = (f"{outer.label.get(language)} / "
+                    f"{inner.label.get(language) if inner is not None else sub}")
+        return line, name
 
     def _duplicates(self, run: _Run, rows: list[_Row]) -> None:
         """A unique value given twice in the file: the later row names the earlier line."""

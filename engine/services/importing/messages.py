@@ -50,7 +50,25 @@ WORDS: dict[str, dict[str, str]] = {
         "zh": "列“{column}”:字段“{field}”不能导入({reason})。",
     },
     "reason_system": {"en": "the system sets it", "zh": "由系统设置"},
-    "reason_lines": {"en": "it holds lines", "zh": "它包含明细行"},
+    "reason_lines": {
+        "en": "it holds lines: give each field of a line its own column, such as '{example}'",
+        "zh": "它包含明细行:请为明细的每个字段单独设一列,例如“{example}”",
+    },
+    "continuation_first": {
+        "en": "This row continues the lines of a record, but no record comes before it: fill "
+              "the record's columns on the first row of its lines.",
+        "zh": "该行是某条记录的后续明细行,但前面没有记录:请在明细的第一行填写记录本身的各列。",
+    },
+    "record_refused": {
+        "en": "Not imported with the rest of the record that starts on line {line}.",
+        "zh": "未导入:从第 {line} 行开始的记录有错误,该行随之一并拒绝。",
+    },
+    "export_lines": {"en": "Export Excel, a row per line of {lines}",
+                     "zh": "导出 Excel(每条{lines}一行)"},
+    "no_lines_field": {
+        "en": "{entity} has no lines '{field}' you may see.",
+        "zh": "{entity}没有您可查看的明细“{field}”。",
+    },
     "mapping_field_unknown": {
         "en": "The mapping sends column '{column}' to '{field}', which is not a field of {entity}.",
         "zh": "映射把列“{column}”对应到“{field}”,但{entity}没有这个字段。",

@@ -53,6 +53,10 @@ class ImportReport:
     skipped_columns: list[str] = field(default_factory=list)
     columns: dict[str, str] = field(default_factory=dict)  # header → field
     header: list[str] = field(default_factory=list)
+    #: Rows of refused records with no message of their own — a further line of a record
+    #: refused for another of its rows — as (line, cells, the record's first line); they go
+    #: to the file of rejected rows with the record, so it imports again as a whole.
+    record_rows: list[tuple[int, list[Any], int]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -80,9 +84,12 @@ class ImportReport:
         writer.writerow([*self.header, say("line_word", language),
                          say("errors_column", language)])
         width = len(self.header)
-        for error in self.row_errors:
-            cells = ["" if c is None else c for c in error.cells[:width]]
+        rows = [(e.line, e.cells, "; ".join(f"{column}: {text}" for column, text in e.messages()))
+                for e in self.row_errors]
+        rows += [(line, cells, say("record_refused", language, line=first))
+                 for line, cells, first in self.record_rows]
+        for line, found, reasons in sorted(rows, key=lambda r: r[0]):
+            cells = ["" if c is None else c for c in found[:width]]
             cells += [""] * (width - len(cells))
-            reasons = "; ".join(f"{column}: {text}" for column, text in error.messages())
-            writer.writerow([*cells, error.line, reasons])
+            writer.writerow([*cells, line, reasons])
         return out.getvalue()
