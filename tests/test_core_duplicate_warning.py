@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 from engine.context import Actor
@@ -124,3 +126,38 @@ def test_quick_create_warns_as_the_form_does(site):
     fresh = post(client, "/quick/customer/new", {**typed, "quick-customer-new-name": "全新客户"})
     assert fresh.status_code == 302
     assert site.records.count(Actor.system(), "customer") == before + 2
+
+
+def test_an_import_warns_of_rows_like_readable_records_and_earlier_rows(site):
+    from engine.services.importing import Importer
+
+    site.users.create("mgr", password=PASSWORD, roles=["manager"])
+    site.users.teams.create("east", manager="mgr")
+    site.users.teams.add_member("east", "rep")  # mgr reads rep's customers, not other's
+    mgr = site.users.actor("mgr")
+    data = ("名称,电话,邮箱\n"
+            "华信科技（有限公司）,021 5080 1234,\n"       # line 2: name and phone
+            "远方咨询,,\n"                                 # 3: like another's customer only
+            "全新客户甲,,new@example.com\n"                # 4: nothing alike
+            "\"全新客户甲 Co., Ltd.\",,NEW@example.com\n"  # 5: like line 4
+            "Contoso,,sales@northwind.example.com\n")      # 6: e-mail of a readable one
+    before = site.records.count(Actor.system(), "customer")
+    report = Importer(site.records).run(mgr, "customer", data.encode(), "c.csv", dry_run=True)
+    assert report.ok and report.created == 5, [e.to_dict() for e in report.row_errors]
+    found = {d.line: d.to_dict() for d in report.likely_duplicates}
+    assert sorted(found) == [2, 5, 6]
+    assert [(m["name"], m["reasons"]) for m in found[2]["records"]] == [
+        ("华信科技有限公司", ["name", "phone"])]
+    assert found[5] == {"line": 5, "records": [], "lines": [
+        {"line": 4, "reasons": ["name", "email"]}]}
+    assert found[6]["records"][0]["reasons"] == ["email"]
+    assert site.records.count(Actor.system(), "customer") == before  # a check writes nothing
+
+    client = create_app(site, testing=True).test_client()
+    login(client, "mgr", PASSWORD)
+    page = post(client, "/r/customer/import", {
+        "action": "check", "file": (io.BytesIO(data.encode()), "c.csv")},
+        content_type="multipart/form-data")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "3 row(s) look like records already there" in html
+    assert "华信科技有限公司" in html and "line 4 of this file" in html and "远方咨询" not in html

@@ -166,6 +166,7 @@ def import_problem(exc: ImportRefused) -> Response:
                    report=exc.report.to_dict())
 
 
+_REASONS = {"type": "array", "items": {"type": "string", "enum": ["name", "phone", "email"]}}
 REPORT_SCHEMA: dict[str, Any] = {
     "ImportReport": {
         "type": "object",
@@ -186,6 +187,23 @@ REPORT_SCHEMA: dict[str, Any] = {
             "skipped_columns": {"type": "array", "items": {"type": "string"}},
             "columns": {"type": "object", "description": "Column header → field key.",
                         "additionalProperties": {"type": "string"}},
+            "likely_duplicates": {
+                "type": "array",
+                "description": "Warnings, not refusals: new records that look like records "
+                               "the caller can read, or like earlier rows of the file, by "
+                               "normalised name, phone or e-mail (checked entities only).",
+                "items": {
+                    "type": "object", "required": ["line", "records", "lines"],
+                    "properties": {
+                        "line": {"type": "integer"},
+                        "records": {"type": "array", "items": {
+                            "type": "object", "required": ["id", "reasons"],
+                            "properties": {"id": {"type": "integer"}, "name": {},
+                                           "reasons": _REASONS}}},
+                        "lines": {"type": "array", "items": {
+                            "type": "object", "required": ["line", "reasons"],
+                            "properties": {"line": {"type": "integer"},
+                                           "reasons": _REASONS}}}}}},
         },
     },
     "ImportRun": {

@@ -44,6 +44,18 @@ def print_report(report: ImportReport, limit: int = SHOWN_ERRORS) -> None:
             click.echo(line, err=True)
         if len(report.row_errors) > limit:
             click.echo(f"… and {len(report.row_errors) - limit} more refused row(s).", err=True)
+    if report.likely_duplicates:
+        click.echo(f"{len(report.likely_duplicates)} row(s) look like existing records or "
+                   f"earlier rows (not refused; check them):")
+        shown = [[str(d.line), ", ".join(
+            [f"#{m['id']} {m.get('name') or ''}".strip() for m in d.records]
+            + [f"line {m['line']}" for m in d.lines]),
+            ", ".join(dict.fromkeys(r for m in d.records + d.lines for r in m["reasons"]))]
+            for d in report.likely_duplicates[:limit]]
+        for line in output.table(["line", "looks like", "matched on"], shown):
+            click.echo(line)
+        if len(report.likely_duplicates) > limit:
+            click.echo(f"… and {len(report.likely_duplicates) - limit} more.")
     verb = "would be" if report.dry_run else ("were" if report.written else "would have been")
     click.echo(f"{report.created} created, {report.updated} updated {verb} written; "
                f"{report.rejected} row(s) refused.")

@@ -132,16 +132,26 @@ class DuplicateIndex:
         self.phone_fields = tuple(phone_fields)
         self.email_fields = tuple(email_fields)
         self._by: dict[str, dict[str, list[Any]]] = {"name": {}, "phone": {}, "email": {}}
+        self._names: dict[Any, Any] = {}
+
+    def fresh(self) -> DuplicateIndex:
+        """An empty index comparing the same fields (for the rows of a file, say)."""
+        return DuplicateIndex(self.name_field, self.phone_fields, self.email_fields)
 
     @property
     def fields(self) -> list[str]:
         return [self.name_field, *self.phone_fields, *self.email_fields]
 
     def add(self, key: Any, values: Mapping[str, Any]) -> None:
+        self._names[key] = values.get(self.name_field)
         for reason, found in _keys(values, self.name_field, self.phone_fields,
                                    self.email_fields).items():
             for normalised in found:
                 self._by[reason].setdefault(normalised, []).append(key)
+
+    def name(self, key: Any) -> Any:
+        """The name (the title field's value) added under ``key``."""
+        return self._names.get(key)
 
     def matches(self, candidate: Mapping[str, Any]) -> dict[Any, tuple[str, ...]]:
         """The keys ``candidate`` probably is, each with its reasons (in name, phone, e-mail

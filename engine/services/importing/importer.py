@@ -35,6 +35,7 @@ from engine.context import Actor
 from engine.errors import CrmError, PermissionDenied, ValidationFailed
 from engine.i18n import message
 from engine.metadata.model import Entity
+from engine.services.duplicates import DuplicateIndex, duplicate_index
 from engine.services.importing.cells import (
     SPLIT_MANY,
     CellProblem,
@@ -52,12 +53,14 @@ from engine.services.importing.mapping import (
 )
 from engine.services.importing.messages import say
 from engine.services.importing.readers import Sheet, read_sheet
-from engine.services.importing.report import ImportReport, RowError
+from engine.services.importing.report import ImportReport, LikelyDuplicate, RowError
 from engine.services.values import ValueProblem, coerce
 from engine.storage.database import write_transaction
 
 #: Rows handed to the record service at once.
 BATCH_SIZE = 1000
+#: Likely duplicates named per row of the report (the strongest first).
+SHOWN_MATCHES = 5
 ROW_KEY = "row"
 
 
@@ -116,6 +119,10 @@ class _Run:
     #: (cell index, field key, converter) of every column, references included, when no
     #: column is the owner or the id (whose blank cells are left out, not None); else None.
     plain: list[tuple[int, str, Any]] | None = None
+    #: For an entity checked for likely duplicates: the records the actor reads, and the
+    #: rows of the file created so far (None for other entities).
+    existing: DuplicateIndex | None = None
+    in_file: DuplicateIndex | None = None
     #: The line columns, by lines field (empty for a file without any).
     line_groups: tuple[LineGroup, ...] = ()
     #: The cells of the record's own columns and of the line columns.
@@ -210,6 +217,8 @@ class Importer:
                    reader=CellReader(entity, language, self.timezone),
                    finder=ReferenceFinder(self.records, actor), upsert_on=upsert_on,
                    timezone=self.timezone)
+        run.existing = duplicate_index(self.records, actor, entity.key)
+        run.in_file = run.existing.fresh() if run.existing is not None else None
         try:
             with write_transaction(self.records.engine) as conn:
                 self._all_rows(conn, run, sheet, progress)
@@ -626,11 +635,28 @@ class Importer:
         for row, record_id, errors in zip(rows, outcome.ids, outcome.errors, strict=True):
             if record_id is not None:
                 run.report.created += 1
+                if run.existing is not None:
+                    self._likely_duplicate(run, row)
             for key, texts in (errors or {}).items():
                 if key in row.errors:
                     continue  # the cell's own message says it already
                 for text in texts:
                     row.fail(key, text)
+
+    @staticmethod
+    def _likely_duplicate(run: _Run, row: _Row) -> None:
+        """Warn of a new record that looks like a readable record or an earlier row (by
+        normalised name, phone or e-mail, as the form warns before saving)."""
+        assert run.existing is not None and run.in_file is not None
+        records = list(run.existing.matches(row.values).items())[:SHOWN_MATCHES]
+        lines = list(run.in_file.matches(row.values).items())[:SHOWN_MATCHES]
+        if records or lines:
+            run.report.likely_duplicates.append(LikelyDuplicate(
+                row.line,
+                [{"id": key, "name": run.existing.name(key), "reasons": list(reasons)}
+                 for key, reasons in records],
+                [{"line": key, "reasons": list(reasons)} for key, reasons in lines]))
+        run.in_file.add(row.line, row.values)
 
     @staticmethod
     def _by_column(run: _Run, errors: dict[str, list[str]]) -> dict[str, list[str]]:

@@ -74,7 +74,7 @@ from engine.errors import (
 from engine.i18n import words_in
 from engine.services.importing.importer import BATCH_SIZE, Importer
 from engine.services.importing.readers import read_sheet
-from engine.services.importing.report import ImportReport, RowError
+from engine.services.importing.report import ImportReport, LikelyDuplicate, RowError
 from engine.storage.database import write_transaction
 
 log = logging.getLogger(__name__)
@@ -190,7 +190,9 @@ class ImportRun:
             file_errors=list(data.get("file_errors") or []),
             row_errors=[RowError(e["line"], e["errors"]) for e in data.get("row_errors") or []],
             skipped_columns=list(data.get("skipped_columns") or []),
-            columns=dict(data.get("columns") or {}))
+            columns=dict(data.get("columns") or {}),
+            likely_duplicates=[LikelyDuplicate.from_dict(d)
+                               for d in data.get("likely_duplicates") or []])
 
     def to_dict(self) -> dict[str, Any]:
         """The run as the API shows it."""

@@ -33,6 +33,29 @@ class RowError:
 
 
 @dataclass
+class LikelyDuplicate:
+    """A row whose new record looks like a record already there, or like an earlier row.
+
+    A warning, not a refusal — the form, too, lets a user save anyway — so a
+    consultant sees it in the check before importing: ``records`` holds the
+    existing records it resembles (``id``, ``name``, ``reasons``: ``name``,
+    ``phone``, ``email``), ``lines`` the earlier rows of the file (``line``,
+    ``reasons``).
+    """
+
+    line: int
+    records: list[dict[str, Any]] = field(default_factory=list)
+    lines: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "records": self.records, "lines": self.lines}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LikelyDuplicate:
+        return cls(data["line"], list(data.get("records") or []), list(data.get("lines") or []))
+
+
+@dataclass
 class ImportReport:
     """The outcome of one import (or dry run) of one file.
 
@@ -57,6 +80,8 @@ class ImportReport:
     #: refused for another of its rows — as (line, cells, the record's first line); they go
     #: to the file of rejected rows with the record, so it imports again as a whole.
     record_rows: list[tuple[int, list[Any], int]] = field(default_factory=list)
+    #: New records that look like existing ones or like earlier rows (warnings).
+    likely_duplicates: list[LikelyDuplicate] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -74,6 +99,7 @@ class ImportReport:
             "encoding": self.encoding, "file_errors": self.file_errors,
             "row_errors": [e.to_dict() for e in self.row_errors],
             "skipped_columns": self.skipped_columns, "columns": self.columns,
+            "likely_duplicates": [d.to_dict() for d in self.likely_duplicates],
         }
 
     def rejected_csv(self, language: str = "en") -> str:
