@@ -510,3 +510,27 @@ def test_what_a_run_records_commits_with_the_rows_or_not_at_all(site):
     checked = importer.run(rep, "account", GOOD.encode(), "again.csv", dry_run=True,
                            before_commit=refuse)
     assert not checked.written and len(seen) == 1  # nothing to commit: never called
+
+
+def test_the_upload_page_takes_files_up_to_the_queues_limit(site):
+    """Above the page's usual 4 MB, a file goes to the background; above MAX_FILE it is refused
+    with a message (413), before anything is queued."""
+    from engine.services.importing.queue import MAX_FILE
+
+    client = create_app(site, testing=True).test_client()
+    login(client, "rep", PASSWORD)
+    wide = ("name,code,budget\n" + "".join(
+        f"{'Account with a long name ' * 4}{i},W-{i},1\n" for i in range(1000))).encode()
+    assert len(wide) < 1024 * 1024 * 5 and wide.count(b"\n") < BACKGROUND_ROWS
+    padded = wide + b" " * (5 * 1024 * 1024)  # 5 MB: few rows, but too big to carry back
+    answer = post(client, "/r/account/import", {"action": "check",
+                                                "file": (io.BytesIO(padded), "wide.csv")},
+                  content_type="multipart/form-data")
+    assert answer.status_code == 303 and "/r/account/imports/" in answer.headers["Location"]
+    over = b"name\n" + b"x" * MAX_FILE
+    refused = post(client, "/r/account/import", {"action": "check",
+                                                 "file": (io.BytesIO(over), "huge.csv")},
+                   content_type="multipart/form-data")
+    assert refused.status_code == 413
+    assert f"larger than {MAX_FILE // (1024 * 1024)} MB" in refused.get_data(as_text=True)
+    assert len(queue(site).recent(site.users.actor("rep"))) == 1

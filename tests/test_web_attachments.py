@@ -79,3 +79,18 @@ def test_an_oversized_upload_gets_413_and_leaves_nothing(site):
     assert site.attachments.list(site.users.actor("wang"), "customer", customer) == []
     files = site.config.root / "files"
     assert not files.exists() or [p for p in files.rglob("*") if p.is_file()] == []
+
+
+def test_files_above_the_pages_usual_limit_upload_within_the_attachment_limit(tmp_path, db_url):
+    """The request limit of the upload is the attachments' own (20 MB by default), not the
+    4 MB of other pages: it is set before the CSRF check reads the form."""
+    root = write_site(tmp_path / "site", db_url, ["core"])
+    with open_migrated(root) as site:
+        site.users.create("wang", password="password-1", roles=["sales"])
+        wang = _client(site, "wang")
+        customer = site.records.create(site.users.actor("wang"), "customer",
+                                       {"name": "Scans Ltd", "kind": "client"})["id"]
+        answer = _upload(wang, customer, (b"x" * (6 * 1024 * 1024), "scan.pdf"))
+        assert answer.status_code == 302
+        found = site.attachments.list(site.users.actor("wang"), "customer", customer)
+        assert [(f.name, f.size) for f in found] == [("scan.pdf", 6 * 1024 * 1024)]

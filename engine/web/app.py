@@ -59,6 +59,18 @@ log = logging.getLogger(__name__)
 SESSION_TIMEOUT = dt.timedelta(hours=8)
 
 
+#: Pages that take files larger than MAX_CONTENT_LENGTH, with the function giving their limit.
+LARGE_BODIES = {"attachments.upload": attachments.upload_limit,
+                "records.import_records": imports.upload_limit}
+
+
+def _body_limit() -> None:
+    """A page's own body limit, set before anything reads the form (the CSRF check does)."""
+    limit = LARGE_BODIES.get(request.endpoint or "")
+    if limit is not None:
+        request.max_content_length = limit()
+
+
 def create_app(site: Site, *, testing: bool = False) -> Flask:
     """A Flask app serving ``site`` (see the module docstring)."""
     app = Flask(__name__)
@@ -78,6 +90,7 @@ def create_app(site: Site, *, testing: bool = False) -> Flask:
     app.jinja_env.autoescape = True
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
+    app.before_request(_body_limit)  # before check_csrf reads the form
     app.before_request(load_actor)
     app.before_request(check_csrf)
     app.after_request(add_security_headers)

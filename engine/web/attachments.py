@@ -38,11 +38,15 @@ def _back(entity_key: str, record_id: int) -> Response:
                     + "#files")
 
 
+def upload_limit() -> int:
+    """The largest upload request: the files allowed at once, each of the largest size."""
+    return site().attachments.max_size * MAX_FILES_PER_REQUEST + 64 * 1024
+
+
 @bp.route("/r/<entity_key>/<int:record_id>/files", methods=["POST"])
 @login_required
 def upload(entity_key: str, record_id: int) -> Response:
     service = site().attachments
-    request.max_content_length = service.max_size * MAX_FILES_PER_REQUEST + 64 * 1024
     files = [f for f in request.files.getlist("files") if f.filename]
     if not files:
         raise ValidationFailed({"files": [translate("choose_files", language())]})

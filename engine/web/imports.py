@@ -28,13 +28,20 @@ from flask import Response, jsonify, redirect, render_template, request, url_for
 from engine.errors import NotFound, ValidationFailed
 from engine.services.exporting import Exporter
 from engine.services.importing import Importer
-from engine.services.importing.queue import BACKGROUND_ROWS, ImportQueue, ImportRun, rows_estimate
+from engine.services.importing.queue import (
+    BACKGROUND_ROWS,
+    MAX_FILE,
+    ImportQueue,
+    ImportRun,
+    rows_estimate,
+)
 from engine.storage.queries import Sort
 from engine.web.context import actor, language, login_required, site
 from engine.web.downloads import export_response
 from engine.web.records import _list_filters, bp, entity_and_views
 
-#: The largest file the page takes (the form carries it again to import after a check).
+#: The largest file checked in the request (the page carries it again, to import after the
+#: check); larger files, up to the queue's MAX_FILE, are checked and imported in the background.
 MAX_UPLOAD = 2 * 1024 * 1024
 
 WORDS: dict[str, dict[str, str]] = {
@@ -74,9 +81,11 @@ WORDS: dict[str, dict[str, str]] = {
                        "--background' or the API (background=true).",
                 "zh": "文件超过 {size} MB:请使用 crm import --background 命令或 API"
                       "(background=true)导入。"},
-    "big_file": {"en": "Files of {rows} rows or more are checked and imported in the "
-                       "background: you can leave the page and come back to it.",
-                 "zh": "{rows} 行及以上的文件将在后台检查和导入:您可以离开此页面,稍后再回来查看。"},
+    "big_file": {"en": "Files of {rows} rows or {mb} MB or more are checked and imported in "
+                       "the background: you can leave the page and come back to it. At most "
+                       "{max_mb} MB.",
+                 "zh": "{rows} 行或 {mb} MB 及以上的文件将在后台检查和导入:您可以离开此页面,"
+                       "稍后再回来查看。文件最大 {max_mb} MB。"},
     "run_title": {"en": "Import {number}: {file}", "zh": "导入 {number}:{file}"},
     "status_queued": {"en": "Waiting for a worker to start it…", "zh": "等待后台进程开始…"},
     "status_running": {"en": "Running: {done} of about {total} rows read",
@@ -138,8 +147,14 @@ def _upsert_choices(entity: Any) -> list[tuple[str, str]]:
 
 def _render(entity: Any, **extra: Any) -> str:
     return render_template("import.html", entity=entity, upsert_choices=_upsert_choices(entity),
-                           w=word, max_mb=MAX_UPLOAD // (1024 * 1024),
+                           w=word, max_mb=MAX_FILE // (1024 * 1024),
+                           background_mb=MAX_UPLOAD // (1024 * 1024),
                            background_rows=f"{BACKGROUND_ROWS:,}", **extra)
+
+
+def upload_limit() -> int:
+    """The largest request of the upload page: the largest file a background run takes."""
+    return MAX_FILE + 64 * 1024
 
 
 @bp.route("/r/<entity_key>/import", methods=["GET", "POST"])
@@ -156,7 +171,7 @@ def import_records(entity_key: str) -> tuple[str, int] | Response:
     upload = request.files.get("file")
     data, name = b"", ""
     if upload is not None and upload.filename:
-        data, name = upload.read(MAX_UPLOAD + 1), upload.filename
+        data, name = upload.read(MAX_FILE + 1), upload.filename
     elif form.get("carried"):
         try:
             data = base64.b64decode(form["carried"], validate=True)
@@ -168,11 +183,11 @@ def import_records(entity_key: str) -> tuple[str, int] | Response:
                "remember": form.get("remember") == "1"}
     if not data:
         return _render(entity, problem=word("choose_file"), options=options), 422
-    if len(data) > MAX_UPLOAD:
-        return _render(entity, problem=word("too_big", size=MAX_UPLOAD // (1024 * 1024)),
+    if len(data) > MAX_FILE:
+        return _render(entity, problem=word("too_big", size=MAX_FILE // (1024 * 1024)),
                        options=options), 413
     dry_run = form.get("action") != "import"
-    if rows_estimate(data, name) >= BACKGROUND_ROWS:
+    if len(data) > MAX_UPLOAD or rows_estimate(data, name) >= BACKGROUND_ROWS:
         run = _queue().enqueue(me, entity.key, data, name, dry_run=dry_run,
                                upsert_on=options["upsert_on"], good_rows=options["good_rows"],
                                remember=options["remember"])
