@@ -7,7 +7,9 @@ a ratio against a baseline measured in the same process, in the same run.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
+import multiprocessing
 import os
 import platform
 import statistics
@@ -15,6 +17,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -117,3 +120,20 @@ def scratch_database(url: str | None, tmp: Path) -> Iterator[str]:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+def _captured(run: Callable[..., Any], *args: Any) -> tuple[Any, str]:
+    """In the fresh process: the benchmark's result and what it printed."""
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        result = run(*args)
+    return result, printed.getvalue()
+
+
+def isolated(run: Callable[..., Any], *args: Any) -> Any:
+    """``run(*args)`` in a fresh Python process; what it prints is printed here."""
+    with ProcessPoolExecutor(max_workers=1,
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        result, printed = pool.submit(_captured, run, *args).result()
+    sys.stdout.write(printed)
+    return result
