@@ -25,7 +25,7 @@ an unexpected exception — leaves the database as it was.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -450,15 +450,9 @@ class Importer:
 
     def _find_line_references(self, conn: Connection, run: _Run, rows: list[_Row]) -> None:
         """The ids of the records the lines name (a product by its code or name)."""
-        wanted: dict[str, set[str]] = {}
-        for row in rows:
-            for group in run.line_groups:
-                for values in row.values.get(group.key) or ():
-                    for value in values.values():
-                        if isinstance(value, _Ref):
-                            wanted.setdefault(value.target, set()).add(value.text)
-        for target, texts in wanted.items():
-            run.finder.prepare(conn, target, texts)
+        _look_up(conn, run, (value for row in rows for group in run.line_groups
+                             for values in row.values.get(group.key) or ()
+                             for value in values.values()))
         for row in rows:
             for group in run.line_groups:
                 for place, values in enumerate(row.values.get(group.key) or ()):
@@ -531,15 +525,8 @@ class Importer:
                     seen[value] = row.line
 
     def _find_references(self, conn: Connection, run: _Run, rows: list[_Row]) -> None:
-        wanted: dict[str, set[str]] = {}
-        for row in rows:
-            for key in run.references:
-                value = row.values.get(key)
-                for ref in value if isinstance(value, list) else [value]:
-                    if isinstance(ref, _Ref):
-                        wanted.setdefault(ref.target, set()).add(ref.text)
-        for target, texts in wanted.items():
-            run.finder.prepare(conn, target, texts)
+        _look_up(conn, run, (ref for row in rows for key in run.references
+                             for ref in _listed(row.values.get(key))))
         for row in rows:
             for key in run.references:
                 value = row.values.get(key)
@@ -670,6 +657,22 @@ class Importer:
                 name = found.label.get(language) if found else key
             shown.setdefault(name, []).extend(texts)
         return shown
+
+
+def _look_up(conn: Connection, run: _Run, values: Iterable[Any]) -> None:
+    """Ask the database, once per target entity, for every name the references among
+    ``values`` give (the others are passed over)."""
+    wanted: dict[str, set[str]] = {}
+    for value in values:
+        if isinstance(value, _Ref):
+            wanted.setdefault(value.target, set()).add(value.text)
+    for target, texts in wanted.items():
+        run.finder.prepare(conn, target, texts)
+
+
+def _listed(value: Any) -> list[Any]:
+    """A link column's list as it is; any other value as a list of one."""
+    return value if isinstance(value, list) else [value]
 
 
 def _reference_reader(found: Any) -> Any:
