@@ -11,6 +11,7 @@ from engine.cli.site_commands import create_site, migrate_site
 from engine.cli.web_commands import serve_site
 from engine.context import Actor
 from engine.demo import TravelClock, load_demo
+from engine.notifications.worker import start_embedded
 from engine.pack_code import site_pack_modules
 from engine.site import SITE_FILE, Site
 
@@ -42,7 +43,8 @@ company:
 @report_errors
 def demo(directory: Path, packs: tuple[str, ...], locale: str, serve: bool, host: str,
          port: int, size: int, seed: int) -> None:
-    """Create (or reopen) a demo site on SQLite with demo data, then serve it."""
+    """Create (or reopen) a demo site on SQLite with demo data, then serve it (with the
+    worker running in the same process)."""
     fresh = not (directory / SITE_FILE).exists()
     if fresh:
         create_site(directory, name="VisionCRM demo", packs=list(packs),
@@ -79,6 +81,9 @@ def demo(directory: Path, packs: tuple[str, ...], locale: str, serve: bool, host
     if serve:
         click.echo(f"Web UI: http://{host}:{port}/  (log in as {DEMO_LOGIN} / {DEMO_PASSWORD})")
         with Site.open(directory) as site:
+            # One process serves the demo: reminders, notifications, scheduled jobs and big
+            # imports are run here too, as `crm serve --with-worker` runs them.
+            start_embedded(site)
             serve_site(site, host, port)
 
 
