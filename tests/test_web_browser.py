@@ -11,6 +11,8 @@ import re
 
 import pytest
 
+from engine.notifications.worker import NotificationWorker
+from engine.services.importing.queue import BACKGROUND_ROWS
 from tests.browser_support import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -27,7 +29,8 @@ GRIP = {"x": 3, "y": 3}
 
 
 @pytest.fixture(scope="module")
-def base_url(tmp_path_factory):
+def served(tmp_path_factory):
+    """The served site and its URL."""
     missing = chromium_missing()
     if missing:
         if os.environ.get("CI"):
@@ -41,8 +44,13 @@ def base_url(tmp_path_factory):
     site.workflows.transition(actor, "opportunity", deal["id"], "proposal", {})
     site.records.update(actor, "opportunity", deal["id"], {"amount": "0"})
     with serve(site) as url:
-        yield url
+        yield url, site
     site.close()
+
+
+@pytest.fixture(scope="module")
+def base_url(served):
+    return served[0]
 
 
 @pytest.fixture(scope="module")
@@ -195,3 +203,24 @@ def test_quick_create_in_a_few_keystrokes(page):
     form.locator("input[name$='-subject']").press("Enter")
     page.wait_for_url(re.compile(r"/r/customer$"))
     assert "Quick visit from the header" in page.locator(".flash").inner_text()
+
+
+def test_a_big_import_follows_its_progress_then_shows_its_report(page, served):
+    """The run page polls its status while a worker imports, then shows the report by itself."""
+    _, site = served
+    data = "名称,电话\n" + "".join(f"Browser import {i},021 5555 {i:04d}\n"
+                                   for i in range(BACKGROUND_ROWS))
+    page.goto("/r/customer/import")
+    page.set_input_files("input[type=file]", files=[{
+        "name": "big.csv", "mimeType": "text/csv", "buffer": data.encode()}])
+    page.click("button[value=check]")
+    page.wait_for_url(re.compile(r"/r/customer/imports/\d+$"))
+    assert page.locator("#import-bar").is_visible()
+    assert "Waiting for a worker" in page.locator("#import-status").inner_text()
+    NotificationWorker(site).run_imports()  # what `crm worker` does on its next poll
+    report = page.locator(".import-report")
+    report.wait_for()  # no reload by hand: the page's script saw the run finish
+    assert f"{BACKGROUND_ROWS} to create" in report.inner_text()
+    assert page.locator("#import-bar").count() == 0
+    assert site.records.count(site.users.actor(LOGIN), "customer",
+                              search="Browser import") == 0  # a check writes nothing
