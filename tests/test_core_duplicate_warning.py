@@ -161,3 +161,26 @@ def test_an_import_warns_of_rows_like_readable_records_and_earlier_rows(site):
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and "3 row(s) look like records already there" in html
     assert "华信科技有限公司" in html and "line 4 of this file" in html and "远方咨询" not in html
+
+
+def test_an_import_by_a_role_that_cannot_read_compares_with_nothing(tmp_path, db_url):
+    """A loader may import customers without reading them: no records to compare, no error."""
+    from engine.services.importing import Importer
+    from tests.support import open_migrated, write_site
+
+    root = write_site(tmp_path / "loader", db_url, ["core"], overlays={"roles.yaml": """
+        roles:
+          loader:
+            label: {en: Loader, zh: 导入员}
+            entities:
+              customer: {rights: [create, import], scope: own}
+    """})
+    with open_migrated(root) as opened:
+        opened.records.create(Actor.system(), "customer", {"name": "华信科技有限公司"})
+        opened.users.create("loader", password=PASSWORD, roles=["loader"])
+        report = Importer(opened.records).run(
+            opened.users.actor("loader"), "customer",
+            "名称\n华信科技\n新客户\n新客户\n".encode(), "c.csv", dry_run=True)
+    assert report.ok and report.created == 3
+    assert [(d.line, d.records, d.lines) for d in report.likely_duplicates] == [
+        (4, [], [{"line": 3, "reasons": ["name"]}])]  # the file's own rows, nothing else

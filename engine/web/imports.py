@@ -99,17 +99,13 @@ WORDS: dict[str, dict[str, str]] = {
                         "one with 'crm worker'.",
                   "zh": "如果一直处于等待状态,可能没有运行后台进程:请管理员使用 crm worker 启动。"},
     "another": {"en": "Import another file", "zh": "导入其他文件"},
-    "likely_duplicates": {
+    "duplicates_warning": {
         "en": "{count} row(s) look like records already there or like earlier rows. They are "
               "not refused (the form, too, lets you save anyway): check them before importing, "
               "or update those records instead.",
         "zh": "有 {count} 行与已有记录或前面的行相似。这些行不会被拒绝(表单中也可以仍然保存):"
               "请在导入前核对,或改为更新这些记录。"},
     "looks_like": {"en": "Looks like", "zh": "相似于"},
-    "matched_on": {"en": "Matched on", "zh": "相同之处"},
-    "reason_name": {"en": "name", "zh": "名称"},
-    "reason_phone": {"en": "phone", "zh": "电话"},
-    "reason_email": {"en": "e-mail", "zh": "邮箱"},
     "file_line": {"en": "line {line} of this file", "zh": "本文件第 {line} 行"},
     "export_csv": {"en": "Export CSV", "zh": "导出 CSV"},
     "export_xlsx": {"en": "Export Excel", "zh": "导出 Excel"},

@@ -35,7 +35,7 @@ from engine.context import Actor
 from engine.errors import CrmError, PermissionDenied, ValidationFailed
 from engine.i18n import message
 from engine.metadata.model import Entity
-from engine.services.duplicates import DuplicateIndex, duplicate_index
+from engine.services.duplicates import DuplicateIndex, duplicate_fields, duplicate_index
 from engine.services.importing.cells import (
     SPLIT_MANY,
     CellProblem,
@@ -217,8 +217,14 @@ class Importer:
                    reader=CellReader(entity, language, self.timezone),
                    finder=ReferenceFinder(self.records, actor), upsert_on=upsert_on,
                    timezone=self.timezone)
-        run.existing = duplicate_index(self.records, actor, entity.key)
-        run.in_file = run.existing.fresh() if run.existing is not None else None
+        fields = duplicate_fields(entity)
+        if fields is not None:  # a checked entity: the readable records (none without the
+            # right to read), and the file's own rows as they are read
+            run.existing = (duplicate_index(self.records, actor, entity.key)
+                            if self.records.policy.can(actor, entity, "read")
+                            else DuplicateIndex(fields.name_field, fields.phone_fields,
+                                                fields.email_fields))
+            run.in_file = run.existing.fresh()
         try:
             with write_transaction(self.records.engine) as conn:
                 self._all_rows(conn, run, sheet, progress)
