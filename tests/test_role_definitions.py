@@ -160,7 +160,8 @@ def test_computed_field_from_a_hidden_one_gives_a_warning(tmp_path):
               customer: {rights: [read], fields: {cost: hidden}}
     """)
     warning = next(str(w) for w in registry.warnings if "margin" in str(w))
-    assert "packs/p/roles.yaml:4" in warning and "hidden field(s) cost" in warning
+    assert "packs/p/entities/customer.yaml:7:" in warning
+    assert "role 'sales' cannot see customer.cost" in warning and "computes margin" in warning
 
 
 # -- malformed roles: each reported at its file and line ---------------------------------------

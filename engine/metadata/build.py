@@ -87,6 +87,19 @@ class _Checker:
             self.report(where, f"the {what} {message}")
         return expr
 
+    def reveals(self, raw: RawField, known: Any) -> tuple[str, ...]:
+        """The fields ``reveals:`` names (unknown ones are reported and left out)."""
+        names = []
+        for index, name in enumerate(raw.data.get("reveals") or ()):
+            if name in known:
+                names.append(name)
+                continue
+            self.report(Located(raw.where("reveals").document,
+                                (*raw.where("reveals").path, index)),
+                        f"'reveals' names an unknown field '{name}'"
+                        f"{_suggest(name, list(known))}")
+        return tuple(names)
+
     # -- values ------------------------------------------------------------
 
     def literal_fits(self, raw: RawField, value: Any, type_: str) -> str | None:
@@ -313,6 +326,7 @@ class _Checker:
             returns=data.get("returns"),
             stored=bool(data.get("stored", True)),
             sequence_pattern=data.get("sequence_pattern"),
+            reveals=self.reveals(raw, known),
             origin=_origin(raw.declared, entity.pack),
             **kwargs,
         )

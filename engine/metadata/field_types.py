@@ -27,6 +27,7 @@ COMMON_OPTIONS: frozenset[str] = frozenset(
         "tracked",
         "hidden",
         "renamed_from",
+        "reveals",
     }
 )
 

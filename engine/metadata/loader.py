@@ -20,6 +20,7 @@ from engine.metadata.model import PackInfo, Registry
 from engine.metadata.packs import Requirement, resolve_packs
 from engine.metadata.reminder_rules import REMINDER_KINDS, build_reminders
 from engine.metadata.roles import ROLE_KINDS, build_roles
+from engine.metadata.rule_leaks import rule_leaks
 from engine.metadata.schema_check import document_kind, schema_problems
 from engine.metadata.transfer_rules import TRANSFER_KINDS, build_transfer
 from engine.metadata.view_defs import VIEW_KINDS, build_views
@@ -116,6 +117,7 @@ def load_registry(
         [d for d in documents if d[2] in ROLE_KINDS], entities, workflows, pack_infos
     )
     problems.extend(role_problems)
+    problems.extend(rule_leaks(entities, workflows, roles))
     transfer, transfer_problems = build_transfer(
         [d for d in documents if d[2] in TRANSFER_KINDS], entities, workflows, pack_infos
     )

@@ -113,6 +113,8 @@ class Field:
     returns: str | None = None
     stored: bool = True
     sequence_pattern: str | None = None
+    #: Hidden fields this field's conditions or expressions read on purpose (see rule_leaks).
+    reveals: tuple[str, ...] = ()
     origin: Origin | None = field(default=None, compare=False)
 
     @property
@@ -182,6 +184,8 @@ class Field:
             data["choices"] = {k: v.to_data() for k, v in self.choices.items()}
         if self.fields:
             data["fields"] = {k: f.to_data() for k, f in self.fields.items()}
+        if self.reveals:
+            data["reveals"] = list(self.reveals)
         return data
 
 

@@ -568,14 +568,6 @@ class _Resolver:
                     self.report(where, f"role '{role}' may create {entity.key} records but "
                                 f"'{key}' is required and {rule} for it, so it could never "
                                 "save one; give the field a default or let the role set it")
-        for computed in entity.fields.values():
-            if computed.key in access.hidden or computed.expression is None:
-                continue
-            leaked = sorted(computed.expression.names & access.hidden)
-            if leaked and access.allows("read"):
-                self.report(where, f"role '{role}' sees {entity.key}.{computed.key}, computed "
-                            f"from the hidden field(s) {', '.join(leaked)}; hide it too unless "
-                            "showing the result is intended", severity="warning")
 
     def build(self) -> dict[str, Role]:
         self.check_extends()

@@ -190,7 +190,9 @@ class Transition:
     *open* stage but ``to`` — reopening a won or lost record needs a
     transition that names that stage).  ``roles`` empty means any role
     that may change the entity.  ``fields`` must hold a value once the
-    transition is taken (given on the way or already set).
+    transition is taken (given on the way or already set).  ``reveals``
+    names fields hidden from some of its roles that the guard may read
+    anyway: the pack says the outcome may tell those roles about them.
     """
 
     key: str
@@ -205,6 +207,7 @@ class Transition:
     fields: tuple[str, ...] = ()
     confirm: Label | None = None
     actions: tuple[Action, ...] = ()
+    reveals: tuple[str, ...] = ()
     origin_document: SourceDocument | None = field(
         default=None, compare=False, repr=False, hash=False
     )
@@ -242,6 +245,8 @@ class Transition:
             data["confirm"] = self.confirm.to_data()
         if self.actions:
             data["actions"] = [a.to_data() for a in self.actions]
+        if self.reveals:
+            data["reveals"] = list(self.reveals)
         return data
 
 

@@ -559,6 +559,8 @@ class _Builder:
             self.report((*where, "guard_message"), "'guard_message' is shown when the guard "
                         "fails, but this transition has no 'guard'", key=True)
         fields = self.field_list(spec.get("fields"), (*where, "fields"), "'fields'")
+        reveals = tuple(name for index, name in enumerate(spec.get("reveals") or ())
+                        if self.known_field(name, (*where, "reveals", index), "'reveals'"))
         actions = self.actions.actions(spec.get("actions"), (*where, "actions"))
         if not ok:
             return None
@@ -577,6 +579,7 @@ class _Builder:
             fields=fields,
             confirm=Label.from_yaml(spec["confirm"]) if spec.get("confirm") else None,
             actions=actions,
+            reveals=reveals,
             origin_document=self.doc,
             origin_path=where,
         )
