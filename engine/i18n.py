@@ -210,6 +210,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Only {roles} may take '{transition}'.",
         "zh": "只有{roles}可以执行“{transition}”。",
     },
+    "transition_throttled": {
+        "en": "Too many refused attempts to move this record",
+        "zh": "移动此记录被拒绝的次数过多",
+    },
     "guard_failed": {
         "en": "The condition of '{transition}' is not met: {guard}.",
         "zh": "不满足“{transition}”的条件:{guard}。",

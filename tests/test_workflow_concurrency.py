@@ -31,7 +31,8 @@ def stage_changes(site, record_id):
         rows = conn.execute(select(func.count()).select_from(history).where(
             history.c.record_id == record_id)).scalar_one()
         audited = conn.execute(select(func.count()).select_from(audit).where(
-            audit.c.record_id == record_id, audit.c.field == "stage")).scalar_one()
+            audit.c.record_id == record_id, audit.c.field == "stage",
+            audit.c.action != "refused")).scalar_one()
     return rows, audited
 
 

@@ -54,7 +54,10 @@ def new_deal(site, actor, customer, **values):
 
 
 def footprint(site, entity, record_id):
-    """Everything a transition writes about a record: the row, its history, audit, outbox."""
+    """Everything a transition writes about a record: the row, its history, audit, outbox.
+
+    A refused move adds an audit row of action ``refused`` (it changes nothing): not counted.
+    """
     history = site.schema.system("crm_stage_history")
     audit = site.schema.system("crm_audit")
     outbox = site.schema.system("crm_outbox")
@@ -65,7 +68,8 @@ def footprint(site, entity, record_id):
             "history": conn.execute(select(func.count()).select_from(history).where(
                 history.c.record_id == record_id)).scalar_one(),
             "audit": conn.execute(select(func.count()).select_from(audit).where(
-                audit.c.entity == entity, audit.c.record_id == record_id)).scalar_one(),
+                audit.c.entity == entity, audit.c.record_id == record_id,
+                audit.c.action != "refused")).scalar_one(),
             "outbox": conn.execute(select(func.count()).select_from(outbox)).scalar_one(),
             "contracts": conn.execute(select(func.count()).select_from(
                 site.schema.table("contract"))).scalar_one(),

@@ -490,6 +490,20 @@ class RecordService(RecordInputMixin, RecordAccessMixin, RecordBatchMixin):
             errors.add("record", "not_unique", value="")
         return ValidationFailed(errors.shown())
 
+    def check_values(self, conn: Connection, actor: Actor, entity_key: str,
+                     record: Mapping[str, Any], given: set[str]) -> None:
+        """Refuse (ValidationFailed) a saved ``record`` that :meth:`update` would refuse.
+
+        The checks that need no hook: conditions, required fields, limits,
+        references and unique values, on a copy.  The workflow service runs
+        them before a guard, so values that could never be saved get the same
+        answer whatever the guard would have said.
+        """
+        entity = self.entity(entity_key)
+        errors = self._errors(actor, entity)
+        self._validate(conn, actor, entity, dict(record), given, errors, record.get("id"))
+        errors.raise_if_any()
+
     def update(
         self,
         actor: Actor,

@@ -7,7 +7,16 @@ record's stage to the one asked for, that the actor may take it (the
 its guard and the fields it needs — gathering *every* reason before
 refusing — then writes the record (through the record service, which
 validates and audits it), runs the actions, and writes a stage-history
-row with the time spent in the previous stage.  A refusal writes nothing.
+row with the time spent in the previous stage.  A refusal changes nothing
+but is kept in the record's audit trail (action ``refused``).
+
+A guard that reads a field hidden from the actor (and that the pack did not
+declare with ``reveals:``) would answer questions about that field, so for
+that actor it is judged last: after every other reason and after the values
+given have passed the record service's checks, so a try with values that
+could never be saved learns nothing.  Its refusals are counted per user and
+record like failed look-ups (``PROBE_THROTTLE``, then 429), and
+:meth:`available` does not evaluate it for them (``checked_on_save``).
 
 :meth:`available` says which transitions a record can take and why the
 others cannot; :meth:`bulk_transition` moves many records, each in its own
@@ -41,7 +50,9 @@ from engine.expressions.actor import actor_values
 from engine.i18n import message
 from engine.metadata.model import Entity, Field
 from engine.metadata.workflow_model import Pipeline, Stage, Transition, Workflow, workflow_for
+from engine.services.audit import write_audit
 from engine.services.compute import ComputedOrder, apply_computed
+from engine.services.login_guard import LoginGuard, ThrottleSettings
 from engine.services.records import RecordService
 from engine.services.stage_rules import StageMove, same_value
 from engine.services.values import ValueProblem, coerce, to_json
@@ -55,6 +66,11 @@ from engine.storage.database import write_transaction
 
 log = logging.getLogger(__name__)
 
+#: Refused tries of a transition whose guard reads a field hidden from the actor: at most 10
+#: per user and record in 15 minutes, then 15 minutes of waiting.
+PROBE_THROTTLE = ThrottleSettings(max_failures=10, window=dt.timedelta(minutes=15),
+                                  lockout=dt.timedelta(minutes=15))
+
 
 @dataclass(frozen=True)
 class TransitionOption:
@@ -62,7 +78,9 @@ class TransitionOption:
 
     ``allowed`` is False when a role or the guard stops it (``reasons``
     say which).  ``fields`` are still empty and must be given on the way
-    (they do not make the transition unavailable).
+    (they do not make the transition unavailable).  ``checked_on_save``
+    says the guard reads fields hidden from the actor: it was not
+    evaluated, and is judged when the transition is taken.
     """
 
     key: str
@@ -73,13 +91,22 @@ class TransitionOption:
     reasons: tuple[Refusal, ...] = ()
     fields: tuple[str, ...] = ()
     confirm: str | None = None
+    checked_on_save: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "key": self.key, "to": self.to, "label": self.label, "to_label": self.to_label,
             "allowed": self.allowed, "reasons": [r.to_dict() for r in self.reasons],
             "fields": list(self.fields), "confirm": self.confirm,
+            "checked_on_save": self.checked_on_save,
         }
+
+
+class _Refused(TransitionRefused):
+    """A refusal that knows its record, so it can be written to the audit trail."""
+
+    record_id: Any = None
+    previous: str | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +161,7 @@ class WorkflowService:
         self.actions = ActionRunner(records, HookLoader(records.registry, overlay_dir,
                                                              records.hooks.modules))
         self._order = ComputedOrder()
+        self.probes = LoginGuard(self.schema, self.engine, PROBE_THROTTLE)
 
     # -- looking things up ------------------------------------------------------
 
@@ -214,8 +242,31 @@ class WorkflowService:
         label = getattr(defined, "label", None)
         return label.get(language) if hasattr(label, "get") else role
 
-    def _reasons(self, actor: Actor, move: _Move) -> tuple[list[Refusal], dict[str, list[str]]]:
-        """Why the actor cannot take the transition now (every reason), and field messages."""
+    def unseen(self, actor: Actor, entity: Entity, transition: Transition) -> frozenset[str]:
+        """Fields the transition's guard reads that are hidden from the actor (and not
+        declared by the pack in ``reveals:``)."""
+        guard = transition.guard
+        if guard is None or actor.is_admin:
+            return frozenset()
+        return (guard.names & self.records.hidden(actor, entity)) - set(transition.reveals)
+
+    def _guard_reason(self, actor: Actor, move: _Move) -> Refusal | None:
+        """The guard's refusal, if it does not hold; it sees the values given on the way,
+        before the stage changes."""
+        transition, language = move.transition, actor.language
+        guard = transition.guard
+        seen = {**move.merged, **actor_values(actor.user_id, actor.roles)}
+        if guard is None or guard.evaluate(seen, now=self.clock.now()):
+            return None
+        text = (transition.guard_message.get(language) if transition.guard_message
+                else message("guard_failed", language, transition=transition.label.get(language),
+                             guard=guard.source))
+        return Refusal("guard", text)
+
+    def _reasons(self, actor: Actor, move: _Move, *, guard: bool = True
+                 ) -> tuple[list[Refusal], dict[str, list[str]]]:
+        """Why the actor cannot take the transition now (every reason), and field messages;
+        without ``guard``, every reason but the guard's."""
         language = actor.language
         transition, entity = move.transition, move.entity
         name = transition.label.get(language)
@@ -225,13 +276,9 @@ class WorkflowService:
             roles = ", ".join(self._role_label(r, language) for r in transition.roles)
             reasons.append(Refusal("role", message("role_missing", language, roles=roles,
                                                    transition=name)))
-        # The guard sees the values given on the way, before the stage changes.
-        guard = transition.guard
-        seen = {**move.merged, **actor_values(actor.user_id, actor.roles)}
-        if guard is not None and not guard.evaluate(seen, now=self.clock.now()):
-            text = (transition.guard_message.get(language) if transition.guard_message
-                    else message("guard_failed", language, transition=name, guard=guard.source))
-            reasons.append(Refusal("guard", text))
+        failed = self._guard_reason(actor, move) if guard else None
+        if failed is not None:
+            reasons.append(failed)
         readonly = [k for k in move.stage.readonly if k in move.given and not same_value(
             entity.fields[k], move.current.get(k), move.given[k])]
         if readonly:
@@ -259,7 +306,9 @@ class WorkflowService:
         language = actor.language
         summary = message("transition_refused", language, entity=entity.label.get(language),
                           id=record["id"], current=stage.label.get(language), target=target)
-        return TransitionRefused(summary, reasons, errors)
+        refused = _Refused(summary, reasons, errors)
+        refused.record_id, refused.previous = record["id"], stage.key
+        return refused
 
     def _options(self, pipeline: Pipeline, stage: Stage, language: str) -> str:
         targets = [pipeline.stages[t.to].label.get(language)
@@ -385,16 +434,94 @@ class WorkflowService:
         entity = self.records.entity(entity_key)
         workflow = self.workflow(actor, entity.key)
         self._allow(actor, entity)
-        with self._write(conn) as c:
-            move = self._prepare(c, actor, entity, workflow, record_id, to_stage,
-                                 values or {}, version)
-            reasons, errors = self._reasons(actor, move)
-            if reasons:
-                raise self._refused(actor, entity, move.current, move.stage,
-                                    move.target.label.get(actor.language), reasons, errors)
-            self._apply(c, actor, move, comment)
-            moved = self.records.get(actor, entity.key, move.current["id"], conn=c)
+        with self._probe(actor, entity, workflow, record_id, to_stage, conn):
+            try:
+                with self._write(conn) as c:
+                    move = self._prepare(c, actor, entity, workflow, record_id, to_stage,
+                                         values or {}, version)
+                    self._judge(c, actor, move)
+                    self._apply(c, actor, move, comment)
+                    moved = self.records.get(actor, entity.key, move.current["id"], conn=c)
+            except _Refused as refused:
+                self._keep_refusal(actor, entity, workflow, refused, to_stage, conn)
+                raise
         return moved
+
+    def _judge(self, conn: Connection, actor: Actor, move: _Move) -> None:
+        """Refuse the move for every reason at once — but a guard the actor cannot see
+        only after everything else, the given values' checks included."""
+        unseen = self.unseen(actor, move.entity, move.transition)
+        reasons, errors = self._reasons(actor, move, guard=not unseen)
+        if not reasons and unseen:
+            self._check_values(conn, actor, move)
+            failed = self._guard_reason(actor, move)
+            reasons = [failed] if failed is not None else []
+        if reasons:
+            raise self._refused(actor, move.entity, move.current, move.stage,
+                                move.target.label.get(actor.language), reasons, errors)
+
+    def _check_values(self, conn: Connection, actor: Actor, move: _Move) -> None:
+        """The record service's checks of the record as the move would save it (before
+        actions): values that could never be saved are refused before any guard."""
+        workflow, target = move.workflow, move.target
+        record = dict(move.merged)
+        given = set()
+        for key in move.given:
+            found = move.entity.fields.get(key)
+            if found is not None and found.type in ("lines", "many_to_many"):
+                record[key] = move.current.get(key)  # checked in full by the save itself
+            else:
+                given.add(key)
+        record[workflow.field] = target.key
+        if (workflow.probability_field and workflow.probability_field not in move.given
+                and target.probability is not None):
+            record[workflow.probability_field] = target.probability
+        self.records.check_values(conn, actor, move.entity.key, record, given)
+
+    @contextmanager
+    def _probe(self, actor: Actor, entity: Entity, workflow: Workflow, record_id: Any,
+               to_stage: Any, conn: Connection | None) -> Iterator[None]:
+        """Count a try of a move into ``to_stage`` whose guard reads fields hidden from
+        the actor; a try the guard refuses stays counted (``PROBE_THROTTLE``).
+
+        Counted before the move, in its own transaction, like failed look-ups;
+        inside a caller's transaction nothing is counted (it would roll back).
+        """
+        guarded = conn is None and any(
+            self.unseen(actor, entity, t) for p in workflow.pipelines.values()
+            for t in p.transitions.values() if t.to == to_stage)
+        if not guarded:
+            yield
+            return
+        keys = [f"transition:{actor.user_id}:{entity.key}:{str(record_id)[:40]}"]
+        now = self.clock.now()
+        self.probes.begin_attempt(keys, now, refused=message("transition_throttled",
+                                                             actor.language))
+        try:
+            yield
+        except TransitionRefused as refused:
+            if not any(r.code == "guard" for r in refused.reasons):
+                self.probes.forgive(keys, now)
+            raise
+        except Exception:
+            self.probes.forgive(keys, now)
+            raise
+        self.probes.forgive(keys, now)
+
+    def _keep_refusal(self, actor: Actor, entity: Entity, workflow: Workflow,
+                      refused: _Refused, to_stage: Any, conn: Connection | None) -> None:
+        """Write a refused move to the record's audit trail: who tried which stage, and why
+        not (reason codes only: a guard's message may quote hidden values)."""
+        asked = {"to": str(to_stage)[:80], "reasons": [r.code for r in refused.reasons]}
+        row = {"actor": actor, "at": self.clock.now(), "entity": entity.key,
+               "record_id": refused.record_id, "action": "refused",
+               "changes": {workflow.field: (refused.previous, asked)}}
+        audit = self.schema.system("crm_audit")
+        if conn is not None:
+            write_audit(conn, audit, **row)
+            return
+        with write_transaction(self.engine) as c:
+            write_audit(c, audit, **row)
 
     def available(self, actor: Actor, entity_key: str, record_id: Any,
                   *, conn: Connection | None = None) -> list[TransitionOption]:
@@ -412,7 +539,8 @@ class WorkflowService:
             target = pipeline.stages[transition.to]
             move = _Move(entity, workflow, pipeline, stage, target, transition, record, {},
                          record)
-            reasons, _ = self._reasons(actor, move)
+            unseen = self.unseen(actor, entity, transition)
+            reasons, _ = self._reasons(actor, move, guard=not unseen)
             if not may:
                 reasons.insert(0, Refusal("forbidden", message(
                     "no_transition_right", language, entity=entity.label.get(language))))
@@ -424,6 +552,7 @@ class WorkflowService:
                 to_label=target.label.get(language), allowed=not blocking, reasons=blocking,
                 fields=needed,
                 confirm=transition.confirm.get(language) if transition.confirm else None,
+                checked_on_save=bool(unseen),
             ))
         return options
 

@@ -26,7 +26,7 @@ from engine.web.views import column_field
 RELATED_ROWS = 5
 _EVENT_WORDS = {"create": "created_event", "archive": "archived_event",
                 "restore": "restored_event", "transition": "transition_event",
-                "merge": "merged_event"}
+                "merge": "merged_event", "refused": "refused_event"}
 
 
 @dataclass(frozen=True)

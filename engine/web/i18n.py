@@ -79,6 +79,7 @@ WORDS: dict[str, dict[str, str]] = {
     "archived_event": {"en": "archived the record", "zh": "归档了记录"},
     "restored_event": {"en": "restored the record", "zh": "恢复了记录"},
     "transition_event": {"en": "moved the stage", "zh": "变更了阶段"},
+    "refused_event": {"en": "tried to move the stage and was refused", "zh": "尝试变更阶段,被拒绝"},
     "stage_event": {"en": "{from_stage} → {to_stage}", "zh": "{from_stage} → {to_stage}"},
     "time_in_stage": {"en": "after {duration} in the previous stage",
                       "zh": "在上一阶段停留 {duration}"},
