@@ -122,7 +122,7 @@ _PATTERN_WORDS = {
     "letters, digits, _ and -",
     "^\\d+\\.\\d+\\.\\d+$": "it must be three whole numbers separated by dots, such as 1.0.0",
     "^[A-Z]{3}$": "it must be a three-letter code in capitals, such as CNY or USD",
-    "\\{#": "it must contain the counter, such as {#####} in SO-{YYYY}-{#####}",
+    "\\{[#*]": "it must contain the counter, such as {#####} in SO-{YYYY}-{#####}",
     "^([0-9]+[wdhm])+$": "it must be numbers followed by m (minutes), h (hours), d (days) or "
     "w (weeks), such as 90m, 24h, 3d or 1d12h",
     "^([01][0-9]|2[0-4]):[0-5][0-9]$": "it must be a time of day such as 09:00 or 18:30",
