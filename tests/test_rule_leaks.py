@@ -227,3 +227,10 @@ def test_conditions_and_defaults_on_hidden_fields_are_reported(tmp_path):
                    if "role 'clerk' cannot see item.cost" in w.message)
     assert found == [("packs/p/entities/item.yaml", 5, "fields.price.required_if"),
                      ("packs/p/entities/item.yaml", 6, "fields.warning.visible_if")]
+
+
+@pytest.mark.parametrize("pack", ["core", "project_sales", "service_sales", "trading",
+                                  "membership", "distribution"])
+def test_the_built_in_packs_leave_no_rule_outcome_undeclared(pack):
+    registry = load_registry([pack])
+    assert [str(w) for w in registry.warnings if "cannot see" in w.message] == []
