@@ -234,3 +234,23 @@ def test_conditions_and_defaults_on_hidden_fields_are_reported(tmp_path):
 def test_the_built_in_packs_leave_no_rule_outcome_undeclared(pack):
     registry = load_registry([pack])
     assert [str(w) for w in registry.warnings if "cannot see" in w.message] == []
+
+
+def test_the_record_page_tells_refusals_and_the_wait_without_the_cost(tmp_path, db_url):
+    from engine.web import create_app
+    from tests.web_support import login, post
+
+    site, deal = cost_site(tmp_path, db_url)
+    client = create_app(site, testing=True).test_client()
+    login(client, "rep", PASSWORD)
+    path = f"/r/opportunity/{deal['id']}/transition"
+    for _ in range(10):
+        refused = post(client, path, {"to": "proposal", "amount": "5"})
+        assert refused.status_code == 409
+        assert "Never sell below cost." in refused.get_data(as_text=True)
+    waiting = post(client, path, {"to": "proposal", "amount": "5"})
+    assert waiting.status_code == 429
+    assert "Too many refused attempts" in waiting.get_data(as_text=True)
+    page = client.get(f"/r/opportunity/{deal['id']}").get_data(as_text=True)
+    assert "tried to move the stage and was refused" in page
+    assert COST not in page and "1,234.56" not in page

@@ -20,7 +20,7 @@ from flask import abort, flash, jsonify, redirect, render_template, request, url
 from werkzeug.wrappers import Response
 
 from engine.context import Actor
-from engine.errors import Conflict, CrmError, TransitionRefused, ValidationFailed
+from engine.errors import Conflict, CrmError, Throttled, TransitionRefused, ValidationFailed
 from engine.metadata.model import Entity
 from engine.metadata.workflow_model import Pipeline, Workflow, workflow_for
 from engine.site import Site
@@ -167,8 +167,8 @@ def kanban_move(entity_key: str) -> tuple[Response, int] | Response:
         status = 422
         body["errors"] = exc.errors
         body["ask"] = _asked(entity, exc.errors)
-    except Conflict as exc:
-        status = 409
+    except (Conflict, Throttled) as exc:
+        status = exc.status
         body["reasons"] = [exc.message]
     if _wants_json():
         return jsonify(body), status

@@ -12,7 +12,7 @@ from __future__ import annotations
 from flask import flash, redirect, request, url_for
 from werkzeug.wrappers import Response
 
-from engine.errors import Conflict, TransitionRefused, ValidationFailed
+from engine.errors import Conflict, Throttled, TransitionRefused, ValidationFailed
 from engine.web.context import actor, language, login_required, site
 from engine.web.forms import read_form
 from engine.web.i18n import translate
@@ -44,8 +44,8 @@ def transition(entity_key: str, record_id: int) -> tuple[str, int] | Response:
     except ValidationFailed as exc:
         return render_detail(entity.key, record_id, 422, action_errors=exc.errors,
                              refused_to=to_stage)
-    except Conflict as exc:
-        return render_detail(entity.key, record_id, 409, action_message=exc.message)
+    except (Conflict, Throttled) as exc:
+        return render_detail(entity.key, record_id, exc.status, action_message=exc.message)
     stage = entity.fields[views.stage_field] if views.stage_field else None
     label = stage.choices[moved[stage.key]].get(language()) if stage and stage.choices.get(
         moved.get(stage.key)) else to_stage
