@@ -5,6 +5,11 @@ Every caller — CLI, web UI, API, import, jobs — comes through here with an
 access check, coercion of every given value, defaults, conditions,
 computed fields, validation (all fields' messages at once), sequence
 numbers, the optimistic-lock check, the write itself and its audit rows.
+An update, archive or delete reads its record under a row lock (PostgreSQL;
+SQLite's write transaction excludes other writers), so one sent without a
+version applies to the record as it is, never fails as "changed by someone
+else"; a hook that computes a change from another record reads it with
+``locked``/``update_with`` (record_locks.py).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from engine.services.record_access import RecordAccessMixin, nothing
 from engine.services.record_batch import RecordBatchMixin
 from engine.services.record_hooks import RecordHooks
 from engine.services.record_input import FieldErrors, RecordInputMixin
+from engine.services.record_locks import RecordLockMixin
 from engine.services.sequences import next_number
 from engine.services.stage_rules import StageMove, StageRules
 from engine.services.values import ValueProblem, coerce
@@ -63,7 +69,7 @@ class Page:
     has_more: bool
 
 
-class RecordService(RecordInputMixin, RecordAccessMixin, RecordBatchMixin):
+class RecordService(RecordInputMixin, RecordAccessMixin, RecordBatchMixin, RecordLockMixin):
     """Create, read, update, archive, delete and list records of any entity.
 
     Every path asks the access policy (rights, row scope, field rules); the
@@ -192,7 +198,9 @@ class RecordService(RecordInputMixin, RecordAccessMixin, RecordBatchMixin):
         scope = [] if action is None else self._visible(actor, entity, table, action)
         query = select(table).where(table.c.id == record_id, *scope)
         if lock and conn.dialect.name == "postgresql":
-            query = query.with_for_update()
+            # FOR NO KEY UPDATE: what an UPDATE takes anyway; it lets rows that reference
+            # this one be written meanwhile (their foreign keys take FOR KEY SHARE)
+            query = query.with_for_update(of=table, key_share=True)
         row = conn.execute(query).mappings().first()
         if row is None:
             if action not in ("read", None) and conn.execute(select(table.c.id).where(
@@ -530,7 +538,7 @@ class RecordService(RecordInputMixin, RecordAccessMixin, RecordBatchMixin):
                 self._write(conn) as c:
             # a move reaches the records the 'transition' right reaches (a dealer's user
             # confirms receipt without the right to edit the shipment)
-            current = self._fetch(c, actor, entity, record_id,
+            current = self._fetch(c, actor, entity, record_id, lock=True,
                                   action="transition" if move else "update")
             if version is not None and int(version) != current["version"]:
                 raise self._conflict(entity, actor, int(version), current)
@@ -622,7 +630,7 @@ class RecordService(RecordInputMixin, RecordAccessMixin, RecordBatchMixin):
             )
         now = self.clock.now()
         with self._write(conn) as c:
-            current = self._fetch(c, actor, entity, record_id, action="update")
+            current = self._fetch(c, actor, entity, record_id, lock=True, action="update")
             if version is not None and int(version) != current["version"]:
                 raise self._conflict(entity, actor, int(version), current)
             if current["archived"] == archived:
@@ -671,7 +679,7 @@ class RecordService(RecordInputMixin, RecordAccessMixin, RecordBatchMixin):
         refuse_change(actor, entity)
         now = self.clock.now()
         with self._write(conn) as c:
-            current = self._fetch(c, actor, entity, record_id, action="delete")
+            current = self._fetch(c, actor, entity, record_id, lock=True, action="delete")
             if version is not None and int(version) != current["version"]:
                 raise self._conflict(entity, actor, int(version), current)
             self._remove(c, actor, entity, current, now)
