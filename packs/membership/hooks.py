@@ -6,6 +6,12 @@ records here act as the engine's system actor: a clerk may record a purchase
 for a member they looked up, but may not read that member by id, and the
 points and tier that follow from the purchase are the pack's doing, not the
 clerk's (``owner`` keeps who caused them).
+
+A renewal moves the member's expiry on from its current value, and a
+purchase's points depend on the member's tier and may upgrade it: both read
+the member with ``records.locked`` (docs/hooks.md), so concurrent renewals
+or purchases of one member run one after the other, each from what the one
+before wrote — no month, point or upgrade is lost.
 """
 
 from __future__ import annotations
@@ -25,11 +31,12 @@ POINTS_TEXT = {"en": "Points are computed from the purchase; they cannot be type
 
 
 def _member(context: Any, ref: Any) -> dict[str, Any]:
-    """The member a value names: an id, or (before the engine resolves it) the lookup keys."""
+    """The member a value names (an id, or before the engine resolves it the lookup keys),
+    locked until the write's transaction ends: what is computed from it stays true."""
     keys = getattr(ref, "keys", None)
     if isinstance(keys, dict):  # a clerk's reference by name and number, still unresolved
-        return context.records.lookup(SYSTEM, "member", keys, conn=context.conn)
-    return context.records.get(SYSTEM, "member", ref, conn=context.conn)
+        ref = context.records.lookup(SYSTEM, "member", keys, conn=context.conn)["id"]
+    return context.records.locked(SYSTEM, "member", ref, conn=context.conn)
 
 
 def _day(value: Any, default: dt.date) -> dt.date:
@@ -110,8 +117,13 @@ def record_earned_points(context: Any) -> None:
 
 def change_tier(records: Any, member: dict[str, Any], tier: str, reason: str, day: dt.date,
                 spend: Decimal, *, conn: Any) -> None:
-    """Set the member's tier and keep the change in the tier history."""
-    records.update(SYSTEM, "member", member["id"], {"tier": tier}, conn=conn)
+    """Set the member's tier and keep the change in the tier history (``member`` as read
+    under the lock the caller holds, or read here under one)."""
+    member = records.locked(SYSTEM, "member", member["id"], conn=conn)
+    if member.get("tier") == tier:
+        return  # another write set it meanwhile
+    records.update(SYSTEM, "member", member["id"], {"tier": tier}, version=member["version"],
+                   conn=conn)
     records.create(SYSTEM, "tier_change", {
         "member": member["id"], "from_tier": member.get("tier"), "to_tier": tier,
         "changed_on": day, "reason": reason, "annual_spend": spend,
@@ -153,8 +165,9 @@ def extend_membership(context: Any) -> None:
 
 
 def apply_renewal(context: Any) -> None:
-    """Move the member's expiry date to the renewal's new expiry."""
+    """Move the member's expiry date to the renewal's new expiry (the member is still locked
+    by ``extend_membership``, which computed it)."""
     if context.is_new and context.values.get("new_expiry"):
-        member = _member(context, context.values["member"])
-        context.records.update(SYSTEM, "member", member["id"],
-                               {"expiry_date": context.values["new_expiry"]}, conn=context.conn)
+        context.records.update_with(SYSTEM, "member", context.values["member"],
+                                    lambda member: {"expiry_date": context.values["new_expiry"]},
+                                    conn=context.conn)
