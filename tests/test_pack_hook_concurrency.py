@@ -51,7 +51,6 @@ def at_once(count: int, write: Callable[[int], Any]) -> list[Any]:
 
 
 def kinds(outcomes: list[Any]) -> Counter:
-    [print("ERR", repr(o)[:300]) for o in outcomes if isinstance(o, Exception)]
     return Counter("ok" if not isinstance(o, Exception) else type(o).__name__ for o in outcomes)
 
 
@@ -114,3 +113,38 @@ def test_concurrent_purchases_earn_every_point_and_upgrade_once(shop):
     changes = shop.records.list(SYSTEM, "tier_change", limit=100).rows
     assert [(c["from_tier"], c["to_tier"], c["annual_spend"]) for c in changes] == [
         ("standard", "silver", Decimal("2100.00"))]
+
+
+# -- service sales: an instalment's collections ----------------------------------------------
+
+
+def test_concurrent_collections_are_all_summed_on_their_instalment(tmp_path, db):
+    """20 collections deleted at once: the instalment sums the 20 left."""
+    site = open_site(tmp_path, db, ["service_sales"], [("boss", "owner"), ("fin", "finance")])
+    try:
+        boss, fin = site.users.actor("boss"), site.users.actor("fin")
+        customer = site.records.create(boss, "customer", {"name": "华东电力设计院"})
+        contract = site.records.create(boss, "contract", {"name": "咨询服务",
+                                                          "customer": customer["id"]})
+        plan = site.records.create(fin, "payment_plan", {
+            "name": "签约款", "contract": contract["id"], "due_date": "2026-03-31",
+            "amount": "20000"})
+
+        def collect(amount: str) -> dict[str, Any]:
+            return site.records.create(fin, "collection", {
+                "payment_plan": plan["id"], "received_on": "2026-03-10", "amount": amount})
+
+        kept = [collect("1000") for _ in range(WRITERS)]
+        wrong = [collect("700") for _ in range(WRITERS)]
+        assert site.records.get(fin, "payment_plan", plan["id"])["collected"] == Decimal("34000")
+        # collections are created one at a time (their number's sequence row is locked),
+        # deletions are not: 20 wrong ones deleted at once
+        outcomes = at_once(WRITERS, lambda i: site.records.delete(fin, "collection",
+                                                                  wrong[i]["id"]))
+        assert kinds(outcomes) == {"ok": WRITERS}
+        stored = site.records.get(fin, "payment_plan", plan["id"])
+        assert stored["collected"] == Decimal("20000.00") and stored["settled"] is True
+        left = site.records.list(fin, "collection", limit=100).rows
+        assert sorted(c["id"] for c in left) == sorted(c["id"] for c in kept)
+    finally:
+        site.close()

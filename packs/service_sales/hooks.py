@@ -25,14 +25,16 @@ SYSTEM = Actor.system()
 
 
 def _resum(context: Any, plan_id: int) -> None:
-    rows = context.records.aggregate(SYSTEM, "collection", {"sum": "sum:amount"},
-                                     filters=[Filter("payment_plan", "eq", plan_id)],
-                                     conn=context.conn)
-    collected = Decimal(str(rows[0]["sum"] or 0)) if rows else Decimal(0)
-    plan = context.records.get(SYSTEM, "payment_plan", plan_id, conn=context.conn)
-    context.records.update(SYSTEM, "payment_plan", plan_id,
-                           {"collected": collected, "settled": collected >= plan["amount"]},
-                           conn=context.conn)
+    """Sum the instalment's collections under its lock: a collection saved at the same time
+    waits, then sums again with this one in it, so neither total leaves the other out."""
+    def summed(plan: dict[str, Any]) -> dict[str, Any]:
+        rows = context.records.aggregate(SYSTEM, "collection", {"sum": "sum:amount"},
+                                         filters=[Filter("payment_plan", "eq", plan_id)],
+                                         conn=context.conn)
+        collected = Decimal(str(rows[0]["sum"] or 0)) if rows else Decimal(0)
+        return {"collected": collected, "settled": collected >= plan["amount"]}
+
+    context.records.update_with(SYSTEM, "payment_plan", plan_id, summed, conn=context.conn)
 
 
 def update_instalment(context: Any) -> None:
