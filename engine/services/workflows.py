@@ -206,7 +206,10 @@ class WorkflowService:
             key = int(record_id)
         except (TypeError, ValueError):
             return
-        conn.execute(select(table.c.id).where(table.c.id == key).with_for_update())
+        # FOR NO KEY UPDATE, as the record service's own lock: rows referencing this one
+        # (a receipt against an order) are written meanwhile without a deadlock
+        conn.execute(select(table.c.id).where(table.c.id == key)
+                     .with_for_update(key_share=True))
 
     # -- checking ----------------------------------------------------------------
 
