@@ -148,3 +148,76 @@ def test_concurrent_collections_are_all_summed_on_their_instalment(tmp_path, db)
         assert sorted(c["id"] for c in left) == sorted(c["id"] for c in kept)
     finally:
         site.close()
+
+
+# -- trading: moving-average cost, stock and orders ------------------------------------------
+
+
+@pytest.fixture
+def trade(tmp_path, db):
+    site = open_site(tmp_path, db, ["core", "trading"],
+                     [("boss", "owner"), ("wally", "warehouse"), ("sam", "sales")])
+    wally = site.users.actor("wally")
+    site.test_warehouse = site.records.create(wally, "warehouse", {"code": "SH",
+                                                                    "name": "Shanghai"})["id"]
+    yield site
+    site.close()
+
+
+def new_product(site, code: str) -> int:
+    boss = site.users.actor("boss")
+    return site.records.create(boss, "product", {"code": code, "name": f"Widget {code}",
+                                                 "list_price": 40})["id"]
+
+
+def move(site, product: int, kind: str, quantity: Any, unit_cost: Any = None) -> dict:
+    values = {"moved_on": "2026-03-10", "product": product, "warehouse": site.test_warehouse,
+              "kind": kind, "quantity": quantity}
+    if unit_cost is not None:
+        values["unit_cost"] = unit_cost
+    return site.records.create(site.users.actor("wally"), "stock_move", values)
+
+
+def test_concurrent_receipts_move_the_average_cost_by_every_receipt(trade):
+    product = new_product(trade, "R-1")
+    version = trade.records.get(SYSTEM, "product", product)["version"]
+    outcomes = at_once(WRITERS, lambda i: move(trade, product, "in", 1, 10 + i))
+    assert kinds(outcomes) == {"ok": WRITERS}
+    stored = trade.records.get(SYSTEM, "product", product)
+    assert stored["avg_cost"] == Decimal("19.5000")  # (10 + 11 + … + 29) / 20
+    assert stored["version"] == version + WRITERS
+    stock = trade.ledgers.balance(SYSTEM, "stock_move", product=product)
+    assert stock.quantity == WRITERS and stock.amounts["value"] == Decimal("390.00")
+
+
+def test_concurrent_issues_never_overdraw_and_the_last_takes_the_last_cent(trade):
+    """20 units worth 226.01; 21 issues of one unit at once: 20 leave, value ends at 0.00."""
+    product = new_product(trade, "I-1")
+    for quantity, price in ((7, "10.00"), (5, "13.33"), (8, "11.17")):
+        move(trade, product, "in", quantity, price)
+    outcomes = at_once(WRITERS + 1, lambda i: move(trade, product, "out", 1))
+    assert kinds(outcomes) == {"ok": WRITERS, "LedgerRefused": 1}
+    stock = trade.ledgers.balance(SYSTEM, "stock_move", product=product)
+    assert stock.quantity == 0 and stock.amounts["value"] == Decimal("0.00")
+    issued = [o for o in outcomes if not isinstance(o, LedgerRefused)]
+    assert sum(o["value"] for o in issued) == Decimal("-226.01")
+
+
+def test_concurrent_deliveries_of_one_order_ship_it_exactly_once(trade):
+    boss, wally, sam = (trade.users.actor(n) for n in ("boss", "wally", "sam"))
+    product = new_product(trade, "D-1")
+    move(trade, product, "in", 30, "10.00")
+    client = trade.records.create(sam, "customer", {"name": "Buyer Ltd", "kind": "client"})
+    order = trade.records.create(sam, "sales_order", {
+        "customer": client["id"], "warehouse": trade.test_warehouse,
+        "lines": [{"product": product, "quantity": WRITERS, "unit_price": 20}]})
+    trade.workflows.transition(sam, "sales_order", order["id"], "confirmed")
+    outcomes = at_once(WRITERS + 1, lambda i: trade.records.create(wally, "delivery", {
+        "sales_order": order["id"], "lines": [{"product": product, "quantity": 1}]}))
+    assert kinds(outcomes) == {"ok": WRITERS, "ValidationFailed": 1}
+    shipped = trade.records.get(boss, "sales_order", order["id"])
+    assert shipped["stage"] == "shipped"
+    assert shipped["lines"][0]["shipped_quantity"] == WRITERS
+    assert shipped["lines"][0]["cost_amount"] == Decimal("200.00")
+    stock = trade.ledgers.balance(SYSTEM, "stock_move", product=product)
+    assert stock.quantity == 10 and stock.amounts["value"] == Decimal("100.00")

@@ -10,6 +10,13 @@ its cost of goods, which gives the gross margin.  When an issue empties a
 product completely it takes the whole remaining value, so no rounding cent
 is left behind.
 
+Concurrency: a movement reads the product's average under the product's
+lock (``records.locked``, docs/hooks.md) and a document posts against its
+order under the order's lock, so receipts, deliveries and transfers of the
+same product or order run one after the other — each from what the one
+before wrote. A document locks its order first, then its products in id
+order, so two documents never wait for each other in a circle.
+
 Documents (goods receipts, deliveries, transfers) are posted when saved:
 their ``after_save`` hook writes the movements, the order's received or
 shipped quantities and the order's stage in the save's own transaction, so
@@ -77,6 +84,9 @@ def price_stock_move(context: Any) -> None:
     if not move.get("product") or move.get("quantity") is None or not move.get("kind"):
         return  # the engine reports the missing fields
     quantity = _d(move["quantity"])
+    # the product stays locked until this movement is written: no other movement of it
+    # can change the average or the value on hand in between
+    context.records.locked(_engine(context.actor), "product", move["product"], conn=context.conn)
     on_hand, value, average = average_cost(context.records, context.actor, move["product"],
                                            context.conn)
     if move["kind"] in OUT_KINDS:
@@ -102,12 +112,17 @@ def update_average_cost(context: Any) -> None:
     move = context.values
     if context.previous is not None or move.get("kind") not in ("in", "adjust_in"):
         return
-    _, _, average = average_cost(context.records, context.actor, move["product"], context.conn)
-    changes: dict[str, Any] = {"avg_cost": average}
-    if move["kind"] == "in" and move.get("purchase_order"):
-        changes["last_purchase_price"] = move.get("unit_cost")
-    context.records.update(_engine(context.actor), "product", move["product"], changes,
-                           conn=context.conn)
+
+    def moved(_product: dict[str, Any]) -> dict[str, Any]:
+        _, _, average = average_cost(context.records, context.actor, move["product"],
+                                     context.conn)
+        changes: dict[str, Any] = {"avg_cost": average}
+        if move["kind"] == "in" and move.get("purchase_order"):
+            changes["last_purchase_price"] = move.get("unit_cost")
+        return changes
+
+    context.records.update_with(_engine(context.actor), "product", move["product"], moved,
+                                conn=context.conn)
 
 
 # -- keeping orders and documents honest ----------------------------------------------
@@ -256,7 +271,9 @@ def _post(context: Any, posting: _Posting,
         return
     document = context.values
     actor, conn, records = _engine(context.actor), context.conn, context.records
-    order = records.get(actor, posting.order_entity, document[posting.order_field], conn=conn)
+    # the order's done quantities are read, added to and written back: hold it meanwhile
+    order = records.locked(actor, posting.order_entity, document[posting.order_field],
+                           conn=conn)
     if order["stage"] not in (posting.first_stage, posting.partial_stage):
         en, zh = posting.refused
         raise ValidationFailed({posting.order_field: [_say(
@@ -265,9 +282,11 @@ def _post(context: Any, posting: _Posting,
     warehouse = document.get("warehouse") or order["warehouse"]
     lines = [dict(line) for line in order["lines"]]
     chunks = _allocate(context, lines, document["lines"], posting.done_key, posting.over)
+    records.locked_all(actor, "product", [line["product"] for _, line, _ in chunks], conn=conn)
     write_moves(context, document, order, warehouse, chunks)
     records.update(actor, posting.order_entity, order["id"],
-                   {"lines": [_line_input(line, posting.line_keys) for line in lines]}, conn=conn)
+                   {"lines": [_line_input(line, posting.line_keys) for line in lines]},
+                   version=order["version"], conn=conn)
     complete = all(_d(line[posting.done_key]) >= _d(line["quantity"]) for line in lines)
     if complete:
         _follow(context, posting.order_entity, order["id"], posting.done_stage)
@@ -342,6 +361,8 @@ def post_stock_transfer(context: Any) -> None:
         return
     transfer = context.values
     actor, conn, records = _engine(context.actor), context.conn, context.records
+    records.locked_all(actor, "product", [line["product"] for line in transfer["lines"]],
+                       conn=conn)
     records.ledgers.guard(conn, context.actor, records.entity("stock_move"), [
         {"product": line["product"], "warehouse": transfer["from_warehouse"],
          "signed_quantity": -_d(line["quantity"])} for line in transfer["lines"]])
