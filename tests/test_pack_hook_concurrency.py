@@ -221,3 +221,66 @@ def test_concurrent_deliveries_of_one_order_ship_it_exactly_once(trade):
     assert shipped["lines"][0]["cost_amount"] == Decimal("200.00")
     stock = trade.ledgers.balance(SYSTEM, "stock_move", product=product)
     assert stock.quantity == 10 and stock.amounts["value"] == Decimal("100.00")
+
+
+# -- distribution: dealer credit and end-customer claims -----------------------------------
+
+
+@pytest.fixture
+def channel(tmp_path, db):
+    site = open_site(tmp_path, db, ["core", "distribution"],
+                     [("boss", "owner"), ("cm", "channel_manager"), ("ann", "dealer_user"),
+                      ("ben", "dealer_user")])
+    boss, cm = site.users.actor("boss"), site.users.actor("cm")
+    site.users.teams.create("east", manager="cm")
+    gold = site.records.create(boss, "dealer_level", {
+        "code": "G", "name": "Gold", "discount": 20, "default_credit_limit": 10000})["id"]
+    site.test_dealers = [site.records.create(cm, "customer", {
+        "name": name, "kind": "dealer", "dealer_level": gold, "region": "East"})["id"]
+        for name in ("Alpha Dealer", "Beta Dealer")]
+    site.test_unit = site.records.create(boss, "product", {
+        "code": "U-1", "name": "Unit", "category": "units", "list_price": 100})["id"]
+    site.users.link("ann", "customer", site.test_dealers[0])
+    site.users.link("ben", "customer", site.test_dealers[1])
+    yield site
+    site.close()
+
+
+def test_concurrent_approvals_stay_within_the_dealer_credit(channel):
+    """Credit 10000, shipments of 800 approved at once: 12 fit (9600), the other 8 do not."""
+    cm = channel.users.actor("cm")
+    alpha = channel.test_dealers[0]
+    drafts = [channel.records.create(cm, "shipment", {
+        "dealer": alpha, "lines": [{"product": channel.test_unit, "quantity": 10}]})
+        for _ in range(WRITERS)]
+    assert {d["total"] for d in drafts} == {Decimal("800")} and not any(
+        d["needs_approval"] for d in drafts)
+    outcomes = at_once(WRITERS, lambda i: channel.workflows.transition(
+        cm, "shipment", drafts[i]["id"], "approved"))
+    counted = kinds(outcomes)
+    assert counted["ok"] == 12 and sum(counted.values()) == WRITERS
+    assert set(counted) <= {"ok", "TransitionRefused", "ValidationFailed"}
+    approved = channel.records.list(SYSTEM, "shipment", filters=[
+        Filter("stage", "eq", "approved")], limit=100)
+    assert approved.total == 12 and sum(s["total"] for s in approved.rows) == Decimal("9600")
+
+
+def test_concurrent_first_claims_create_one_end_customer(channel):
+    ann, ben = channel.users.actor("ann"), channel.users.actor("ben")
+    alpha, beta = channel.test_dealers
+
+    def claim(i: int) -> dict:
+        who, dealer = (ann, alpha) if i % 2 else (ben, beta)
+        return channel.records.create(who, "end_customer_claim", {
+            "dealer": dealer, "name": "星河科技有限公司", "phone": "13900001111"})
+
+    outcomes = at_once(WRITERS, claim)
+    assert kinds(outcomes) == {"ok": WRITERS}
+    ends = channel.records.list(SYSTEM, "customer", filters=[
+        Filter("kind", "eq", "end_customer")], limit=100).rows
+    assert len(ends) == 1
+    holder = ends[0]["dealer"]
+    claims = channel.records.list(SYSTEM, "end_customer_claim", limit=100).rows
+    assert {(c["dealer"] == holder, c["stage"], c["end_customer"]) for c in claims} == {
+        (True, "accepted", ends[0]["id"]), (False, "conflict", ends[0]["id"])}
+    assert sum(c["dealer"] == holder for c in claims) == WRITERS // 2

@@ -15,6 +15,9 @@ version it read — under the lock that write cannot find the record changed.
 
 Several records are locked in ascending id order (:meth:`locked_all`), so
 two writers locking the same records never wait for each other in a circle.
+A rule about records that may not exist yet (the first claim on an end
+customer creates it) takes a named lock instead (:meth:`lock_name`, a
+transaction-scoped advisory lock on PostgreSQL).
 See docs/hooks.md ("Changing another record safely").
 """
 
@@ -23,10 +26,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, func, select
 
 from engine.context import Actor
 from engine.errors import ActionFailed
+from engine.services.ledgers import lock_key
 from engine.storage.database import WRITE_OPTION
 
 if TYPE_CHECKING:
@@ -99,3 +103,14 @@ class RecordLockMixin:
             return shown
         return self.update(actor, entity_key, current["id"], changes,
                            version=current["version"], conn=c)
+
+    def lock_name(self, name: str, *, conn: Connection) -> None:
+        """Hold the lock called ``name`` until ``conn``'s transaction ends.
+
+        Writers taking the same name run one after the other — for a rule
+        about records that may not exist yet, so there is no row to lock
+        ("one end customer per name": look it up, create it if missing).
+        """
+        c = _require_write(conn, "lock_name()")
+        if c.dialect.name == "postgresql":
+            c.execute(select(func.pg_advisory_xact_lock(lock_key("crm_name", (name,)))))

@@ -14,6 +14,10 @@
   every short product named.
 - The first claim on an end customer attributes it; a second dealer's claim
   on the same customer is a conflict for a channel manager.
+
+Credit is decided with the dealer locked (``records.locked``) and claims are
+attributed one at a time (``records.lock_name``), so neither rule is broken
+by writes that arrive together (docs/hooks.md).
 """
 
 from __future__ import annotations
@@ -76,7 +80,9 @@ def price_shipment(context: Any) -> None:
     if not values.get("dealer"):
         return
     actor, conn, records = _engine(context.actor), context.conn, context.records
-    dealer = records.get(actor, "customer", values["dealer"], conn=conn)
+    # one credit decision per dealer at a time: two shipments approved at once cannot
+    # both fit in the same remaining credit
+    dealer = records.locked(actor, "customer", values["dealer"], conn=conn)
     if dealer.get("kind") != "dealer":
         context.error("dealer", {"en": "Choose a customer of kind dealer.",
                                  "zh": "请选择类型为代理商的客户。"})
@@ -99,12 +105,6 @@ def price_shipment(context: Any) -> None:
         elif _d(line["discount"]) != standard:
             overridden = True
         total += _d(line.get("quantity")) * _d(line["list_price"]) * (100 - _d(line["discount"])) / 100
-    if conn.dialect.name == "postgresql":
-        # one credit decision per dealer at a time: two shipments approved at once
-        # cannot both fit in the same remaining credit (SQLite's writes are serial anyway)
-        customers = records.schema.table("customer")
-        conn.execute(select(customers.c.id).where(customers.c.id == dealer["id"])
-                     .with_for_update())
     limit = credit_limit(records, context.actor, conn, dealer)
     used = receivable(records, conn, dealer["id"], leave_out=values.get("id"))
     values["discount_overridden"] = overridden
@@ -196,6 +196,9 @@ def attribute_end_customer(context: Any) -> None:
         return
     claim = context.values
     actor, conn, records = _engine(context.actor), context.conn, context.records
+    # claims are attributed one at a time: two first claims on the same new end customer
+    # would otherwise both find none and create it twice
+    records.lock_name("distribution.end_customer", conn=conn)
     found = _find_end_customer(records, conn, claim["name"], claim.get("phone"))
     workflows = WorkflowService(records, clock=context.clock)
     if found is None:
