@@ -284,3 +284,37 @@ def test_concurrent_first_claims_create_one_end_customer(channel):
     assert {(c["dealer"] == holder, c["stage"], c["end_customer"]) for c in claims} == {
         (True, "accepted", ends[0]["id"]), (False, "conflict", ends[0]["id"])}
     assert sum(c["dealer"] == holder for c in claims) == WRITERS // 2
+
+
+# -- project sales: one accepted quotation per project --------------------------------------
+
+
+def test_concurrent_acceptances_accept_one_quotation_version(tmp_path, db):
+    from tests.project_sales_support import open_project_site, project_in_negotiation
+
+    opened = open_project_site(tmp_path, db)
+    try:
+        ann = opened.actors["ann"]
+        client = opened.records.create(ann, "customer", {"name": "Eastern Hospital",
+                                                         "kind": "client"})
+        project = project_in_negotiation(opened.site, ann, "Ward Wi-Fi", 90000, client["id"])
+        first = opened.records.list(ann, "quotation", limit=10).rows
+        versions = [first[0]]
+        for number in range(2, WRITERS + 1):
+            quotation = opened.records.create(ann, "quotation", {
+                "project": project["id"], "version_no": number, "title": f"v{number}",
+                "lines": [{"item": "Everything", "quantity": 1, "unit_price": 90000 + number}]})
+            versions.append(opened.workflows.transition(ann, "quotation", quotation["id"],
+                                                        "sent"))
+        outcomes = at_once(WRITERS, lambda i: opened.workflows.transition(
+            ann, "quotation", versions[i]["id"], "accepted"))
+        assert kinds(outcomes) == {"ok": 1, "TransitionRefused": WRITERS - 1}
+        (won,) = [o for o in outcomes if not isinstance(o, Exception)]
+        accepted = opened.records.list(ann, "quotation", filters=[
+            Filter("stage", "eq", "accepted")], limit=100)
+        assert [q["id"] for q in accepted.rows] == [won["id"]]
+        stored = opened.records.get(ann, "project", project["id"])
+        assert stored["accepted_version"] == won["version_no"]
+        assert stored["contract_value"] == won["total"]
+    finally:
+        opened.site.close()

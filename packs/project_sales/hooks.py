@@ -13,7 +13,9 @@ They read and write with the acting user given the workflow's rights (like
 the records stage actions create): a salesperson who may take the transition
 gets the check done over every proposal of the project, not only those in
 their own scope, and the accepted version is recorded on the project even
-though the field is read-only to them.
+though the field is read-only to them. A rule that reads other records and
+writes the project (one accepted version) holds the project with
+``records.locked`` first, so two transitions at once cannot both pass it.
 """
 
 from __future__ import annotations
@@ -68,6 +70,10 @@ def accept_quotation(context: HookContext) -> None:
     """Record the accepted version on its project; a project accepts one version only."""
     quotation = context.record
     project_id = quotation["project"]
+    actor = _workflow_actor(context.actor)
+    # the project is held until this transition ends: a second version accepted at the same
+    # time waits, then sees this one accepted
+    project = context.records.locked(actor, "project", project_id, conn=context.conn)
     others = [q for q in _rows(context, "quotation", Filter("project", "eq", project_id),
                                Filter("stage", "eq", "accepted"))
               if q["id"] != quotation["id"]]
@@ -76,15 +82,14 @@ def accept_quotation(context: HookContext) -> None:
                       f"Version {others[0]['version_no']} of this project's quotation is already "
                       "accepted.",
                       f"本项目的报价第 {others[0]['version_no']} 版已被接受。")
-    actor = _workflow_actor(context.actor)
-    project = context.records.get(actor, "project", project_id, conn=context.conn)
     if project.get("stage") not in ("quotation", "negotiation"):
         raise _refuse(context, "A quotation is accepted while its project is being quoted or "
                       "negotiated.", "只有处于报价或商务谈判阶段的项目才能接受报价。")
     changes: dict[str, Any] = {"accepted_version": quotation["version_no"]}
     if not project.get("contract_value"):
         changes["contract_value"] = quotation.get("total")
-    context.records.update(actor, "project", project_id, changes, conn=context.conn)
+    context.records.update(actor, "project", project_id, changes, version=project["version"],
+                           conn=context.conn)
 
 
 def check_accepted_quotation(context: HookContext) -> None:
