@@ -53,7 +53,8 @@ class RecordHookContext:
     may change; elsewhere the saved, deleted or moved record).  ``previous``
     is the record as it was before (``None`` when it is being created).  Read
     and write other records with ``records`` passing ``conn=context.conn``
-    to stay in the same transaction; ``now`` is the write's time from the
+    to stay in the same transaction (``records.locked``/``update_with`` to
+    change one from its current values); ``now`` is the write's time from the
     site's ``clock``.  ``transition`` is set when a stage change causes the
     write (``workflow``, ``transition``, ``to_stage``).
     """
