@@ -21,9 +21,10 @@ from typing import Any
 import pytest
 
 from engine.context import Actor, FixedClock
-from engine.errors import Conflict, CrmError, LedgerRefused
-from engine.storage.queries import Filter
-from packs.membership.till import member_keys, record_purchase, renew
+from engine.errors import CrmError, LedgerRefused
+from engine.storage.queries import Filter, Sort
+from packs.membership.jobs import expire_points
+from packs.membership.till import member_keys, record_purchase, redeem, renew
 from tests.support import open_migrated, write_site
 
 SYSTEM = Actor.system()
@@ -113,6 +114,40 @@ def test_concurrent_purchases_earn_every_point_and_upgrade_once(shop):
     changes = shop.records.list(SYSTEM, "tier_change", limit=100).rows
     assert [(c["from_tier"], c["to_tier"], c["annual_spend"]) for c in changes] == [
         ("standard", "silver", Decimal("2100.00"))]
+
+
+
+def test_points_expire_once_and_count_the_redemptions_made_meanwhile(shop):
+    """100 points earned long ago, 50 lately; 10 redemptions of 10 race 10 runs of the expiry."""
+    clerk, member = shop.users.actor("clerk"), shop.test_member
+    keys = member_keys(member["name"], member["member_number"])
+    clock = shop.records.clock
+    store = shop.test_store["id"]
+    record_purchase(shop.records, clerk, keys, store, {"amount": "1000"})
+    clock.current = dt.datetime(2027, 1, 5, 2, 0, tzinfo=dt.UTC)
+    record_purchase(shop.records, clerk, keys, store, {"amount": "500"})
+    clock.current = dt.datetime(2028, 3, 11, 2, 0, tzinfo=dt.UTC)
+
+    def write(i: int) -> Any:
+        if i % 2:
+            return redeem(shop.records, clerk, keys, 10, store=store)
+        return expire_points(shop.records, SYSTEM, dt.date(2028, 3, 11))
+
+    outcomes = at_once(WRITERS, write)
+    assert set(kinds(outcomes)) <= {"ok", "LedgerRefused"}
+    assert all(isinstance(o, dict) for o in outcomes[::2])  # every run of the job finished
+    entries = shop.records.list(SYSTEM, "points_entry", filters=[
+        Filter("member", "eq", member["id"])], sort=[Sort("id")], limit=100).rows
+    expiries = [e for e in entries if e["kind"] == "expire"]
+    redeemed = [e for e in entries if e["kind"] == "redeem"]
+    assert len(expiries) <= 1
+    expired = sum(e["points"] for e in expiries)
+    assert sum(sum(run.values()) for run in outcomes[::2]) == expired
+    # the old 100 points were either redeemed before the expiry ran, or expired by it
+    before = [e for e in redeemed if not expiries or e["id"] < expiries[0]["id"]]
+    assert expired + 10 * len(before) == 100
+    balance = shop.records.ledgers.balance(SYSTEM, "points_entry", member=member["id"])
+    assert balance.quantity == 150 - 10 * len(redeemed) - expired >= 0
 
 
 # -- service sales: an instalment's collections ----------------------------------------------

@@ -16,6 +16,7 @@ before wrote — no month, point or upgrade is lost.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from decimal import Decimal
 from typing import Any
@@ -131,8 +132,15 @@ def change_tier(records: Any, member: dict[str, Any], tier: str, reason: str, da
 
 
 def check_points_entry(context: Any) -> None:
-    """Earned and expired points are the pack's own movements; clerks only redeem."""
+    """Earned and expired points are the pack's own movements; clerks only redeem.
+
+    A new movement holds its member (as purchases and the expiry job do), so
+    the expiry job counts a redemption made at the same time.
+    """
     values, actor = context.values, context.actor
+    if context.is_new and values.get("member") is not None:
+        with contextlib.suppress(NotFound):  # the engine refuses a missing member itself
+            _member(context, values["member"])
     kind, points = values.get("kind"), values.get("points")
     engine_itself = actor.user_id is None and actor.is_admin
     if kind in ("earn", "expire") and not engine_itself:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from decimal import Decimal
+from typing import Any
 
 from engine.context import Actor
 from engine.jobs.context import JobContext
@@ -46,9 +47,26 @@ def _rows(records: RecordService, actor: Actor, entity: str, filters: list[Filte
         offset += PAGE
 
 
+def _due(records: RecordService, actor: Actor, member: int, cutoff: dt.date, conn: Any) -> int:
+    """Points of ``member`` earned before ``cutoff`` and not yet left the balance."""
+    def total(*filters: Filter) -> int:
+        rows = records.aggregate(actor, "points_entry", {"points": "sum:signed_points"},
+                                 filters=[Filter("member", "eq", member), *filters], conn=conn)
+        return int(rows[0]["points"] or 0) if rows else 0
+
+    earned = total(Filter("signed_points", "gt", 0), Filter("occurred_on", "lt", cutoff.isoformat()))
+    return earned + total(Filter("signed_points", "lt", 0))
+
+
 def expire_points(records: RecordService, actor: Actor, today: dt.date,
                   rules: LoyaltyRules | None = None) -> dict[int, int]:
-    """Write the expiry movements due on ``today``; member id → points expired."""
+    """Write the expiry movements due on ``today``; member id → points expired.
+
+    Each member's points are counted again in the transaction that expires
+    them, with the member locked as redemptions and purchases lock it
+    (hooks.py): a redemption made meanwhile is counted, and a second run at
+    the same time finds nothing left to expire.
+    """
     rules = rules or load_rules()
     cutoff = rules.expiry_cutoff(today)
     old_earned: dict[int, int] = defaultdict(int)
@@ -61,12 +79,16 @@ def expire_points(records: RecordService, actor: Actor, today: dt.date,
             spent[row["member"]] -= change
     expired = {}
     for member, earned in sorted(old_earned.items()):
-        due = earned - spent[member]
-        if due > 0:
-            records.create(actor, "points_entry", {
-                "member": member, "kind": "expire", "points": due, "occurred_on": today,
-                "note": f"earned before {cutoff}"})
-            expired[member] = due
+        if earned - spent[member] <= 0:
+            continue
+        with write_transaction(records.engine) as conn:
+            records.locked(actor, "member", member, conn=conn)
+            due = _due(records, actor, member, cutoff, conn)
+            if due > 0:
+                records.create(actor, "points_entry", {
+                    "member": member, "kind": "expire", "points": due, "occurred_on": today,
+                    "note": f"earned before {cutoff}"}, conn=conn)
+                expired[member] = due
     return expired
 
 
