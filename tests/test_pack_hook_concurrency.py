@@ -185,6 +185,38 @@ def test_concurrent_collections_are_all_summed_on_their_instalment(tmp_path, db)
         site.close()
 
 
+
+def test_concurrent_renewal_runs_raise_one_opportunity_per_contract(tmp_path, db):
+    from packs.service_sales.renewals import raise_renewals
+
+    site = open_site(tmp_path, db, ["service_sales"], [("boss", "owner"), ("zhang", "consultant")])
+    try:
+        boss, zhang = site.users.actor("boss"), site.users.actor("zhang")
+        customer = site.records.create(zhang, "customer", {"name": "华信"})
+        contracts = []
+        for n in range(3):
+            contract = site.records.create(zhang, "contract", {
+                "name": f"运维 {n}", "customer": customer["id"], "payment_terms": "月结",
+                "start_date": "2026-01-01", "end_date": "2026-06-30",
+                "lines": [{"service": "运维", "quantity": "20", "rate": "1000"}]})
+            site.workflows.transition(zhang, "contract", contract["id"], "under_review")
+            site.workflows.transition(boss, "contract", contract["id"], "approved")
+            site.workflows.transition(zhang, "contract", contract["id"], "signed",
+                                      {"signed_on": "2026-01-01"})
+            site.workflows.transition(zhang, "contract", contract["id"], "active")
+            contracts.append(contract["id"])
+        runs = at_once(10, lambda i: raise_renewals(site.records, boss, dt.date(2026, 5, 1)))
+        assert all(isinstance(run, list) for run in runs)
+        raised = sorted(opportunity for run in runs for opportunity in run)
+        assert len(raised) == 3
+        stored = sorted(site.records.get(boss, "contract", c)["renewal_opportunity"]
+                        for c in contracts)
+        assert stored == raised
+        assert site.records.count(boss, "opportunity") == 3
+    finally:
+        site.close()
+
+
 # -- trading: moving-average cost, stock and orders ------------------------------------------
 
 

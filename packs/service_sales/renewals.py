@@ -8,7 +8,8 @@ every active contract whose notice date has come and that has no renewal
 opportunity yet, it creates one — for the same customer, owned by the
 contract's owner, with the contract's service lines and value, expected to
 close on the end date — and stores it on the contract, so a contract is
-renewed once however often the job runs.
+renewed once however often the job runs, also by runs at the same time (each
+reads the contract locked before raising its renewal).
 """
 
 from __future__ import annotations
@@ -63,9 +64,14 @@ def raise_renewals(records: RecordService, actor: Actor, today: dt.date) -> list
         if contract.get("owner") is not None:
             values["owner"] = contract["owner"]
         with write_transaction(records.engine) as conn:
+            # held until the opportunity is stored on it: a run at the same time waits,
+            # then finds the renewal raised
+            current = records.locked(actor, "contract", contract["id"], conn=conn)
+            if current.get("renewal_opportunity") is not None:
+                continue
             opportunity = records.create(actor, "opportunity", values, conn=conn)
             records.update(actor, "contract", contract["id"],
                            {"renewal_opportunity": opportunity["id"]},
-                           version=contract["version"], conn=conn)
+                           version=current["version"], conn=conn)
         created.append(opportunity["id"])
     return created
