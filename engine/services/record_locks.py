@@ -31,7 +31,6 @@ from sqlalchemy import Connection, func, select
 from engine.context import Actor
 from engine.errors import ActionFailed
 from engine.services.ledgers import lock_key
-from engine.storage.database import WRITE_OPTION
 
 if TYPE_CHECKING:
     from engine.metadata.model import Entity
@@ -42,8 +41,7 @@ Change = Callable[[dict[str, Any]], Mapping[str, Any] | None]
 
 def _require_write(conn: Connection | None, what: str) -> Connection:
     """A lock means something only inside the write's own transaction."""
-    if conn is None or not conn.in_transaction() or (
-            conn.dialect.name == "sqlite" and not conn.get_execution_options().get(WRITE_OPTION)):
+    if conn is None or not conn.in_transaction():
         raise ActionFailed(f"{what} takes the connection of a write's transaction "
                            "(conn=context.conn in a hook); the lock lasts until it ends.")
     return conn
