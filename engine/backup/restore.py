@@ -48,6 +48,7 @@ from engine.errors import RestoreRefused
 from engine.metadata.packs import find_pack_dirs, read_pack
 from engine.site import OVERLAY_DIR, SITE_FILE, load_site_config, load_site_registry
 from engine.storage.database import create_db_engine, write_transaction
+from engine.storage.ids import continue_after, generates_ids, highest_id_used
 from engine.storage.tables import build_schema
 
 BATCH = 2000
@@ -164,7 +165,7 @@ def restore(archive_path: Path, target: Path, *, database_url: str | None = None
                 if occupied:
                     _drop_everything(conn)
                 schema.metadata.create_all(conn)
-                loader = _TableLoader(conn, archive)
+                loader = _TableLoader(conn, archive, schema.metadata, set(registry.entities))
                 for table in dependency_order(schema.metadata):
                     if table.name not in manifest.tables:
                         continue
@@ -195,9 +196,12 @@ def restore(archive_path: Path, target: Path, *, database_url: str | None = None
 class _TableLoader:
     """Inserts archived rows, postponing references to rows not yet inserted."""
 
-    def __init__(self, conn: Connection, archive: zipfile.ZipFile) -> None:
+    def __init__(self, conn: Connection, archive: zipfile.ZipFile, metadata: MetaData,
+                 entities: set[str]) -> None:
         self.conn = conn
         self.archive = archive
+        self.metadata = metadata
+        self.entities = entities
         self.inserted: set[str] = set()
         self.tables: list[Table] = []
         self.postponed: list[tuple[Table, list[str], list[dict[str, Any]]]] = []
@@ -242,17 +246,17 @@ class _TableLoader:
                 *[table.c[k] == bindparam(f"_pk_{k}") for k in (c.name for c in table.primary_key.columns)]
             ).values({c: bindparam(c) for c in later})
             self.conn.execute(statement, fixes)
-        if self.conn.dialect.name == "postgresql":
-            self._reset_sequences()
+        self._continue_ids()
 
-    def _reset_sequences(self) -> None:
-        """PostgreSQL's id sequences continue after the restored ids."""
-        preparer = self.conn.dialect.identifier_preparer
+    def _continue_ids(self) -> None:
+        """Each table's ids continue above every id it or its records' audit rows used.
+
+        The archive holds no sequence counters; without this, a record deleted
+        before the backup would have its id given to a new record after it.
+        """
         for table in self.tables:
-            column = table.autoincrement_column
-            if column is None:
+            if not generates_ids(table):
                 continue
-            highest = self.conn.scalar(select(func.max(column)))
-            if highest is not None:
-                self.conn.execute(select(func.setval(
-                    func.pg_get_serial_sequence(preparer.format_table(table), column.name), highest)))
+            entity = table.name if table.name in self.entities else None
+            continue_after(self.conn, table,
+                           highest_id_used(self.conn, self.metadata, table.name, entity))

@@ -36,6 +36,7 @@ from sqlalchemy.types import TypeEngine
 from engine.metadata.model import Entity, Field, Registry
 from engine.storage.access_tables import access_tables
 from engine.storage.attachment_tables import attachment_tables
+from engine.storage.ids import never_reuse_ids
 from engine.storage.notification_tables import notification_tables
 from engine.storage.types import ExactDecimal, IdType, UTCDateTime
 
@@ -353,4 +354,5 @@ def build_schema(registry: Registry) -> Schema:
             elif field.type == "many_to_many":
                 children[field.key] = link_table(metadata, entity, field)
         compiled[entity.key] = EntityTables(main=main, children=MappingProxyType(children))
+    never_reuse_ids(metadata)  # a deleted record's id is never given to another (ids.py)
     return Schema(metadata=metadata, entities=MappingProxyType(compiled))

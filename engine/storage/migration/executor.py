@@ -45,6 +45,7 @@ from engine.errors import CrmError, MigrationFailed, MigrationRefused
 from engine.metadata.model import Registry
 from engine.services.values import to_json
 from engine.storage.database import WRITE_OPTION, lock_definitions
+from engine.storage.ids import continue_after, highest_id_used, sqlite_sequence, table_options
 from engine.storage.migration.convert import convert, sql_type
 from engine.storage.migration.operations import (
     AddChoices,
@@ -55,6 +56,7 @@ from engine.storage.migration.operations import (
     DropColumn,
     DropIndex,
     DropTable,
+    KeepIdsUnique,
     MigrationPlan,
     Operation,
     Place,
@@ -108,9 +110,20 @@ class Executor:
     # -- helpers -----------------------------------------------------------
 
     @contextmanager
-    def batch(self, name: str) -> Iterator[Any]:
-        with self.ops.batch_alter_table(name) as batch:
+    def batch(self, name: str, recreate: str = "auto") -> Iterator[Any]:
+        """Alter table ``name``; a SQLite rebuild keeps ``AUTOINCREMENT`` and its counter.
+
+        Reflection does not see ``AUTOINCREMENT``, so the copy is told; and the
+        copy's counter starts from the ids it holds, so the old one is carried
+        over — else a deleted highest id would be given again.
+        """
+        options = table_options(self.schema.metadata.tables.get(name))
+        sqlite = self.conn.dialect.name == "sqlite"
+        remembered = sqlite_sequence(self.conn, name) if sqlite else None
+        with self.ops.batch_alter_table(name, recreate=recreate, table_kwargs=options) as batch:
             yield batch
+        if remembered is not None:
+            continue_after(self.conn, self.target(name), remembered)
 
     def target(self, name: str) -> Table:
         return self.schema.metadata.tables[name]
@@ -186,7 +199,8 @@ class Executor:
             for uc in target.constraints
             if isinstance(uc, UniqueConstraint)
         ]
-        self.ops.create_table(target.name, *[_bare(c) for c in target.columns], *uniques)
+        self.ops.create_table(target.name, *[_bare(c) for c in target.columns], *uniques,
+                              **table_options(target))
         for index_name in op.indexes:
             self.create_index(target.name, index_name)
 
@@ -212,6 +226,15 @@ class Executor:
             with self.batch(op.place.table) as batch:
                 batch.drop_index(old)
             self.create_index(op.place.table, new)
+
+    def keep_ids_unique(self, op: KeepIdsUnique) -> None:
+        """Rebuild a SQLite table as ``AUTOINCREMENT`` (copy, drop, rename: rows kept)."""
+        name = op.place.table
+        with self.batch(name, recreate="always"):
+            pass
+        highest = max(op.next_id - 1,
+                      highest_id_used(self.conn, self.schema.metadata, name, op.entity))
+        continue_after(self.conn, self.target(name), highest)
 
     def add_column(self, op: AddColumn) -> None:
         col = self.target(op.place.table).c[op.key]

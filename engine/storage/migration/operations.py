@@ -112,6 +112,27 @@ class RenameTable(Operation):
 
 
 @dataclass(frozen=True)
+class KeepIdsUnique(Operation):
+    """A SQLite table that could give a deleted row's id again: rebuilt, every row kept.
+
+    ``next_id`` is the first id it gives afterwards: above every id its rows
+    and the audit, attachment and history rows of its records ever used.
+    """
+
+    kind: ClassVar[str] = "keep_ids_unique"
+    place: Place
+    entity: str | None  # the entity whose records the rows are (None: lines, system rows)
+    rows: int
+    next_id: int
+
+    def describe(self) -> str:
+        return (
+            f"Never give the id of a deleted row of {self.place} again (table rebuilt, "
+            f"{count(self.rows, 'row')} kept; next id {self.next_id})"
+        )
+
+
+@dataclass(frozen=True)
 class DropTable(Operation):
     """A table no longer defined; its rows go to the archive first."""
 

@@ -35,7 +35,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeEngine
 
+from engine.errors import DefinitionError
 from engine.metadata.model import Field, Registry
+from engine.storage.ids import SQLITE_AUTOINCREMENT, highest_id_used, lacks_autoincrement
 from engine.storage.migration.convert import (
     convert,
     field_from_data,
@@ -53,6 +55,7 @@ from engine.storage.migration.operations import (
     DropColumn,
     DropIndex,
     DropTable,
+    KeepIdsUnique,
     MigrationPlan,
     Operation,
     Place,
@@ -62,6 +65,7 @@ from engine.storage.migration.operations import (
 )
 from engine.storage.migration.state import applied_state
 from engine.storage.tables import RESERVED_TABLE_PREFIX, Schema, build_schema
+from engine.storage.types import decimal_problems
 
 #: How many duplicated values a refusal shows.
 SHOWN_DUPLICATES = 5
@@ -492,8 +496,26 @@ class Planner:
                 pairs.append((str(old), str(index.name)))
         return tuple(pairs)
 
+    def unique_ids(self) -> list[Operation]:
+        """SQLite tables created before ids were kept unique (see engine/storage/ids.py)."""
+        if self.conn.dialect.name != "sqlite":
+            return []
+        ops: list[Operation] = []
+        for target in self.schema.metadata.sorted_tables:
+            live = self.live(target.name)
+            if (target.name in self.added_tables
+                    or not target.dialect_kwargs.get(SQLITE_AUTOINCREMENT)
+                    or not lacks_autoincrement(self.conn, live)):
+                continue
+            entity = target.name if self.catalog.role(target.name) == "entity" else None
+            # Read under the live name: a renamed table is renamed before it is rebuilt.
+            highest = highest_id_used(self.conn, self.schema.metadata, live, entity)
+            ops.append(KeepIdsUnique(self.catalog.place(target.name), entity,
+                                     self.rows(target.name), highest + 1))
+        return ops
+
     def operations(self) -> tuple[Operation, ...]:
-        creates = [*self.create_tables(), *self.rename_tables()]
+        creates = [*self.create_tables(), *self.rename_tables(), *self.unique_ids()]
         drop_indexes, add_indexes = self.index_changes()
         columns = self.column_changes()
         return (
@@ -508,6 +530,9 @@ class Planner:
 
 def plan_on(conn: Connection, registry: Registry, schema: Schema) -> MigrationPlan:
     """The plan for ``registry`` against the database behind ``conn`` (read only)."""
+    problems = decimal_problems(registry, conn.dialect.name)
+    if problems:  # crm check refuses them first; never reach the tables with them
+        raise DefinitionError(problems)
     state = applied_state(conn)
     renames = table_renames(registry, set(inspect(conn).get_table_names()))
     catalog = Catalog(registry, state.entities if state else {}, renames)

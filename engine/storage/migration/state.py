@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, MetaData, inspect, select
 
 from engine.metadata.model import Registry
-from engine.storage.tables import Schema, system_tables
+from engine.storage.ids import SQLITE_AUTOINCREMENT, lacks_autoincrement
+from engine.storage.tables import Schema, build_schema, system_tables
 
 DEFINITIONS_TABLE = "crm_definitions"
 
@@ -80,7 +81,16 @@ def is_up_to_date(engine: Engine, registry: Registry) -> bool:
         state = _read(conn)
         if state is None or state.definitions_hash != registry.definitions_hash:
             return False
-        return not missing_system_columns(conn)
+        return not missing_system_columns(conn) and not ids_reusable(conn, registry)
+
+
+def ids_reusable(conn: Connection, registry: Registry) -> list[str]:
+    """SQLite tables that could give a deleted row's id again (built before AUTOINCREMENT)."""
+    if conn.dialect.name != "sqlite":
+        return []
+    names = [t.name for t in build_schema(registry).metadata.sorted_tables
+             if t.dialect_kwargs.get(SQLITE_AUTOINCREMENT)]
+    return [name for name in names if lacks_autoincrement(conn, name)]
 
 
 def missing_system_columns(conn: Connection) -> list[str]:
