@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, make_url
 
 from engine.context import Clock, SystemClock
 from engine.errors import DefinitionError, SiteNotFound
@@ -40,6 +40,7 @@ from engine.storage.database import (
     replica_url_problem,
 )
 from engine.storage.tables import Schema, build_schema
+from engine.storage.types import decimal_problems
 
 SITE_FILE = "crm.yaml"
 OVERLAY_DIR = "custom"
@@ -157,12 +158,17 @@ def load_site_config(root: Path) -> SiteConfig:
 
 
 def load_site_registry(config: SiteConfig) -> Registry:
-    return load_registry(
+    """The site's definitions, refused when its database cannot store them exactly."""
+    registry = load_registry(
         config.requirements(),
         search_paths=config.pack_paths,
         overlay_dir=config.overlay_dir,
         overlay_prefix=OVERLAY_DIR,
     )
+    problems = decimal_problems(registry, make_url(config.database_url).get_backend_name())
+    if problems:
+        raise DefinitionError(problems)
+    return registry
 
 
 class Site:
@@ -208,6 +214,7 @@ class Site:
         self.attachments = AttachmentService(
             self.records, config.root, store=config.attachments.get("store", "folder"),
             max_size_mb=config.attachments.get("max_size_mb", DEFAULT_MAX_MB), clock=self.clock)
+        self.records.files_deleted = self.attachments.unlink  # a deleted record's files' bytes
         self.calendar = CalendarService(
             self.records, registry.views, timezone=config.timezone, clock=self.clock,
             users_table=self.schema.system("crm_user"),

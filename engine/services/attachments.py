@@ -207,6 +207,11 @@ class AttachmentService:
             conn.execute(delete(self.table).where(self.table.c.id == found.id))
         self._path(found.key).unlink(missing_ok=True)
 
+    def unlink(self, keys: list[str]) -> None:
+        """Remove the bytes of files whose rows are gone (their record was deleted)."""
+        for key in keys:
+            self._path(key).unlink(missing_ok=True)
+
     # -- helpers ----------------------------------------------------------------
 
     def _path(self, key: str) -> Path:

@@ -15,7 +15,7 @@ else"; a hook that computes a change from another record reads it with
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +30,7 @@ from engine.metadata.model import Entity, Field, Registry
 from engine.services.access import AccessPolicy, AllowAll
 from engine.services.audit import write_audit
 from engine.services.compute import ComputedOrder, apply_computed, apply_defaults
+from engine.services.deleted_records import remove_belongings, since_last_deletion
 from engine.services.ledgers import LedgerService, refuse_change
 from engine.services.record_access import RecordAccessMixin, nothing
 from engine.services.record_batch import RecordBatchMixin
@@ -95,6 +96,8 @@ class RecordService(RecordInputMixin, RecordAccessMixin, RecordBatchMixin, Recor
         #: The entities' save and delete hooks (docs/hooks.md); every write path calls them.
         self.hooks = RecordHooks()
         self.ledgers = LedgerService(self)
+        #: Told the keys of files kept in a folder once their records' deletion is committed.
+        self.files_deleted: Callable[[list[str]], None] = lambda keys: None
 
     # -- plumbing ----------------------------------------------------------
 
@@ -678,15 +681,18 @@ class RecordService(RecordInputMixin, RecordAccessMixin, RecordBatchMixin, Recor
         self._allow(actor, entity, "delete")
         refuse_change(actor, entity)
         now = self.clock.now()
+        files: list[str] = []
         with self._write(conn) as c:
             current = self._fetch(c, actor, entity, record_id, lock=True, action="delete")
             if version is not None and int(version) != current["version"]:
                 raise self._conflict(entity, actor, int(version), current)
-            self._remove(c, actor, entity, current, now)
+            self._remove(c, actor, entity, current, now, files)
+        if conn is None and files:
+            self.files_deleted(files)  # committed: their bytes may go too
 
     def _remove(
         self, c: Connection, actor: Actor, entity: Entity, current: dict[str, Any],
-        now: dt.datetime,
+        now: dt.datetime, files: list[str],
     ) -> None:
         """Delete a fetched record and apply the on-delete rule of every reference to it.
 
@@ -718,7 +724,7 @@ class RecordService(RecordInputMixin, RecordAccessMixin, RecordBatchMixin, Recor
                     if other_id == rid and other.key == entity.key:
                         continue
                     dependent = self._fetch(c, actor, other, other_id, action=None)
-                    self._remove(c, actor, other, dependent, now)
+                    self._remove(c, actor, other, dependent, now, files)
             else:
                 c.execute(
                     update(table).where(table.c.id.in_(ids))
@@ -733,6 +739,7 @@ class RecordService(RecordInputMixin, RecordAccessMixin, RecordBatchMixin, Recor
                     )
         table = self.schema.table(entity.key)
         c.execute(delete(table).where(table.c.id == rid))
+        files.extend(remove_belongings(c, self.schema, entity.key, rid))
         write_audit(
             c, self.schema.system("crm_audit"), actor=actor, at=now, entity=entity.key,
             record_id=rid, action="delete",
@@ -751,7 +758,7 @@ class RecordService(RecordInputMixin, RecordAccessMixin, RecordBatchMixin, Recor
             current = self._fetch(c, actor, entity, record_id)
             rows = c.execute(
                 select(audit)
-                .where(audit.c.entity == entity.key, audit.c.record_id == current["id"])
+                .where(since_last_deletion(audit, entity.key, current["id"]))
                 .order_by(audit.c.id)
             ).mappings()
             return self._redact_history(actor, entity, [dict(r) for r in rows])
