@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert, inspect, select, text
 
+from engine.backup import back_up, restore
 from engine.site import Site
 from tests.api_support import NOW, api_for, core_site
 
@@ -115,3 +116,21 @@ def test_every_table_that_generates_ids_never_reuses_them(site: Site):
                      "crm_notification", "crm_outbox", "crm_stage_history"):
             assert "AUTOINCREMENT" in sql[name], name
         assert set(inspect(conn).get_table_names()) >= {"activity"}
+
+
+def test_a_restored_site_does_not_give_a_deleted_records_id_again(site: Site, tmp_path: Path,
+                                                                  other_db_url: str):
+    rep = api_for(site, "rep")
+    kept = rep.post("/activity", {"subject": "Kept", "kind": "call"}).get_json()
+    gone = rep.post("/activity", {"subject": SECRET, "kind": "call"}).get_json()
+    assert rep.delete(f"/activity/{gone['id']}", headers={"If-Match": f'"{gone["version"]}"'}
+                      ).status_code == 204
+    archive = tmp_path / "backup.zip"
+    back_up(site, archive)
+    restore(archive, tmp_path / "copy", database_url=other_db_url)
+    with Site.open(tmp_path / "copy") as copy:
+        again = api_for(copy, "rep").post("/activity", {"subject": "After restore", "kind": "call"})
+        assert again.status_code == 201, again.get_json()
+        assert again.get_json()["id"] > gone["id"] > kept["id"]
+        history = api_for(copy, "rep").get(f"/activity/{again.get_json()['id']}/history")
+        assert SECRET not in history.get_data(as_text=True)
