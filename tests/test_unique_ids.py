@@ -16,7 +16,9 @@ from sqlalchemy import insert, inspect, select, text
 
 from engine.backup import back_up, restore
 from engine.site import Site
-from tests.api_support import NOW, api_for, core_site
+from engine.web import create_app
+from tests.api_support import NOW, PASSWORD, api_for, core_site
+from tests.web_support import csrf, login, post
 
 SECRET = "Price floor 41% for Acme — do not share"
 
@@ -134,3 +136,31 @@ def test_a_restored_site_does_not_give_a_deleted_records_id_again(site: Site, tm
         assert again.get_json()["id"] > gone["id"] > kept["id"]
         history = api_for(copy, "rep").get(f"/activity/{again.get_json()['id']}/history")
         assert SECRET not in history.get_data(as_text=True)
+
+
+def test_through_the_web_the_next_activity_shows_nothing_of_the_deleted_one(site: Site):
+    rep, other = create_app(site, testing=True).test_client(), \
+        create_app(site, testing=True).test_client()
+    assert login(rep, "rep", PASSWORD).status_code == 302
+    assert login(other, "other", PASSWORD).status_code == 302
+    first = site.records.create(site.users.actor("rep"), "activity",
+                                {"subject": SECRET, "kind": "call"})
+    uploaded = rep.post(f"/r/activity/{first['id']}/files", data={
+        "csrf_token": csrf(rep), "files": [(io.BytesIO(b"floor terms"), "floor.txt")]},
+        content_type="multipart/form-data")
+    assert uploaded.status_code in (200, 302, 303)
+    [stored] = site.attachments.list(site.users.actor("rep"), "activity", first["id"])
+    assert rep.get(f"/files/{stored.key}").data == b"floor terms"
+    before = rep.get(f"/r/activity/{first['id']}").get_data(as_text=True)
+    assert SECRET in before and "floor.txt" in before  # what must not reach the next one
+    deleted = post(rep, f"/r/activity/{first['id']}/delete", {"version": str(first["version"])})
+    assert deleted.status_code == 302
+    second = site.records.create(site.users.actor("other"), "activity",
+                                 {"subject": "Intro call", "kind": "call"})
+    assert second["id"] > first["id"]
+    page = other.get(f"/r/activity/{second['id']}")
+    assert page.status_code == 200
+    shown = page.get_data(as_text=True)
+    assert SECRET not in shown and "floor.txt" not in shown and stored.key not in shown
+    for client in (rep, other):
+        assert client.get(f"/files/{stored.key}").status_code == 404
