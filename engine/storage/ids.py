@@ -84,7 +84,7 @@ def lacks_autoincrement(conn: Connection, name: str) -> bool:
     sql = conn.execute(
         select(_MASTER.c.sql).where(_MASTER.c.type == "table", _MASTER.c.name == name)
     ).scalar()
-    return sql is not None and "AUTOINCREMENT" not in sql.upper()
+    return sql is not None and "PRIMARY KEY AUTOINCREMENT" not in " ".join(sql.upper().split())
 
 
 def highest_id_used(
