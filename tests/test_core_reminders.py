@@ -191,3 +191,30 @@ def test_the_embedded_worker_of_crm_serve_delivers_in_the_background(site):
         thread.join(timeout=10)
     assert not thread.is_alive()
     assert [m["subject"] for m in inbox.messages(wang)] == ["投诉升级:施工噪音"]
+
+
+def test_the_manager_of_another_team_is_told_nothing_about_a_record_they_cannot_open(
+        site, clock):
+    site.users.create("mgr2", password=PASSWORD, roles=["manager"], email="mgr2@example.com")
+    site.users.teams.create("west", manager="mgr2")
+    site.users.teams.add_member("west", "li")
+    wang, mgr, mgr2 = (site.users.actor(x) for x in ("wang", "mgr", "mgr2"))
+    customer = site.records.create(wang, "customer", {"name": "金鼎装饰"})
+    case = site.records.create(wang, "complaint", {"subject": "CONFIDENTIAL: 并购传闻",
+                                                   "customer": customer["id"]})
+    report = site.records.create(wang, "sales_report", {
+        "name": "CONFIDENTIAL week 11", "period_start": "2026-03-09", "period_end": "2026-03-15"})
+    site.workflows.transition(wang, "complaint", case["id"], "escalated")
+    site.workflows.transition(wang, "sales_report", report["id"], "submitted")
+    run(site)
+    inbox = InboxService(site.schema, site.engine, site.clock)
+    assert inbox.messages(mgr2) == []
+    assert outbox(site, user_id=mgr2.user_id) == []
+    assert sorted(m["subject"] for m in inbox.messages(mgr)) == [
+        "Escalated: CONFIDENTIAL: 并购传闻", "Report submitted: CONFIDENTIAL week 11"]
+    # what the other manager would have been shown is what they may not open
+    client = create_app(site, testing=True).test_client()
+    assert login(client, "mgr2", PASSWORD).status_code == 302
+    assert client.get(f"/r/complaint/{case['id']}").status_code == 404
+    assert client.get(f"/r/sales_report/{report['id']}").status_code == 404
+    assert "CONFIDENTIAL" not in client.get("/inbox").get_data(as_text=True)

@@ -27,6 +27,12 @@ far end may have it, and SMTP has no way to ask — so the row becomes
 idempotency key is the exception: the message is re-sent with the same
 key and the gateway drops the copy).  Uncertain rows are listed by
 ``crm outbox`` and sent again only when someone says so.
+
+Before a message to a user is handed over, the worker asks again whether
+that user may still read the record (engine/services/recipients.py): one
+whose access ended while the message waited gets nothing, and the row
+becomes ``skipped`` with the reason.  A digest is checked message by
+message and sent with those still readable.
 """
 
 from __future__ import annotations
@@ -51,7 +57,9 @@ from engine.notifications.channels import (
     TransientFailure,
     default_channels,
 )
+from engine.notifications.digest import digest_body, withhold_unreadable
 from engine.notifications.settings import NotificationSettings
+from engine.services.recipients import RecipientAccess
 from engine.storage.database import write_transaction
 from engine.storage.tables import Schema
 
@@ -71,9 +79,11 @@ class OutboxDelivery:
     """Delivers due outbox rows; one per worker (see the module docstring)."""
 
     def __init__(self, schema: Schema, engine: Engine, clock: Clock,
-                 settings: NotificationSettings, *, channels: Mapping[str, Channel] | None = None,
+                 settings: NotificationSettings, *, access: RecipientAccess,
+                 channels: Mapping[str, Channel] | None = None,
                  worker: str | None = None, timezone: str = "Asia/Shanghai") -> None:
         self.schema = schema
+        self.access = access
         self.engine = engine
         self.clock = clock
         self.settings = settings
@@ -180,8 +190,48 @@ class OutboxDelivery:
                 body=row["body"]).on_conflict_do_nothing(index_elements=["outbox_id"]))
         return "sent"
 
+    def _screen(self, row: Mapping[str, Any]) -> tuple[Mapping[str, Any], str | None]:
+        """The row as it may be sent now, or why it may not be sent at all.
+
+        A message about a record goes only to a user who may still read it;
+        a digest keeps the messages still readable (its text rewritten, in
+        the row too, when some were dropped).
+        """
+        if row["user_id"] is None:
+            return row, None
+        if row["kind"] != "digest":
+            if not row["entity"] or row["record_id"] is None:
+                return row, None
+            return row, self.access.refusal(row["user_id"], row["entity"], row["record_id"])
+        o = self.outbox
+        ids = list((row["data"] or {}).get("messages") or [])
+        with write_transaction(self.engine) as conn:
+            parts = [dict(r) for r in conn.execute(
+                select(o).where(o.c.id.in_(ids), o.c.digest_id == row["id"])
+                .order_by(o.c.created_at, o.c.id)).mappings()]
+            if not parts:
+                return row, None
+            kept = withhold_unreadable(conn, o, self.access, parts,
+                                       f"left out of digest {row['id']} at delivery")
+            if not kept:
+                return row, "none of its messages may still be read by their recipient"
+            if len(kept) == len(parts):
+                return row, None
+            body = digest_body(kept)
+            conn.execute(update(o).where(self._mine(row)).values(body=body))
+        return {**row, "body": body}, None
+
     def deliver(self, row: Mapping[str, Any]) -> str:
-        """Send one claimed row; the state it ends in (``lost`` if another worker took it)."""
+        """Send one claimed row; the state it ends in (``lost`` if another worker took it,
+        ``withheld`` if its user may no longer read the record)."""
+        row, refusal = self._screen(row)
+        if refusal is not None:
+            with write_transaction(self.engine) as conn:
+                if not self._finish(conn, row, status="skipped",
+                                    reason=f"withheld at delivery: {refusal}"):
+                    return "lost"
+            log.warning("outbox message %s withheld: %s", row["id"], refusal)
+            return "withheld"
         if row["channel"] == "in_app":
             return self._deliver_in_app(row)
         channel = self.channels.get(row["channel"])

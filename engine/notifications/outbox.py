@@ -13,6 +13,11 @@ language, their digest choice) or an address read from a record (an
 e-mail or phone field, with the rule's opt-in field next to it).  A
 message that cannot or may not be sent is still written, as ``skipped``
 with the reason, so "why did this customer get nothing?" has an answer.
+
+Which users may be told at all — only those who may read the record — is
+decided before the writer by :mod:`engine.services.recipients`; a user
+target carries the fields hidden from that user, and each message is
+rendered without them.
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ class Target:
     digest: bool = False
     #: channel → why that channel may not be used (opted out, no address...).
     refused: Mapping[str, str] = field(default_factory=dict)
+    #: Fields of the record hidden from this user: the text is rendered without them.
+    hidden: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,10 @@ class Cause:
     entity: str | None = None
     record_id: int | None = None
     data: Mapping[str, Any] | None = None
+
+
+#: The recipient of the row that records a cause which reached nobody.
+NOBODY = "nobody"
 
 
 def message_key(cause: Cause, recipient: str, channel: str) -> str:
@@ -74,6 +85,14 @@ def applies(target: Target, channel: str) -> bool:
 
 def _address(target: Target, channel: str) -> str | None:
     return {"email": target.email, "sms": target.phone}.get(channel)
+
+
+def refusal(target: Target, channel: str) -> str | None:
+    """Why a message to ``target`` on ``channel`` is written ``skipped``, or None."""
+    reason = target.refused.get(channel)
+    if reason is None and channel != "in_app" and not _address(target, channel):
+        reason = "no e-mail address" if channel == "email" else "no phone number"
+    return reason
 
 
 class OutboxWriter:
@@ -98,28 +117,28 @@ class OutboxWriter:
         cause: Cause,
         targets: Iterable[Target],
         channels: Sequence[str],
-        render: Callable[[str], tuple[str | None, str]],
+        render: Callable[[str, frozenset[str]], tuple[str | None, str]],
         *,
         now: dt.datetime,
     ) -> int:
         """Write one message per target and channel; the number actually new.
 
-        ``render(language)`` gives (subject, body) in a language; each
-        language is rendered once.
+        ``render(language, hidden)`` gives (subject, body) in a language
+        without the ``hidden`` fields; each language and set of hidden
+        fields is rendered once.
         """
-        rendered: dict[str, tuple[str | None, str]] = {}
+        rendered: dict[tuple[str, frozenset[str]], tuple[str | None, str]] = {}
         rows = []
         for target in targets:
             for channel in channels:
                 if not applies(target, channel):
                     continue
-                if target.language not in rendered:
-                    rendered[target.language] = render(target.language)
-                subject, body = rendered[target.language]
-                reason = target.refused.get(channel)
+                view = (target.language, target.hidden)
+                if view not in rendered:
+                    rendered[view] = render(*view)
+                subject, body = rendered[view]
+                reason = refusal(target, channel)
                 address = _address(target, channel)
-                if reason is None and channel != "in_app" and not address:
-                    reason = "no e-mail address" if channel == "email" else "no phone number"
                 status = "skipped" if reason else (
                     "held" if channel == "email" and target.digest else "pending")
                 rows.append({
@@ -133,6 +152,19 @@ class OutboxWriter:
                     "reason": reason, "attempts": 0, "not_before": now,
                 })
         return self._insert(conn, rows)
+
+    def write_nobody(self, conn: Connection, cause: Cause, reason: str, *,
+                     now: dt.datetime) -> int:
+        """Record that a cause reached nobody: one ``skipped`` row (no text) with the reason,
+        once per occurrence like any message, so ``crm outbox`` answers "who was told?"."""
+        return self._insert(conn, [{
+            "key": message_key(cause, NOBODY, "none"), "created_at": now, "kind": cause.kind,
+            "source": cause.source, "entity": cause.entity, "record_id": cause.record_id,
+            "occurrence": cause.occurrence, "recipient": NOBODY, "user_id": None,
+            "channel": "none", "address": None, "language": "en", "title": None, "body": "",
+            "data": dict(cause.data) if cause.data else None, "status": "skipped",
+            "reason": reason, "attempts": 0, "not_before": now,
+        }])
 
 
 class UserDirectory:

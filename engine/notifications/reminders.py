@@ -14,7 +14,11 @@ out, per record, the *occurrences* whose moment has come:
 An occurrence is due from its moment until ``catch_up`` later; its
 messages carry the occurrence in their unique key, so running the scan
 again (or on two machines) creates nothing new.  Records are read through
-the record service as the system actor.
+the record service as the system actor; who is told is screened by
+:class:`~engine.services.recipients.Notifier` — only users who may read the
+record, each without the fields hidden from them — and an occurrence that
+reaches nobody is recorded (``nobody:<rule>`` in the job's summary, a
+``skipped`` outbox row with the reason).
 """
 
 from __future__ import annotations
@@ -33,7 +37,6 @@ from engine.metadata.model import Entity
 from engine.metadata.reminder_rules import ReminderRule
 from engine.notifications.outbox import (
     Cause,
-    OutboxWriter,
     Target,
     UserDirectory,
     applies,
@@ -41,6 +44,7 @@ from engine.notifications.outbox import (
 )
 from engine.notifications.templates import render_text
 from engine.services.pipeline import PipelineService
+from engine.services.recipients import Notifier
 from engine.services.records import RecordService
 from engine.services.values import to_json
 from engine.storage.database import write_transaction
@@ -154,7 +158,7 @@ class ReminderScheduler:
         self.clock = clock
         self.zone = zone(timezone)
         self.composer = ReminderComposer(records, locale=locale, timezone=timezone)
-        self.writer = OutboxWriter(records.schema)
+        self.notifier = Notifier(records)
 
     def scan(self) -> dict[str, int]:
         """Look at every enabled rule once; messages written per rule.
@@ -170,21 +174,26 @@ class ReminderScheduler:
         for rule in self.registry.reminders.values():
             if not rule.enabled:
                 continue
+            nobody: list[int] = []
             try:
-                written[rule.name] = self.scan_rule(rule, now, problems)
+                written[rule.name] = self.scan_rule(rule, now, problems, nobody)
             except Exception as exc:  # noqa: BLE001 - reported with the others below
                 problems.append(f"{rule.name}: {exc.__class__.__name__}: {exc}")
+            if nobody:
+                written[f"nobody:{rule.name}"] = len(nobody)
         if problems:
             raise ScanFailed(written, problems)
         return written
 
     def scan_rule(self, rule: ReminderRule, now: dt.datetime,
-                  problems: list[str] | None = None) -> int:
+                  problems: list[str] | None = None, nobody: list[int] | None = None) -> int:
+        """The messages written for ``rule``; the records whose occurrence reached nobody
+        are added to ``nobody``."""
         count = 0
         for occurrence in self.occurrences(rule, now):
             try:
                 with write_transaction(self.records.engine) as conn:
-                    count += self.write(conn, occurrence, now)
+                    count += self.write(conn, occurrence, now, nobody)
             except Exception as exc:
                 if problems is None:
                     raise
@@ -192,7 +201,8 @@ class ReminderScheduler:
                                 f"{exc.__class__.__name__}: {exc}")
         return count
 
-    def write(self, conn: Connection, occurrence: Occurrence, now: dt.datetime) -> int:
+    def write(self, conn: Connection, occurrence: Occurrence, now: dt.datetime,
+              nobody: list[int] | None = None) -> int:
         """The messages of one occurrence (none when the rule's condition does not hold)."""
         rule = occurrence.rule
         record = self.records.get(Actor.system(), rule.entity, occurrence.record_id, conn=conn)
@@ -201,10 +211,15 @@ class ReminderScheduler:
         cause = Cause("reminder", rule.name, occurrence.key, rule.entity, occurrence.record_id,
                       {"due": occurrence.due.isoformat()})
         targets = self.composer.targets(conn, rule, record)
-        return self.writer.write(
+        written = self.notifier.write(
             conn, cause, targets, rule.channels,
-            lambda language: self.composer.render(rule, record, occurrence.due, language),
-            now=now)
+            lambda language, hidden: self.composer.render(
+                rule, {k: v for k, v in record.items() if k not in hidden}, occurrence.due,
+                language),
+            named=[r.source for r in rule.recipients], now=now)
+        if written.nobody and nobody is not None:
+            nobody.append(occurrence.record_id)
+        return written.messages
 
     def preview(self, actor: Actor, rule_name: str, record_id: Any) -> dict[str, Any]:
         """What the rule would send about a record now: condition, recipients, texts.
@@ -227,14 +242,17 @@ class ReminderScheduler:
                 value = _anniversary(day, now.astimezone(self.zone).year)
             due = self._moment(rule, value)
         with self.records.engine.connect() as conn:
-            targets = self.composer.targets(conn, rule, record)
+            screened = self.notifier.access.screen(conn, rule.entity, record["id"],
+                                                   self.composer.targets(conn, rule, record))
         texts = {lang: self.composer.render(rule, record, due, lang) for lang in ("en", "zh")}
         channels = []
-        for target in targets:
+        for target in [*screened.kept, *screened.withheld]:
+            withheld = target in screened.withheld
             for channel in rule.channels:
                 if applies(target, channel):
                     channels.append({"recipient": target.recipient, "channel": channel,
-                                     "refused": target.refused.get(channel)})
+                                     "refused": "may not read this record" if withheld
+                                     else target.refused.get(channel)})
         return {
             "rule": rule.name, "entity": rule.entity, "record_id": record["id"],
             "condition": None if rule.when is None else bool(rule.when.evaluate(record, now=now)),

@@ -26,6 +26,7 @@ from engine.notifications.reminders import ReminderScheduler, ScanFailed
 from engine.notifications.settings import NotificationSettings, read_settings
 from engine.services.importing.queue import ImportQueue
 from engine.services.pipeline import PipelineService
+from engine.services.recipients import RecipientAccess
 
 if TYPE_CHECKING:
     from engine.site import Site
@@ -49,9 +50,13 @@ class NotificationWorker:
                     else PipelineService(site.records, clock=site.clock, timezone=timezone))
         self.scheduler = ReminderScheduler(site.records, pipeline, clock=clock,
                                            locale=site.config.locale, timezone=timezone)
+        # Who may still be told: checked again at delivery and when the digest is made.
+        access = RecipientAccess(site.records, site.users)
         self.delivery = OutboxDelivery(site.schema, site.engine, clock, self.settings,
-                                       channels=channels, worker=worker, timezone=timezone)
-        self.digest = DigestJob(site.schema, site.engine, clock, self.settings, timezone=timezone)
+                                       access=access, channels=channels, worker=worker,
+                                       timezone=timezone)
+        self.digest = DigestJob(site.schema, site.engine, clock, self.settings, access=access,
+                                timezone=timezone)
         self.jobs = JobLog(site.schema, site.engine, clock, self.delivery.worker)
         # Pack jobs and backups (engine/jobs): once per occurrence across all workers.
         self.scheduled = JobScheduler(site, clock, self.delivery.worker)

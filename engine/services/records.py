@@ -224,6 +224,22 @@ class RecordService(RecordInputMixin, RecordAccessMixin, RecordBatchMixin, Recor
         with self._read(conn) as c:
             return self._redact(actor, entity, self._fetch(c, actor, entity, record_id))
 
+    def may_read(self, actor: Actor, entity_key: str, record_id: Any, *,
+                 conn: Connection | None = None) -> bool:
+        """Whether :meth:`get` would give ``actor`` this record: the read right and the read
+        row scope, checked by the database as for a get, without loading the record."""
+        entity = self.entity(entity_key)
+        if not self.policy.can(actor, entity, "read"):
+            return False
+        try:
+            record_id = int(record_id)
+        except (TypeError, ValueError):
+            return False
+        table = self.schema.table(entity.key)
+        with self._read(conn) as c:
+            return c.execute(select(table.c.id).where(
+                table.c.id == record_id, *self._visible(actor, entity, table))).first() is not None
+
     def require_writable(self, actor: Actor, entity_key: str, record_id: Any, *,
                          conn: Connection | None = None) -> None:
         """Refuse unless ``actor`` may change this record (for what hangs off it, like files)."""

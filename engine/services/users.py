@@ -308,6 +308,13 @@ class UserService:
         with self.engine.connect() as conn:
             return self._actor(conn, login)
 
+    def active_actor(self, conn: Connection, user_id: int) -> Actor | None:
+        """The actor of user ``user_id``, or None when there is no such active user."""
+        row = conn.execute(select(self.users).where(self.users.c.id == user_id)).mappings().first()
+        if row is None or not row["active"]:
+            return None
+        return self._actor_of(conn, row)
+
     def _actor(self, conn: Connection, login: str) -> Actor:
         row = conn.execute(self._by_login, {"key": login}).mappings().first()
         if row is None:

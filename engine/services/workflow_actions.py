@@ -11,7 +11,10 @@ a failure in any of them undoes the whole transition:
 - ``notify`` writes its messages to the outbox (one per recipient and
   channel, with a unique key) in the transition's transaction — the same
   outbox as reminders, delivered by the worker (engine.notifications), so
-  a rolled-back move notifies nobody and a committed one exactly once;
+  a rolled-back move notifies nobody and a committed one exactly once.
+  Its recipients are screened like every notification's
+  (engine/services/recipients.py): only users who may read the record, each
+  told without the fields hidden from them;
 - ``hook`` calls a function of the pack's ``hooks.py`` with a
   :class:`HookContext`.  Hook files are loaded from the pack's folder by a
   :class:`HookLoader` owned by the service (no global registry), once.
@@ -44,8 +47,9 @@ from engine.metadata.workflow_model import (
     Transition,
     Workflow,
 )
-from engine.notifications.outbox import Cause, OutboxWriter, UserDirectory, unique_targets
+from engine.notifications.outbox import Cause, UserDirectory, unique_targets
 from engine.services.hook_modules import HookModules
+from engine.services.recipients import Notifier
 from engine.services.records import RecordService
 from engine.services.stage_rules import StageMove
 from engine.services.values import to_json
@@ -124,7 +128,7 @@ class ActionRunner:
     def __init__(self, records: RecordService, hooks: HookLoader) -> None:
         self.records = records
         self.hooks = hooks
-        self.outbox = OutboxWriter(records.schema)
+        self.notifier = Notifier(records)
         self.users = UserDirectory(records.schema)
 
     @staticmethod
@@ -196,18 +200,22 @@ class ActionRunner:
                 ids.append({"owner": record.get("owner"), "actor": context.actor.user_id,
                             "creator": record.get("created_by")}[who])
         targets = unique_targets([*self.users.users_by_id(conn, ids), *targets])
-        subject = render(action.subject, record, context.entity) if action.subject else None
-        message = render(action.message, record, context.entity)
         cause = Cause(
             "notify", f"{context.workflow.key}.{context.transition.key}",
             f"v{record.get('version')}", context.entity.key, record["id"],
             {"from": context.from_stage, "to": context.to_stage,
              "actor_id": context.actor.user_id},
         )
-        return self.outbox.write(
-            conn, cause, targets, action.channels,
-            lambda lang: ((subject.get(lang) or subject["en"]) if subject else None,
-                          message.get(lang) or message["en"]), now=context.now)
+
+        def texts(lang: str, hidden: frozenset[str]) -> tuple[str | None, str]:
+            shown = {k: v for k, v in record.items() if k not in hidden}
+            subject = render(action.subject, shown, context.entity) if action.subject else None
+            message = render(action.message, shown, context.entity)
+            return ((subject.get(lang) or subject["en"]) if subject else None,
+                    message.get(lang) or message["en"])
+
+        return self.notifier.write(conn, cause, targets, action.channels, texts,
+                                   named=action.to, now=context.now).messages
 
     def _hook(self, conn: Connection, context: HookContext, action: HookAction,
               move: StageMove) -> None:
