@@ -21,6 +21,7 @@ from sqlalchemy import select
 from engine.context import FixedClock
 from engine.errors import NotFound
 from engine.notifications.inbox import InboxService
+from engine.notifications.reminders import ReminderScheduler
 from engine.notifications.worker import NotificationWorker
 from tests.notification_support import (
     START,
@@ -125,9 +126,9 @@ def sms(monkeypatch):
         yield gateway
 
 
-def open_desk(tmp_path, db_url, clock, smtp, sms, **settings):
+def open_desk(tmp_path, db_url, clock, smtp, sms, files=DESK_FILES, **settings):
     site = open_club_site(tmp_path, db_url, clock, notification_settings(smtp, sms, **settings),
-                          files=DESK_FILES)
+                          files=files)
     users = site.users
     users.create("boss", password=None, is_admin=True, email="boss@example.com")
     users.create("east_mgr", password=None, roles=["manager"], email="east@example.com")
@@ -342,3 +343,43 @@ def test_a_notification_nobody_may_read_is_recorded_not_dropped(site, smtp, sms,
     worker.run_once()
     assert inbox(site, "east_mgr") == inbox(site, "west_mgr") == inbox(site, "lone") == []
     assert smtp.messages == []
+
+
+def test_a_text_that_needs_a_hidden_field_is_not_sent_to_whom_it_is_hidden(
+        tmp_path, db_url, clock, smtp, sms):
+    rule = DESK_FILES["reminders/case_due.yaml"].replace("{{ record.margin }}",
+                                                         "{{ record.margin.lower() }}")
+    site = open_desk(tmp_path, db_url, clock, smtp, sms,
+                     files={**DESK_FILES, "reminders/case_due.yaml": rule})
+    try:
+        case = new_case(site, due_on="2026-05-26")
+        NotificationWorker(site).run_once()
+        assert inbox(site, "east_mgr") == [("Due tomorrow: Leak at dock 3",
+                                            "Leak at dock 3 is due on 2026-05-26. "
+                                            "Margin: confidential-42.")]
+        rows = outbox(site, source="case_due", user_id=uid(site, "wang"))
+        assert [(r["channel"], r["status"], r["title"], r["body"]) for r in rows] == [
+            ("in_app", "skipped", None, ""), ("email", "skipped", None, "")]
+        assert {r["reason"] for r in rows} == {
+            "the text cannot be written without the fields hidden from this user (margin): "
+            "'dict object' has no attribute 'margin'"}
+        assert inbox(site, "wang") == [] and mail(smtp, "wang@example.com") == []
+        assert [r["record_id"] for r in rows] == [case["id"]] * 2
+    finally:
+        site.close()
+
+
+def test_the_preview_names_who_would_be_left_out(site):
+    case = new_case(site, due_on="2026-05-26")
+    found = site_preview(site, case["id"])
+    west = f"user:{uid(site, 'west_mgr')}"
+    assert [(m["channel"], m["refused"]) for m in found["messages"]
+            if m["recipient"] == west] == [("in_app", "may not read this record"),
+                                           ("email", "may not read this record")]
+    assert {m["recipient"] for m in found["messages"] if m["refused"] is None} == {
+        f"user:{uid(site, 'wang')}", f"user:{uid(site, 'east_mgr')}", "phone:+86 138 0000 0001"}
+
+
+def site_preview(site, record_id):
+    scheduler = ReminderScheduler(site.records, site.pipeline, clock=site.clock)
+    return scheduler.preview(actor(site, "boss"), "case_due", record_id)

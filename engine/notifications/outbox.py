@@ -95,6 +95,18 @@ def refusal(target: Target, channel: str) -> str | None:
     return reason
 
 
+def _render(render: Callable[[str, frozenset[str]], tuple[str | None, str]], language: str,
+            hidden: frozenset[str]) -> tuple[str | None, str, str | None]:
+    """(subject, body, None), or (None, "", why) when the text needs a hidden field."""
+    if not hidden:
+        return (*render(language, hidden), None)
+    try:
+        return (*render(language, hidden), None)
+    except Exception as exc:  # noqa: BLE001 - a template's error, on a restricted view only
+        return None, "", (f"the text cannot be written without the fields hidden from this "
+                          f"user ({', '.join(sorted(hidden))}): {exc}")
+
+
 class OutboxWriter:
     """Inserts messages once; owned by whoever creates messages (scheduler, workflows)."""
 
@@ -125,9 +137,11 @@ class OutboxWriter:
 
         ``render(language, hidden)`` gives (subject, body) in a language
         without the ``hidden`` fields; each language and set of hidden
-        fields is rendered once.
+        fields is rendered once.  A text that cannot be rendered without a
+        user's hidden fields (a template comparing one) is not sent to that
+        user: their message is ``skipped`` with the reason.
         """
-        rendered: dict[tuple[str, frozenset[str]], tuple[str | None, str]] = {}
+        rendered: dict[tuple[str, frozenset[str]], tuple[str | None, str, str | None]] = {}
         rows = []
         for target in targets:
             for channel in channels:
@@ -135,9 +149,9 @@ class OutboxWriter:
                     continue
                 view = (target.language, target.hidden)
                 if view not in rendered:
-                    rendered[view] = render(*view)
-                subject, body = rendered[view]
-                reason = refusal(target, channel)
+                    rendered[view] = _render(render, *view)
+                subject, body, problem = rendered[view]
+                reason = problem or refusal(target, channel)
                 address = _address(target, channel)
                 status = "skipped" if reason else (
                     "held" if channel == "email" and target.digest else "pending")
