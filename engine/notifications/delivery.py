@@ -190,10 +190,12 @@ class OutboxDelivery:
                 body=row["body"]).on_conflict_do_nothing(index_elements=["outbox_id"]))
         return "sent"
 
-    def _screen(self, row: Mapping[str, Any]) -> tuple[Mapping[str, Any], str | None]:
+    def _screen(self, row: Mapping[str, Any], verdicts: dict[tuple, str | None]
+                ) -> tuple[Mapping[str, Any], str | None]:
         """The row as it may be sent now, or why it may not be sent at all.
 
-        A message about a record goes only to a user who may still read it;
+        A message about a record goes only to a user who may still read it
+        (asked once per user and record in ``verdicts``, one claimed batch);
         a digest keeps the messages still readable (its text rewritten, in
         the row too, when some were dropped).
         """
@@ -202,7 +204,10 @@ class OutboxDelivery:
         if row["kind"] != "digest":
             if not row["entity"] or row["record_id"] is None:
                 return row, None
-            return row, self.access.refusal(row["user_id"], row["entity"], row["record_id"])
+            about = (row["user_id"], row["entity"], row["record_id"])
+            if about not in verdicts:
+                verdicts[about] = self.access.refusal(*about)
+            return row, verdicts[about]
         o = self.outbox
         ids = list((row["data"] or {}).get("messages") or [])
         with write_transaction(self.engine) as conn:
@@ -221,10 +226,11 @@ class OutboxDelivery:
             conn.execute(update(o).where(self._mine(row)).values(body=body))
         return {**row, "body": body}, None
 
-    def deliver(self, row: Mapping[str, Any]) -> str:
+    def deliver(self, row: Mapping[str, Any],
+                verdicts: dict[tuple, str | None] | None = None) -> str:
         """Send one claimed row; the state it ends in (``lost`` if another worker took it,
         ``withheld`` if its user may no longer read the record)."""
-        row, refusal = self._screen(row)
+        row, refusal = self._screen(row, {} if verdicts is None else verdicts)
         if refusal is not None:
             with write_transaction(self.engine) as conn:
                 if not self._finish(conn, row, status="skipped",
@@ -281,8 +287,9 @@ class OutboxDelivery:
             batch = self.claim(min(self.settings.batch, limit - done) if limit else None)
             if not batch:
                 break
+            verdicts: dict[tuple, str | None] = {}  # who may read what, for this batch
             for row in batch:
-                outcome = self.deliver(row)
+                outcome = self.deliver(row, verdicts)
                 counts[outcome] = counts.get(outcome, 0) + 1
                 done += 1
         return {k: v for k, v in counts.items() if v}
