@@ -212,7 +212,8 @@ class OutboxDelivery:
         ids = list((row["data"] or {}).get("messages") or [])
         with write_transaction(self.engine) as conn:
             parts = [dict(r) for r in conn.execute(
-                select(o).where(o.c.id.in_(ids), o.c.digest_id == row["id"])
+                select(o).where(o.c.id.in_(ids), o.c.digest_id == row["id"],
+                                o.c.status == "digested")
                 .order_by(o.c.created_at, o.c.id)).mappings()]
             if not parts:
                 return row, None

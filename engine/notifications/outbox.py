@@ -87,7 +87,7 @@ def _address(target: Target, channel: str) -> str | None:
     return {"email": target.email, "sms": target.phone}.get(channel)
 
 
-def refusal(target: Target, channel: str) -> str | None:
+def skip_reason(target: Target, channel: str) -> str | None:
     """Why a message to ``target`` on ``channel`` is written ``skipped``, or None."""
     reason = target.refused.get(channel)
     if reason is None and channel != "in_app" and not _address(target, channel):
@@ -151,7 +151,7 @@ class OutboxWriter:
                 if view not in rendered:
                     rendered[view] = _render(render, *view)
                 subject, body, problem = rendered[view]
-                reason = problem or refusal(target, channel)
+                reason = problem or skip_reason(target, channel)
                 address = _address(target, channel)
                 status = "skipped" if reason else (
                     "held" if channel == "email" and target.digest else "pending")
