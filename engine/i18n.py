@@ -43,6 +43,22 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "The number is too large (at most {digits} digits before the decimal point).",
         "zh": "数字过大(整数部分最多 {digits} 位)。",
     },
+    "integer_out_of_range": {
+        "en": "The number is out of range (from {min} to {max}).",
+        "zh": "数字超出范围({min} 至 {max})。",
+    },
+    "single_line": {
+        "en": "Line breaks and control characters are not allowed here (one line of text).",
+        "zh": "此处不允许换行或控制字符(只能是一行文本)。",
+    },
+    "control_character": {
+        "en": "Control characters (such as NUL) are not allowed in text.",
+        "zh": "文本中不允许控制字符(如 NUL)。",
+    },
+    "datetime_out_of_range": {
+        "en": "The date and time is out of range (years 1 to 9999 in every time zone).",
+        "zh": "日期时间超出范围(在任何时区都须在 1 至 9999 年之间)。",
+    },
     "below_min": {"en": "Must be at least {min}.", "zh": "不能小于 {min}。"},
     "above_max": {"en": "Must be at most {max}.", "zh": "不能大于 {max}。"},
     "expected_boolean": {"en": "Expected yes or no.", "zh": "应为是或否。"},

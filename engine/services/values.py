@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
 from engine.metadata.model import Field
@@ -20,6 +20,14 @@ PHONE_RE = re.compile(r"^\+?[0-9 ()\-.]{3,40}$")
 URL_RE = re.compile(r"^https?://[^\s/$.?#].[^\s]*$", re.IGNORECASE)
 TRUE_WORDS = {"true", "1", "yes", "y", "on", "是", "真"}
 FALSE_WORDS = {"false", "0", "no", "n", "off", "否", "假"}
+#: Whole numbers (integers, ids, versions) are signed 64-bit on every database.
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+#: Characters a single-line field refuses: line breaks and the other control characters.
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+#: Characters a multi-line field refuses: controls other than tab and line breaks.
+TEXT_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: Enough digits to quantize any decimal column exactly (their precision is checked first).
+_EXACT = Context(prec=100, traps=[InvalidOperation])
 
 
 class ValueProblem(Exception):
@@ -40,7 +48,27 @@ def _text(field: Field, value: Any) -> str:
         value = str(value)
     if not isinstance(value, str):
         raise ValueProblem("expected_text")
-    return value.strip() if field.value_type != "text" else value
+    if field.value_type == "text":
+        return _long_text(value)
+    return _single_line(value.strip())
+
+
+def _long_text(text: str) -> str:
+    """``text`` with its line breaks and tabs; NUL and the other controls are refused."""
+    if TEXT_CONTROL_RE.search(text):
+        raise ValueProblem("control_character")
+    return text
+
+
+def _single_line(text: str) -> str:
+    """``text``, refused when it holds a line break or another control character.
+
+    A one-line value ends up in e-mail subjects and headers, CSV cells and
+    page titles, where a line break splits or forges what follows it.
+    """
+    if CONTROL_RE.search(text):
+        raise ValueProblem("single_line")
+    return text
 
 
 #: A number whose commas group thousands: 1,234 or 1,234,567.89 (digits of any script).
@@ -65,16 +93,34 @@ def _integer(value: Any) -> int:
     if isinstance(value, bool):
         raise ValueProblem("expected_integer")
     if isinstance(value, int):
-        return value
+        return _in_range(value)
     if isinstance(value, (float, Decimal)):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueProblem("expected_integer")
+        if not INT_MIN <= value <= INT_MAX:  # before int(): 1e999999 would be a huge int
+            raise _out_of_range()
         if value == int(value):
             return int(value)
         raise ValueProblem("expected_integer")
     if isinstance(value, str):
         text = _ungrouped(value.strip(), "expected_integer")
         if re.fullmatch(r"[+-]?\d+", text):
-            return int(text)
+            sign, digits = ("-" if text[0] == "-" else ""), text.lstrip("+-").lstrip("0")
+            if len(digits) > 19:  # before int(): it refuses over 4,300 digits anyway
+                raise _out_of_range()
+            return _in_range(int(sign + (digits or "0")))
     raise ValueProblem("expected_integer")
+
+
+def _out_of_range() -> ValueProblem:
+    return ValueProblem("integer_out_of_range", min=INT_MIN, max=INT_MAX)
+
+
+def _in_range(number: int) -> int:
+    """``number`` if a signed 64-bit column holds it (every database's BIGINT)."""
+    if not INT_MIN <= number <= INT_MAX:
+        raise _out_of_range()
+    return number
 
 
 def _decimal(field: Field, value: Any) -> Decimal:
@@ -99,11 +145,16 @@ def _fit(number: Decimal, scale: int, quantum: Decimal, digits: int) -> Decimal:
     """``number`` at the field's scale, refused when it has more decimals or digits."""
     if not number.is_finite():
         raise ValueProblem("expected_number")
-    rounded = number.quantize(quantum)
+    if number.is_zero():
+        number = Decimal(0)  # 0E+99999 is zero, not a number of 99999 digits
+    elif number.adjusted() >= digits:  # before quantizing: 1e400 has no exact 2-decimal form
+        raise ValueProblem("too_large_number", digits=digits)
+    try:
+        rounded = number.quantize(quantum, context=_EXACT)
+    except InvalidOperation:  # an exponent beyond any context (1e-999999999999)
+        raise ValueProblem("too_many_decimals", scale=scale) from None
     if rounded != number:
         raise ValueProblem("too_many_decimals", scale=scale)
-    if rounded.adjusted() >= digits:
-        raise ValueProblem("too_large_number", digits=digits)
     return rounded
 
 
@@ -134,6 +185,11 @@ def _date(value: Any) -> dt.date:
     raise ValueProblem("expected_date")
 
 
+#: The moments a datetime field holds: a day inside year 1..9999 on every clock of the world.
+FIRST_MOMENT = dt.datetime(1, 1, 2, tzinfo=dt.UTC)
+LAST_MOMENT = dt.datetime(9999, 12, 30, 23, 59, 59, 999999, tzinfo=dt.UTC)
+
+
 def _datetime(value: Any) -> dt.datetime:
     if isinstance(value, dt.datetime):
         result = value
@@ -146,7 +202,13 @@ def _datetime(value: Any) -> dt.datetime:
         raise ValueProblem("expected_datetime")
     if result.tzinfo is None:
         result = result.replace(tzinfo=dt.UTC)
-    return result.astimezone(dt.UTC)
+    try:
+        result = result.astimezone(dt.UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise ValueProblem("datetime_out_of_range") from None
+    if not FIRST_MOMENT <= result <= LAST_MOMENT:
+        raise ValueProblem("datetime_out_of_range")
+    return result
 
 
 def _choice_key(field: Field, value: Any) -> str:
@@ -238,7 +300,7 @@ def coerce(field: Field, value: Any) -> Any:
     if kind != "json" and (value is None or (isinstance(value, str) and not value.strip())):
         return [] if field.type == "choice" and field.multiple else None
     if kind in ("string", "text") and isinstance(value, str):
-        return value if kind == "text" else value.strip()
+        return _long_text(value) if kind == "text" else _single_line(value.strip())
     convert = _BY_KIND.get(kind)
     if convert is not None:
         return convert(field, value)
@@ -262,7 +324,7 @@ def coercer(field: Field) -> Callable[[Any], Any]:
 
     if kind in ("string", "sequence"):
         def text(value: Any) -> Any:
-            if type(value) is str:
+            if type(value) is str and value.isprintable():
                 return value.strip() or None
             return coerce(field, value)
         return text
@@ -271,7 +333,7 @@ def coercer(field: Field) -> Callable[[Any], Any]:
                           "url": (URL_RE, False)}[kind]
 
         def checked(value: Any) -> Any:
-            if type(value) is str:
+            if type(value) is str and value.isprintable():
                 text = value.strip()
                 if lower:
                     text = text.lower()
@@ -281,17 +343,17 @@ def coercer(field: Field) -> Callable[[Any], Any]:
         return checked
     if kind == "text":
         def long_text(value: Any) -> Any:
-            if type(value) is str:
+            if type(value) is str and not TEXT_CONTROL_RE.search(value):
                 return value if value.strip() else None
             return coerce(field, value)
         return long_text
     if kind == "integer":
         def integer(value: Any) -> Any:
-            if type(value) is int:
+            if type(value) is int and INT_MIN <= value <= INT_MAX:
                 return value
             if type(value) is str:
                 digits = value.strip()
-                if digits.isascii() and digits.isdigit():
+                if len(digits) < 19 and digits.isascii() and digits.isdigit():
                     return int(digits)
             return coerce(field, value)
         return integer
@@ -327,8 +389,8 @@ def coercer(field: Field) -> Callable[[Any], Any]:
         return date
     if kind == "datetime":
         def moment(value: Any) -> Any:
-            if type(value) is dt.datetime and value.tzinfo is not None:
-                return value.astimezone(dt.UTC)
+            if type(value) is dt.datetime and value.tzinfo is dt.UTC:
+                return value if FIRST_MOMENT <= value <= LAST_MOMENT else coerce(field, value)
             return coerce(field, value)
         return moment
     if kind == "choice" and not field.multiple:
@@ -341,7 +403,7 @@ def coercer(field: Field) -> Callable[[Any], Any]:
         return choice
     if kind == "reference":
         def reference(value: Any) -> Any:
-            if type(value) is int and value > 0:
+            if type(value) is int and 0 < value <= INT_MAX:
                 return value
             return coerce(field, value)
         return reference
