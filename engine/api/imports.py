@@ -86,7 +86,7 @@ def _mapping(raw: str | None) -> dict[str, str | None] | None:
         return None
     try:
         found = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # malformed, or nested too deep to parse
         found = None
     if not isinstance(found, Mapping) or not all(
             isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in found.items()):

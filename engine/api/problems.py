@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from flask import Response, json, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from engine.errors import (
     Conflict,
@@ -75,7 +75,10 @@ def http_error(exc: HTTPException) -> Response:
         return problem(500, "error", "The server could not answer this request.")
     code = {413: "too_large", 404: "not_found", 405: "method_not_allowed"}.get(status, "bad_request")
     detail = exc.description if status == 400 and exc.description else exc.name
-    return problem(status, code, str(detail))
+    response = problem(status, code, str(detail))
+    if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+        response.headers["Allow"] = ", ".join(sorted(exc.valid_methods))  # RFC 9110 15.5.6
+    return response
 
 
 def unexpected(exc: Exception) -> Response:

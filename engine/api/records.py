@@ -4,7 +4,9 @@ Every call goes to ``site.records`` with the caller's actor, so scopes,
 field rules and validation are the service's, exactly as in the UI.
 Writes that change an existing record carry its version (``If-Match`` or
 ``version`` in the body): a stale one is 409 with the current values, a
-missing one 428.
+missing one 428, and ``If-Match: *`` (RFC 9110 13.1.1) takes whatever
+version is current.  Paging values outside their range are refused (422),
+never clamped.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from flask import Response, json, request, url_for
 
 from engine.api.auth import api_actor
 from engine.errors import CrmError, NotFound, ValidationFailed
-from engine.services.values import to_json
+from engine.services.values import INT_MAX, to_json
 from engine.storage.queries import Filter, Sort
 from engine.web.context import site
 
 RESERVED = frozenset({"sort", "limit", "offset", "fields", "q", "count", "include_archived"})
+#: The most records one page carries.
+MAX_LIMIT = 1000
 
 
 class VersionRequired(CrmError):
@@ -39,21 +43,72 @@ def answer(data: Any, status: int = 200, headers: dict[str, str] | None = None) 
     return response
 
 
+#: How deep a request's JSON may nest (a record with lines is three levels).
+MAX_DEPTH = 32
+
+
+def parse_json(raw: str | bytes, name: str = "body") -> Any:
+    """``raw`` parsed, or 422 for ``name``: malformed, or nested deeper than :data:`MAX_DEPTH`.
+
+    The parser itself recurses, so a body of a thousand ``[`` fails inside
+    it (RecursionError); a shallower one that still nests too deep is
+    refused by :func:`depth` before anything walks it recursively.
+    """
+    try:
+        data = json.loads(raw)
+    except RecursionError:
+        data = None
+        too_deep = True
+    except ValueError:
+        raise ValidationFailed({name: ["Expected JSON."]}) from None
+    else:
+        too_deep = depth(data) > MAX_DEPTH
+    if too_deep:
+        raise ValidationFailed({name: [f"JSON nested deeper than {MAX_DEPTH} levels."]})
+    return data
+
+
+def depth(data: Any) -> int:
+    """How many arrays and objects deep ``data`` nests, counted without recursion."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, level)
+            if level > MAX_DEPTH:
+                break
+            stack.extend((child, level + 1) for child in item)
+    return deepest
+
+
 def body() -> dict[str, Any]:
-    """The request's JSON object (415 for another type, 400 for malformed JSON)."""
+    """The request's JSON object (415 for another type, 422 for malformed or too deep JSON)."""
     if not request.is_json:
         raise UnsupportedMedia("Send JSON (Content-Type: application/json).")
-    data = request.get_json(silent=True)
+    data = parse_json(request.get_data(cache=True))
     if not isinstance(data, dict):
         raise ValidationFailed({"body": ["Expected a JSON object."]})
     return data
 
 
 def version_of(data: dict[str, Any] | None = None, *, required: bool = True) -> int | None:
-    """The version the client read: ``If-Match: "3"`` or ``version`` in the body."""
+    """The version the client read: ``If-Match: "3"`` or ``version`` in the body.
+
+    ``If-Match: *`` means any current version (None: the write is not
+    checked against one); a list of several tags is refused, as a record
+    has one version to compare with.
+    """
     raw: Any = None
     header = request.headers.get("If-Match")
+    if header and header.strip() == "*":
+        if data is not None:
+            data.pop("version", None)
+        return None
     if header:
+        if "," in header:
+            raise ValidationFailed({"version": ["Send one version in If-Match."]})
         raw = header.strip().removeprefix("W/").strip('"')
     elif data is not None and "version" in data:
         raw = data.pop("version")
@@ -64,24 +119,30 @@ def version_of(data: dict[str, Any] | None = None, *, required: bool = True) -> 
             raise VersionRequired(
                 "Send the version you read: an If-Match header or 'version' in the body.")
         return None
-    try:
-        return int(raw)
-    except (TypeError, ValueError):
-        raise ValidationFailed({"version": ["The version must be a whole number."]}) from None
+    if isinstance(raw, str) and raw.strip().isascii() and raw.strip().isdigit():
+        raw = int(raw) if len(raw.strip()) <= 19 else -1
+    if type(raw) is not int or not 0 <= raw <= INT_MAX:
+        raise ValidationFailed({"version": ["The version must be a whole number."]})
+    return raw
 
 
 def _etag(record: dict[str, Any]) -> dict[str, str]:
     return {"ETag": f'"{record["version"]}"'} if "version" in record else {}
 
 
-def _int_arg(name: str, default: int) -> int:
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    """A paging value from the query string, refused (never clamped) outside low..high."""
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValidationFailed({name: ["Expected a whole number."]}) from None
+    text = raw.strip()
+    if not (text.isascii() and text.isdigit()) and not (
+            text[:1] == "-" and text[1:].isascii() and text[1:].isdigit()):
+        raise ValidationFailed({name: ["Expected a whole number."]})
+    number = int(text) if len(text) <= 20 else high + 1
+    if not low <= number <= high:
+        raise ValidationFailed({name: [f"Must be from {low} to {high}."]})
+    return number
 
 
 def _query() -> dict[str, Any]:
@@ -94,7 +155,8 @@ def _query() -> dict[str, Any]:
         filters.append(Filter(name, op or "eq", value))
     sort = [Sort.parse(s) for s in request.args.get("sort", "").split(",") if s.strip()]
     return {"filters": filters, "sort": sort, "search": request.args.get("q") or None,
-            "limit": _int_arg("limit", 50), "offset": _int_arg("offset", 0),
+            "limit": _int_arg("limit", 50, 1, MAX_LIMIT),
+            "offset": _int_arg("offset", 0, 0, INT_MAX - MAX_LIMIT - 1),
             "include_archived": request.args.get("include_archived") in ("1", "true")}
 
 

@@ -23,10 +23,12 @@ from flask import Flask, g, jsonify, make_response, render_template, request
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter, ValidationError
 from werkzeug.wrappers import Response
 
 from engine.errors import CrmError, SchemaOutOfDate
 from engine.services.dashboards import DashboardService
+from engine.services.values import INT_MAX
 from engine.site import Site
 from engine.web import (  # noqa: F401 - routes
     attachments,
@@ -71,9 +73,27 @@ def _body_limit() -> None:
         request.max_content_length = limit()
 
 
+class RecordIdConverter(IntegerConverter):
+    """``<int:...>`` in every route: a number no id column can hold matches no route (404).
+
+    Without the bound, an id beyond 64 bits reached the database driver and
+    came back as a 500.
+    """
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", INT_MAX)
+        super().__init__(map, *args, **kwargs)
+
+    def to_python(self, value: str) -> Any:
+        if len(value) > 19:  # int() of thousands of digits is slow, then refused
+            raise ValidationError()
+        return super().to_python(value)
+
+
 def create_app(site: Site, *, testing: bool = False) -> Flask:
     """A Flask app serving ``site`` (see the module docstring)."""
     app = Flask(__name__)
+    app.url_map.converters["int"] = RecordIdConverter  # before any route is added
     app.config.update(
         SECRET_KEY=secret_key(site),
         TESTING=testing,

@@ -50,10 +50,11 @@ def home() -> str:
 
 
 def _int_arg(name: str, default: int = 0) -> int:
-    try:
-        return max(0, int(request.args.get(name, default)))
-    except ValueError:
+    """A paging value from the link; one out of range is the default (a page link, not input)."""
+    raw = str(request.args.get(name, default)).strip()
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 15:
         return default
+    return int(raw)
 
 
 def _list_filters(entity: Entity, views: EntityViews,
