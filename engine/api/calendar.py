@@ -19,14 +19,13 @@ from engine.api.auth import api_actor
 from engine.api.records import answer, body, version_of
 from engine.context import Actor
 from engine.errors import ValidationFailed
+from engine.services.calendar import FIRST_YEAR, LAST_YEAR, in_calendar_years
 from engine.site import Site
 from engine.web.context import site
 
 #: The widest window one request may ask for.
 MAX_SPAN = dt.timedelta(days=366)
 DEFAULT_SPAN = dt.timedelta(days=7)
-#: The years a window may lie in (beyond them, date arithmetic would overflow).
-FIRST_YEAR, LAST_YEAR = 1900, 2999
 
 
 def _moment(name: str, default: dt.datetime) -> dt.datetime:
@@ -36,12 +35,13 @@ def _moment(name: str, default: dt.datetime) -> dt.datetime:
     zone = site().calendar.zone
     try:
         if len(raw) == 10:
-            return dt.datetime.combine(dt.date.fromisoformat(raw), dt.time(), zone)
-        value = dt.datetime.fromisoformat(raw)
+            value = dt.datetime.combine(dt.date.fromisoformat(raw), dt.time(), zone)
+        else:
+            value = dt.datetime.fromisoformat(raw)
     except ValueError:
         raise ValidationFailed({name: ["Expected a date or time (ISO 8601)."]}) from None
     value = value if value.tzinfo else value.replace(tzinfo=zone)
-    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+    if not in_calendar_years(value):  # before any arithmetic: 9999-12-31 + 7 days overflows
         raise ValidationFailed({name: [f"Expected a year from {FIRST_YEAR} to {LAST_YEAR}."]})
     return value
 

@@ -41,6 +41,21 @@ MAX_EVENTS = 2000
 FEED_PAST = dt.timedelta(days=30)
 FEED_AHEAD = dt.timedelta(days=180)
 DEFAULT_LENGTH = dt.timedelta(hours=1)
+#: The years a window may lie in: far enough from year 1 and 9999 that a window's
+#: date arithmetic, in any time zone, never leaves what Python's dates can hold.
+FIRST_YEAR, LAST_YEAR = 1900, 2999
+
+
+def in_calendar_years(day: dt.date) -> bool:
+    """Whether ``day`` (or a moment's day) lies in the years a calendar window may show."""
+    return FIRST_YEAR <= day.year <= LAST_YEAR
+
+
+def check_window(start: dt.datetime, end: dt.datetime) -> None:
+    """Refuse (422, by parameter) a window outside :data:`FIRST_YEAR`..:data:`LAST_YEAR`."""
+    for name, moment in (("start", start), ("end", end)):
+        if not in_calendar_years(moment):
+            raise ValidationFailed({name: [f"Expected a year from {FIRST_YEAR} to {LAST_YEAR}."]})
 
 
 @dataclass(frozen=True)
@@ -95,6 +110,7 @@ class CalendarService:
                entities: Iterable[str] | None = None, feed_only: bool = False,
                filters: Iterable[Filter] = ()) -> list[CalendarEvent]:
         """Events starting in [start, end) (aware datetimes), soonest first."""
+        check_window(start, end)
         wanted = set(entities) if entities is not None else None
         events: list[CalendarEvent] = []
         for entity, calendar in self.sources(actor, feed_only=feed_only):
@@ -121,10 +137,13 @@ class CalendarService:
                is_date: bool) -> CalendarEvent:
         start = record[calendar.start]
         end = record.get(calendar.end) if calendar.end else None
-        if end is None or end < start:
-            end = start + (dt.timedelta(days=1) if is_date else DEFAULT_LENGTH)
-        elif is_date:
-            end = end + dt.timedelta(days=1)  # an all-day event ends the day after its last day
+        try:
+            if end is None or end < start:
+                end = start + (dt.timedelta(days=1) if is_date else DEFAULT_LENGTH)
+            elif is_date:
+                end = end + dt.timedelta(days=1)  # an all-day event ends the day after its last
+        except OverflowError:  # an end on 9999-12-31: the last day there is
+            end = start if end is None or end < start else end
         color = record.get(calendar.color_by) if calendar.color_by else None
         title = record.get(entity.title_field) if entity.title_field else None
         return CalendarEvent(entity=entity.key, record_id=record["id"],
@@ -155,7 +174,11 @@ class CalendarService:
         changes: dict[str, Any] = {calendar.start: new_start.isoformat()}
         if calendar.end and record.get(calendar.end) is not None and record.get(calendar.start):
             length = record[calendar.end] - record[calendar.start]
-            changes[calendar.end] = (new_start + length).isoformat()
+            try:
+                changes[calendar.end] = (new_start + length).isoformat()
+            except OverflowError:
+                raise ValidationFailed({calendar.start: [
+                    f"'{start}' would put the end beyond the year 9999."]}) from None
         return self.records.update(actor, entity_key, record_id, changes, version=version)
 
     # -- the phone feed -------------------------------------------------------------

@@ -18,7 +18,7 @@ from flask import Blueprint, Response, jsonify, render_template, request, url_fo
 from werkzeug.exceptions import NotFound as HttpNotFound
 
 from engine.errors import Conflict, CrmError, NotFound, ValidationFailed
-from engine.services.calendar import CalendarEvent
+from engine.services.calendar import CalendarEvent, in_calendar_years
 from engine.web.context import actor, login_required, site
 
 bp = Blueprint("calendar", __name__)
@@ -74,6 +74,8 @@ def page() -> str:
         anchor = dt.date.fromisoformat(request.args.get("start", "")) if request.args.get(
             "start") else today
     except ValueError:
+        anchor = today
+    if not in_calendar_years(anchor):  # a link, not input: show today rather than refuse
         anchor = today
     first, last = _start_of(span, anchor)
     start = dt.datetime.combine(first, dt.time(), zone)
