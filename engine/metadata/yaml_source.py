@@ -25,6 +25,9 @@ from engine.errors import DefinitionError, Problem
 _TAG = "tag:yaml.org,2002:"
 #: A file may not expand (through aliases) into more values than this.
 MAX_VALUES = 200_000
+#: Nor nest lists and mappings deeper than this (PyYAML composes recursively: a
+#: thousand levels would end in a RecursionError that names no file and no line).
+MAX_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -177,6 +180,10 @@ class _Builder:
 
     def build(self, node: yaml.Node, path: tuple) -> Any:
         self._count += 1
+        if len(path) > MAX_DEPTH:  # only aliases get here: the text itself was measured
+            self.report(node.start_mark, path, f"nested deeper than {MAX_DEPTH} levels "
+                        "(through aliases)")
+            return None
         if self._count > MAX_VALUES:
             if self._count == MAX_VALUES + 1:
                 self.report(node.start_mark, path, f"the file expands to more than "
@@ -337,9 +344,50 @@ def _reader_problem(file: str, text: str, error: yaml.reader.ReaderError) -> Pro
 # -- public entry points -------------------------------------------------------
 
 
+def _too_deep(file: str, text: str) -> Problem | None:
+    """Where ``text`` first nests deeper than :data:`MAX_DEPTH`, read event by event.
+
+    The event parsers keep their own stack (no recursion), so this runs
+    before anything composes the file.  libyaml gives up on some deep files
+    with its own error, so a file it refuses is counted again by PyYAML's
+    parser; a syntax error there stops the count, and the ordinary reading
+    reports it, nesting no deeper than counted so far.
+    """
+    for parser in (_FastLoader, _Loader):
+        if parser is None:
+            continue
+        loader = parser(text)
+        depth = 0
+        try:
+            while loader.check_event():
+                event = loader.get_event()
+                if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+                    depth += 1
+                    if depth > MAX_DEPTH:
+                        line, column = _mark(event.start_mark)
+                        return Problem(file, line, column, "",
+                                       f"nested deeper than {MAX_DEPTH} levels")
+                elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+                    depth -= 1
+            return None
+        except yaml.reader.ReaderError:
+            raise
+        except yaml.YAMLError:
+            continue
+        finally:
+            loader.dispose()
+    return None
+
+
 def load_yaml_text(text: str, display_name: str) -> SourceDocument:
     """Read one YAML document from ``text``; raise DefinitionError listing what is wrong."""
     file = display_name
+    try:
+        deep = _too_deep(file, text)
+    except yaml.reader.ReaderError as error:
+        raise DefinitionError([_reader_problem(file, text, error)]) from None
+    if deep is not None:
+        raise DefinitionError([deep])
     root = _fast_compose(text)
     if root is not None and not (isinstance(root, yaml.ScalarNode) and root.value == ""):
         return _document(file, root, None)
