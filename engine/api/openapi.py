@@ -4,7 +4,10 @@ Each entity gets a record schema (what answers carry: system fields and
 engine-set fields read-only) and an input schema (what create and update
 accept), derived from the field definitions: types and formats, enums for
 choices, lengths and bounds, decimals as strings with a pattern, nullable
-for optional fields.
+for optional fields.  Bounds the server enforces are written down: whole
+numbers within 64 bits, decimals within their field's digits, one-line text
+without control characters, no unknown properties, paging ranges and the
+version preconditions (docs/api.md, "HTTP semantics").
 """
 
 from __future__ import annotations
@@ -18,20 +21,30 @@ from engine.api.duplicates import duplicate_paths
 from engine.api.exports import export_path
 from engine.api.imports import REPORT_SCHEMA, import_path, import_run_paths
 from engine.api.meta import read_only, readable
+from engine.api.records import MAX_LIMIT
 from engine.context import Actor
 from engine.errors import DefinitionError
 from engine.metadata.model import Entity, Field
 from engine.printing.documents import GENERIC, print_formats
+from engine.services.values import INT_MAX, INT_MIN
 from engine.site import Site
 
 DECIMAL_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
+#: One line of text: no line break, no other control character (engine.services.values).
+ONE_LINE = r"^[^\x00-\x1f\x7f\x85\u2028\u2029]*$"
+#: Several lines: tabs and line breaks, but no other control character.
+LINES = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+WHOLE = {"type": "integer", "minimum": INT_MIN, "maximum": INT_MAX}
+RECORD_ID = {"type": "integer", "minimum": 1, "maximum": INT_MAX}
 SIMPLE = {
-    "string": {"type": "string"}, "text": {"type": "string"},
+    "string": {"type": "string", "pattern": ONE_LINE},
+    "text": {"type": "string", "pattern": LINES},
     "email": {"type": "string", "format": "email"}, "phone": {"type": "string"},
-    "url": {"type": "string", "format": "uri"}, "integer": {"type": "integer"},
+    "url": {"type": "string", "format": "uri"}, "integer": WHOLE,
     "boolean": {"type": "boolean"}, "date": {"type": "string", "format": "date"},
-    "datetime": {"type": "string", "format": "date-time"}, "sequence": {"type": "string"},
-    "reference": {"type": "integer", "minimum": 1},
+    "datetime": {"type": "string", "format": "date-time"},
+    "sequence": {"type": "string", "pattern": ONE_LINE},
+    "reference": RECORD_ID,
 }
 SYSTEM = {
     "id": {"type": "integer", "readOnly": True},
@@ -49,6 +62,14 @@ def _number(value: Any) -> int | float:
     return int(value) if value == int(value) else float(value)
 
 
+def decimal_pattern(field: Field) -> str:
+    """A decimal as the field stores it: its digits before and after the point."""
+    scale = field.scale if field.scale is not None else 2
+    digits = (field.precision or 18) - scale
+    after = rf"(\.[0-9]{{1,{scale}}})?" if scale else ""
+    return rf"^-?[0-9]{{1,{digits}}}{after}$"
+
+
 def field_schema(field: Field, lang: str) -> dict[str, Any]:
     kind = field.value_type
     if kind == "choice":
@@ -56,14 +77,14 @@ def field_schema(field: Field, lang: str) -> dict[str, Any]:
         if field.multiple:
             schema = {"type": "array", "items": schema, "uniqueItems": True}
     elif kind == "many_to_many":
-        schema = {"type": "array", "items": {"type": "integer"}}
+        schema = {"type": "array", "items": dict(RECORD_ID)}
     elif kind == "lines":
         props = {f.key: field_schema(f, lang) for f in field.fields.values()}
         schema = {"type": "array", "items": {"type": "object", "properties": props}}
     elif kind == "json":
         schema = {}
     elif kind == "decimal":
-        schema = {"type": "string", "pattern": DECIMAL_PATTERN}
+        schema = {"type": "string", "pattern": decimal_pattern(field)}
     else:
         schema = dict(SIMPLE.get(kind, {"type": "string"}))
     if schema.get("type") == "string" and kind not in ("date", "datetime", "decimal"):
@@ -97,12 +118,13 @@ def _entity_schemas(entity: Entity, hidden: frozenset[str], lang: str) -> dict[s
     return {
         name: record,
         f"{name}Input": {"type": "object", "properties": {**inputs, "owner": SYSTEM["owner"]},
+                         "additionalProperties": False,
                          "required": [f.key for f in fields if f.required and f.is_input
                                       and f.default is None and f.default_expression is None
                                       and f.key in inputs]},
-        f"{name}Patch": {"type": "object",
+        f"{name}Patch": {"type": "object", "additionalProperties": False,
                          "properties": {**inputs, "owner": SYSTEM["owner"],
-                                        "version": {"type": "integer"}}},
+                                        "version": VERSION}},
         f"{name}Page": {"type": "object", "required": ["items", "limit", "offset", "has_more"],
                         "properties": {"items": {"type": "array",
                                                  "items": {"$ref": f"#/components/schemas/{name}"}},
@@ -123,15 +145,25 @@ def _json(ref: str, description: str = "OK") -> dict[str, Any]:
 
 PROBLEM = {"$ref": "#/components/responses/Problem"}
 ERRORS = {str(s): PROBLEM for s in (400, 401, 403, 404, 413, 415, 422)}
-ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
-IF_MATCH = {"name": "If-Match", "in": "header", "required": False,
-            "schema": {"type": "string"}, "description": 'The version read, as "3".'}
+ID = {"name": "id", "in": "path", "required": True, "schema": RECORD_ID}
+VERSION = {"type": "integer", "minimum": 0, "maximum": INT_MAX}
+#: A version as an entity tag ("3", W/"3") or * for whatever version is current.
+IF_MATCH_SCHEMA = {"type": "string", "pattern": r'^(\*|(W/)?"[0-9]{1,18}")$'}
+IF_MATCH = {"name": "If-Match", "in": "header", "required": False, "schema": IF_MATCH_SCHEMA,
+            "description": 'The version read, as "3" (or * for any); without it, '
+                           "'version' in the body. Neither: 428."}
+IF_MATCH_REQUIRED = {**IF_MATCH, "required": True,
+                     "description": 'The version read, as "3", or * for any (RFC 9110 13.1.1). '
+                                    "Also accepted as ?version=3. Missing: 428."}
 LIST_PARAMS = [
     {"name": "sort", "in": "query", "schema": {"type": "string"},
      "description": "Fields, comma-separated; '-' for descending."},
     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
-                                                "maximum": 1000}},
-    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                                                "maximum": MAX_LIMIT},
+     "description": f"Records per page (default 50); outside 1..{MAX_LIMIT}: 422."},
+    {"name": "offset", "in": "query",
+     "schema": {"type": "integer", "minimum": 0, "maximum": INT_MAX - MAX_LIMIT - 1},
+     "description": "Records to skip (default 0); outside the range: 422."},
     {"name": "fields", "in": "query", "schema": {"type": "string"}},
     {"name": "q", "in": "query", "schema": {"type": "string"}},
     {"name": "count", "in": "query", "schema": {"type": "boolean"}},
@@ -162,7 +194,8 @@ def _paths(entity: Entity, hidden: frozenset[str], has_flow: bool) -> dict[str, 
                       "requestBody": body(f"{name}Patch"),
                       "responses": {"200": _json(name), "409": PROBLEM, "428": PROBLEM,
                                     **ERRORS}},
-            "delete": {"operationId": f"delete_{key}", "tags": tag, "parameters": [IF_MATCH],
+            "delete": {"operationId": f"delete_{key}", "tags": tag,
+                       "parameters": [IF_MATCH_REQUIRED],
                        "responses": {"204": {"description": "Deleted"}, "409": PROBLEM,
                                      "428": PROBLEM, **ERRORS}},
         },

@@ -21,9 +21,9 @@ from typing import Any
 
 from flask import Flask, g, jsonify, make_response, render_template, request
 from markupsafe import Markup
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.middleware.proxy_fix import ProxyFix
-from werkzeug.routing import IntegerConverter, ValidationError
+from werkzeug.routing import IntegerConverter
 from werkzeug.wrappers import Response
 
 from engine.errors import CrmError, SchemaOutOfDate
@@ -74,20 +74,19 @@ def _body_limit() -> None:
 
 
 class RecordIdConverter(IntegerConverter):
-    """``<int:...>`` in every route: a number no id column can hold matches no route (404).
+    """``<int:...>`` in every route: a number no id column can hold becomes 0, which no
+    record has, so the view answers 404 for it.
 
-    Without the bound, an id beyond 64 bits reached the database driver and
-    came back as a 500.
+    Without the bound such an id reached the database driver and came back as
+    a 500.  Refusing it in the converter instead would make werkzeug answer
+    405 for the other methods of the same path.
     """
 
-    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("max", INT_MAX)
-        super().__init__(map, *args, **kwargs)
-
     def to_python(self, value: str) -> Any:
-        if len(value) > 19:  # int() of thousands of digits is slow, then refused
-            raise ValidationError()
-        return super().to_python(value)
+        if len(value) > 19:  # before int(): thousands of digits are slow to convert
+            return 0
+        number = super().to_python(value)
+        return number if number <= INT_MAX else 0
 
 
 def create_app(site: Site, *, testing: bool = False) -> Flask:
@@ -211,11 +210,15 @@ def _crm_error(exc: CrmError) -> tuple[str | Response, int]:
     return _error_page(exc.status, exc.message)
 
 
-def _http_error(exc: HTTPException) -> tuple[str | Response, int]:
+def _http_error(exc: HTTPException) -> Response:
     status = exc.code or 500
     if status == 400 and exc.description == "csrf":
-        return _error_page(400, translate("csrf_failed", language()))
-    return _error_page(status, exc.name if status < 500 else translate("error_500", language()))
+        return make_response(_error_page(400, translate("csrf_failed", language())))
+    response = make_response(
+        _error_page(status, exc.name if status < 500 else translate("error_500", language())))
+    if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+        response.headers["Allow"] = ", ".join(sorted(exc.valid_methods))  # RFC 9110 15.5.6
+    return response
 
 
 def _unexpected(exc: Exception) -> tuple[str | Response, int]:
