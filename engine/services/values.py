@@ -8,6 +8,7 @@ accepted or refused the same way whichever door it came through.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Callable, Mapping
 from decimal import Context, Decimal, InvalidOperation
@@ -95,8 +96,8 @@ def _integer(value: Any) -> int:
     if isinstance(value, int):
         return _in_range(value)
     if isinstance(value, (float, Decimal)):
-        if value != value or value in (float("inf"), float("-inf")):
-            raise ValueProblem("expected_integer")
+        if not (value.is_finite() if isinstance(value, Decimal) else math.isfinite(value)):
+            raise ValueProblem("expected_integer")  # NaN (even a signalling one), infinities
         if not INT_MIN <= value <= INT_MAX:  # before int(): 1e999999 would be a huge int
             raise _out_of_range()
         if value == int(value):
