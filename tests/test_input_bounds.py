@@ -235,6 +235,13 @@ def test_line_breaks_in_one_line_fields_are_refused_and_text_keeps_them(site, re
         rep.post("/customer", json={"name": "B", "notes": "a\x00b"}), "notes")
     assert "Line breaks" in _field_problem(
         rep.get("/customer?name=a%0d%0ab"), "name")
+    # PostgreSQL refuses NUL in any text parameter: searches say so instead of failing
+    assert "Control characters" in _field_problem(rep.get("/customer?q=a%00b"), "q")
+    assert "Control characters" in _field_problem(
+        rep.get("/customer?name__contains=a%00b"), "name")
+    web = create_app(site, testing=True).test_client()
+    login(web, "rep", PASSWORD)
+    assert web.get("/r/customer?q=a%00b").status_code in (200, 422)
 
 
 def test_json_nested_too_deep_is_422_and_too_large_is_413(site, rep):

@@ -73,9 +73,9 @@ def _type(
 FIELD_TYPES: dict[str, FieldType] = {
     t.name: t
     for t in (
-        _type("string", "A single line of text.", "max_length", "min_length", "pattern"),
-        _type("text", "Several lines of text.", "max_length", can_be_unique=False),
-        _type("integer", "A whole number.", "min", "max"),
+        _type("string", "A single line of text (line breaks and other control characters are refused).", "max_length", "min_length", "pattern"),
+        _type("text", "Several lines of text (line breaks and tabs kept; NUL and other control characters refused).", "max_length", can_be_unique=False),
+        _type("integer", "A whole number, within signed 64 bits.", "min", "max"),
         _type(
             "decimal",
             "An exact decimal number, used for money: `precision` digits in all, `scale` after the point.",
@@ -86,7 +86,7 @@ FIELD_TYPES: dict[str, FieldType] = {
         ),
         _type("boolean", "Yes or no.", can_be_unique=False),
         _type("date", "A calendar date.", "min", "max"),
-        _type("datetime", "A moment in time, stored in UTC.", "min", "max"),
+        _type("datetime", "A moment in time, stored in UTC, within the years 1 to 9999 on every clock.", "min", "max"),
         _type(
             "choice",
             "One value (or several, with `multiple`) from a list of stable keys with labels.",

@@ -39,7 +39,7 @@ from engine.services.record_input import FieldErrors, RecordInputMixin
 from engine.services.record_locks import RecordLockMixin
 from engine.services.sequences import next_number
 from engine.services.stage_rules import StageMove, StageRules
-from engine.services.values import ValueProblem, coerce
+from engine.services.values import ValueProblem, coerce, searchable_text
 from engine.storage.database import write_transaction
 from engine.storage.queries import OPERATORS, UNORDERED_TYPES, Filter, Sort, condition
 from engine.storage.queries import search_condition as text_search
@@ -273,7 +273,7 @@ class RecordService(RecordInputMixin, RecordAccessMixin, RecordBatchMixin, Recor
             if flt.op == "isnull":
                 value = coerce(Field(key="x", type="boolean", label=None), flt.value)  # type: ignore[arg-type]
             elif flt.op == "contains":
-                value = str(flt.value)
+                value = searchable_text(str(flt.value))
             elif flt.op in ("in", "between"):
                 items = flt.value.split(",") if isinstance(flt.value, str) else list(flt.value)
                 value = [coerce(lookup, item) for item in items]
@@ -303,6 +303,12 @@ class RecordService(RecordInputMixin, RecordAccessMixin, RecordBatchMixin, Recor
             value = self._typed_filter(actor, entity, flt)
             where.append(condition(table, flt.field, flt.op, value))
         if search and search.strip():
+            try:
+                search = searchable_text(search)
+            except ValueProblem as problem:
+                errors = FieldErrors(actor.language)
+                errors.problem("q", problem)
+                errors.raise_if_any()
             hidden = self.hidden(actor, entity)
             columns = [f.key for f in entity.fields.values() if f.searchable and f.has_column]
             if search_fields is not None:  # a view's own choice, still only real columns

@@ -54,6 +54,11 @@ def _text(field: Field, value: Any) -> str:
     return _single_line(value.strip())
 
 
+def searchable_text(text: str) -> str:
+    """Text to search for: anything a text field may hold (no NUL, which PostgreSQL refuses)."""
+    return _long_text(text)
+
+
 def _long_text(text: str) -> str:
     """``text`` with its line breaks and tabs; NUL and the other controls are refused."""
     if TEXT_CONTROL_RE.search(text):
