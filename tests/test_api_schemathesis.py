@@ -26,7 +26,7 @@ from engine.web import create_app
 from tests.api_support import core_site
 
 #: Examples per operation and generation mode: enough to reach every parameter, few for CI.
-EXAMPLES = 3
+EXAMPLES = 2
 CONFIG = {"checks": {"positive_data_acceptance": {
     "expected-statuses": ["2xx", "3xx", 401, 403, 404, 409, 422, 428, 429]}}}
 
