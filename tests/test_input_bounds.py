@@ -200,6 +200,27 @@ def test_path_ids_beyond_64_bits_are_not_found_for_every_method(site):
     assert web.get(f"/r/customer?offset={HUGE}").status_code == 200
 
 
+def test_pages_given_ids_no_column_holds_answer_without_a_crash(site):
+    from tests.web_support import post
+    web = create_app(site, testing=True).test_client()
+    login(web, "admin", PASSWORD)
+    for digits in (HUGE, "\u00b2", "9" * 5000):
+        assert web.get(f"/r/customer/new?owner={digits}").status_code == 200
+        assert web.get(f"/r/opportunity/new?customer={digits}").status_code == 200
+        assert web.get(f"/r/opportunity?customer={digits}").status_code in (200, 422)
+        assert post(web, "/inbox/read", {"id": digits}).status_code in (200, 302)
+        assert post(web, "/r/customer/rules", {"record_id": digits}).status_code in (200, 404)
+        moved = post(web, "/r/opportunity/kanban/move", {"record_id": digits, "to": "won"},
+                     headers={"Accept": "application/json"})
+        assert moved.status_code in (404, 422), moved.get_data(as_text=True)[:200]
+        bulk = post(web, "/r/customer/bulk", {"action": "reassign", "reassign_value": digits,
+                                               "ids": [digits]})
+        assert bulk.status_code == 302
+        moved = post(web, f"/calendar/move/opportunity/{digits}", {"start": "2026-06-02"})
+        assert moved.status_code in (404, 422)
+    assert _count(site, "customer") == 0
+
+
 def test_the_calendar_refuses_windows_at_the_ends_of_time(site, rep):
     for query, field in [("start=0001-01-01", "start"), ("start=9999-12-31", "start"),
                          ("start=0001-01-01T00:00:00%2B05:00", "start"),

@@ -21,6 +21,7 @@ from engine.errors import NotFound, ValidationFailed
 from engine.metadata.model import Entity
 from engine.services.duplicates import CHECKED_ENTITIES, duplicate_fields, likely_duplicates
 from engine.services.merge import merge, plan_merge
+from engine.services.values import whole_number
 from engine.web.context import site
 
 LIMIT = 20
@@ -43,7 +44,7 @@ def register(bp: Any) -> None:
                   (fields.name_field, *fields.phone_fields, *fields.email_fields)
                   if request.args.get(k)}
         exclude = request.args.get("exclude")
-        if exclude is not None and not exclude.isdigit():
+        if exclude is not None and whole_number(exclude) is None:
             raise ValidationFailed({"exclude": ["Give the id of the record being edited."]})
         found = likely_duplicates(site().records, api_actor(), checked.key, wanted,
                                   exclude_id=int(exclude) if exclude else None)

@@ -16,6 +16,7 @@ from flask import Response, request
 from engine.api.auth import api_actor
 from engine.api.records import answer
 from engine.errors import ValidationFailed
+from engine.services.values import INT_MAX
 from engine.web.context import site
 
 
@@ -34,8 +35,9 @@ def register(bp: Any) -> None:
                                               f"({', '.join(ledger.dimensions)})."]})
             field = site().records.entity(entity).fields[key]
             if field.type in ("reference", "integer"):
-                if not value.isdigit():
-                    raise ValidationFailed({key: ["Give a whole number."]})
+                if not (value.isascii() and value.isdigit()) or len(value) > 19 \
+                        or int(value) > INT_MAX:
+                    raise ValidationFailed({key: ["Give a whole number (at most 64 bits)."]})
                 where[key] = int(value)
             else:
                 where[key] = value

@@ -39,7 +39,7 @@ from engine.services.record_input import FieldErrors, RecordInputMixin
 from engine.services.record_locks import RecordLockMixin
 from engine.services.sequences import next_number
 from engine.services.stage_rules import StageMove, StageRules
-from engine.services.values import ValueProblem, coerce, searchable_text
+from engine.services.values import INT_MAX, ValueProblem, coerce, searchable_text
 from engine.storage.database import write_transaction
 from engine.storage.queries import OPERATORS, UNORDERED_TYPES, Filter, Sort, condition
 from engine.storage.queries import search_condition as text_search
@@ -198,6 +198,8 @@ class RecordService(RecordInputMixin, RecordAccessMixin, RecordBatchMixin, Recor
             record_id = int(record_id)
         except (TypeError, ValueError):
             raise self._not_found(actor, entity, record_id) from None
+        if not 0 < record_id <= INT_MAX:  # no id column holds it: the driver would overflow
+            raise self._not_found(actor, entity, record_id)
         scope = [] if action is None else self._visible(actor, entity, table, action)
         query = select(table).where(table.c.id == record_id, *scope)
         if lock and conn.dialect.name == "postgresql":

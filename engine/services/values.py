@@ -118,6 +118,19 @@ def _integer(value: Any) -> int:
     raise ValueProblem("expected_integer")
 
 
+def whole_number(text: str | None) -> int | None:
+    """``text`` as a non-negative whole number a 64-bit column holds, else None.
+
+    For ids and versions in links and forms: ``str.isdigit`` alone lets
+    through digits of other scripts (``"²"``), which ``int`` refuses, and
+    numbers no column holds.
+    """
+    if not text or not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    number = int(text)
+    return number if number <= INT_MAX else None
+
+
 def _out_of_range() -> ValueProblem:
     return ValueProblem("integer_out_of_range", min=INT_MIN, max=INT_MAX)
 

@@ -19,6 +19,7 @@ from werkzeug.exceptions import NotFound as HttpNotFound
 
 from engine.errors import Conflict, CrmError, NotFound, ValidationFailed
 from engine.services.calendar import CalendarEvent, in_calendar_years
+from engine.services.values import whole_number
 from engine.web.context import actor, login_required, site
 
 bp = Blueprint("calendar", __name__)
@@ -109,7 +110,7 @@ def move(entity_key: str, record_id: int) -> tuple[Response, int]:
     try:
         moved = site().calendar.reschedule(
             actor(), entity_key, record_id, request.form.get("start", ""),
-            version=int(version) if version and version.isdigit() else None)
+            version=whole_number(version))
     except ValidationFailed as exc:
         return jsonify({"message": exc.message, "errors": exc.errors}), exc.status
     except Conflict as exc:

@@ -71,7 +71,10 @@ class Presenter:
     def reference_title(self, target: str, record_id: Any) -> str:
         if record_id is None:
             return ""
-        record_id = int(record_id)
+        try:
+            record_id = int(record_id)
+        except (TypeError, ValueError):  # a link's "²": no record has it
+            return str(record_id)
         if record_id not in self._titles[target]:
             self._fetch_titles(target, {record_id})
         return self._titles[target].get(record_id, f"#{record_id}")

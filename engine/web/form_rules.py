@@ -18,7 +18,7 @@ from flask import jsonify, request
 from werkzeug.wrappers import Response
 
 from engine.metadata.model import Entity
-from engine.services.values import ValueProblem, coerce
+from engine.services.values import ValueProblem, coerce, whole_number
 from engine.web.context import actor, login_required, site
 from engine.web.forms import read_form
 from engine.web.records import bp, entity_and_views
@@ -71,7 +71,7 @@ def form_rules(entity_key: str) -> Response:
     entity, _ = entity_and_views(entity_key)
     base: dict[str, Any] = {}
     record_id = request.form.get("record_id", "")
-    if record_id.isdigit():
+    if whole_number(record_id) is not None:
         base = site().records.get(actor(), entity.key, int(record_id))
     hidden = site().records.hidden(actor(), entity)
     keys = [k for k, f in entity.fields.items() if f.is_input and k not in hidden]

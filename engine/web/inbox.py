@@ -15,6 +15,7 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from werkzeug.wrappers import Response
 
 from engine.notifications.inbox import InboxService
+from engine.services.values import whole_number
 from engine.web.context import actor, language, login_required, site
 from engine.web.i18n import translate
 
@@ -57,7 +58,8 @@ def inbox() -> str:
 @login_required
 def mark_read() -> Response:
     chosen = request.form.get("id")
-    ids = [int(chosen)] if chosen and chosen.isdigit() else None
+    number = whole_number(chosen)
+    ids = [number] if number is not None else None
     count = _service().mark_read(actor(), ids)
     if ids is None:
         flash(translate("inbox_marked", language(), count=count), "success")

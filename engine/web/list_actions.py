@@ -20,6 +20,7 @@ from engine.errors import CrmError, TransitionRefused, ValidationFailed
 from engine.metadata.model import Entity
 from engine.metadata.workflow_model import workflow_for
 from engine.services.saved_filters import SavedFilterService, clean_query
+from engine.services.values import whole_number
 from engine.web.context import actor, language, login_required, site
 from engine.web.i18n import translate
 from engine.web.records import bp, entity_and_views
@@ -92,9 +93,9 @@ def bulk(entity_key: str) -> Response:
     lang = language()
     action = request.form.get("action", "")
     value = request.form.get(f"{action}_value", "").strip()
-    ids = [int(i) for i in request.form.getlist("ids") if i.isdigit()][:MAX_BULK]
+    ids = [n for n in map(whole_number, request.form.getlist("ids")) if n is not None][:MAX_BULK]
     if action not in ("transition", "reassign", "archive") or not ids or (
-            action != "archive" and not value) or (action == "reassign" and not value.isdigit()):
+            action != "archive" and not value) or (action == "reassign" and whole_number(value) is None):
         flash(translate("bulk_nothing", lang), "error")
         return _back(entity.key)
     done, refused = 0, []

@@ -18,7 +18,7 @@ from werkzeug.wrappers import Response
 
 from engine.errors import Conflict, CrmError, PermissionDenied, ValidationFailed
 from engine.metadata.model import Entity, Field
-from engine.services.values import ValueProblem, coerce
+from engine.services.values import ValueProblem, coerce, whole_number
 from engine.web.context import actor, language, login_required, site
 from engine.web.display import Presenter
 from engine.web.form_rules import conditional_keys, evaluate, typed
@@ -159,7 +159,7 @@ def new(entity_key: str) -> tuple[str, int] | Response:
     _require(entity, "create")
     defaults = {f.key: f.default for f in entity.fields.values() if f.default is not None}
     for field in entity.fields.values():  # ?customer=3 from a related list's "new" link
-        if field.type == "reference" and request.args.get(field.key, "").isdigit():
+        if field.type == "reference" and whole_number(request.args.get(field.key)):
             defaults[field.key] = request.args[field.key]
     if request.method == "GET":
         return render_form(entity, views, defaults, record=None)
