@@ -221,6 +221,22 @@ def test_pages_given_ids_no_column_holds_answer_without_a_crash(site):
     assert _count(site, "customer") == 0
 
 
+def test_forms_show_out_of_range_values_as_field_errors(site):
+    from tests.web_support import post
+    web = create_app(site, testing=True).test_client()
+    login(web, "rep", PASSWORD)
+    answer = post(web, "/r/customer/new", {"name": "Acme\r\nBcc: x@example.com"})
+    assert answer.status_code == 422
+    assert "Line breaks and control characters are not allowed" in answer.get_data(as_text=True)
+    customer = api_for(site, "rep").post("/customer", json={"name": "Acme"}).get_json()["id"]
+    for amount, words in (("1" * 29, "at most 12 digits"), ("1e400", "at most 12 digits"),
+                          ("NaN", "Expected a number")):
+        answer = post(web, "/r/opportunity/new", {"name": "Big", "customer": str(customer),
+                                                  "amount": amount})
+        assert answer.status_code == 422 and words in answer.get_data(as_text=True)
+    assert _count(site, "opportunity") == 0
+
+
 def test_the_calendar_refuses_windows_at_the_ends_of_time(site, rep):
     for query, field in [("start=0001-01-01", "start"), ("start=9999-12-31", "start"),
                          ("start=0001-01-01T00:00:00%2B05:00", "start"),
