@@ -55,7 +55,7 @@ from engine.services.compute import ComputedOrder, apply_computed
 from engine.services.login_guard import LoginGuard, ThrottleSettings
 from engine.services.records import RecordService
 from engine.services.stage_rules import StageMove, same_value
-from engine.services.values import ValueProblem, coerce, to_json
+from engine.services.values import INT_MAX, ValueProblem, coerce, to_json
 from engine.services.workflow_actions import (
     ActionRunner,
     HookContext,
@@ -206,6 +206,8 @@ class WorkflowService:
             key = int(record_id)
         except (TypeError, ValueError):
             return
+        if not 0 < key <= INT_MAX:
+            return  # no row has it: the read that follows says "not found"
         # FOR NO KEY UPDATE, as the record service's own lock: rows referencing this one
         # (a receipt against an order) are written meanwhile without a deadlock
         conn.execute(select(table.c.id).where(table.c.id == key)
