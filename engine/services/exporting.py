@@ -24,6 +24,16 @@ blank on the rows of its further lines, then the line's columns headed
 "<lines label> / <line field label>" (``FIELD/line_field`` with keys).
 The importer reads that shape back.  Lines are read with their records,
 a page at a time, so such an export streams as any other.
+
+A file is opened in a spreadsheet, so no cell may become a formula there
+(CSV injection): a text cell starting with ``=`` ``+`` ``-`` ``@``, a tab or
+a carriage return — what a customer's name can hold as well as any other
+text — is written as text.  In CSV that means one ``'`` in front (OWASP's
+advice), which the importer takes off again
+(:mod:`~engine.services.importing.formulas`); in
+XLSX the cell is stored as a string (``t="inlineStr"``), which no
+spreadsheet evaluates, with the text as it is.  Numbers (``-5`` in a
+number field) stay numbers.
 """
 
 from __future__ import annotations
@@ -45,6 +55,7 @@ from engine.context import Actor
 from engine.errors import CrmError, PermissionDenied, ValidationFailed
 from engine.metadata.model import Entity, Field
 from engine.services.importing.cells import SPLIT_MANY
+from engine.services.importing.formulas import defuse, formula_like
 from engine.services.importing.messages import say
 from engine.storage.queries import Filter, Sort
 
@@ -289,7 +300,7 @@ class Exporter:
         """CSV as UTF-8 with a byte-order mark (so Excel reads Chinese), a chunk at a time."""
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(header)
+        writer.writerow([defuse(h) for h in header])
         yield codecs.BOM_UTF8 + buffer.getvalue().encode("utf-8")
         while True:
             chunk = list(islice(rows, rows_per_chunk))
@@ -297,20 +308,35 @@ class Exporter:
                 return
             buffer.seek(0)
             buffer.truncate()
-            writer.writerows(["" if c is None else c for c in row] for row in chunk)
+            writer.writerows(["" if c is None else defuse(c) if c.__class__ is str else c
+                              for c in row] for row in chunk)
             yield buffer.getvalue().encode("utf-8")
 
     @staticmethod
     def write_xlsx(header: list[str], rows: Iterator[list[Any]], out: IO[bytes],
                    title: str = "export") -> None:
-        """An XLSX workbook written row by row (openpyxl write-only mode) into ``out``."""
+        """An XLSX workbook written row by row (openpyxl write-only mode) into ``out``.
+
+        A text cell that a spreadsheet would read as a formula is stored as a
+        string cell (openpyxl makes any text starting with ``=`` a formula).
+        """
         from openpyxl import Workbook
+        from openpyxl.cell import WriteOnlyCell
 
         book = Workbook(write_only=True)
         sheet = book.create_sheet(title=title[:31] or "export")
-        sheet.append(header)
+
+        def text(value: str) -> WriteOnlyCell:
+            cell = WriteOnlyCell(sheet, value=value)
+            cell.data_type = "s"
+            return cell
+
+        def cells(row: Sequence[Any]) -> list[Any]:
+            return [text(c) if c.__class__ is str and formula_like(c) else c for c in row]
+
+        sheet.append(cells(header))
         for row in rows:
-            sheet.append(row)
+            sheet.append(cells(row))
         book.save(out)
 
 

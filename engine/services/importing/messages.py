@@ -23,6 +23,28 @@ WORDS: dict[str, dict[str, str]] = {
         "en": "Give a .csv or .xlsx file (got '{name}').",
         "zh": "请提供 .csv 或 .xlsx 文件(收到“{name}”)。",
     },
+    "xlsx_unpacks_big": {
+        "en": "This XLSX file unpacks to {size} MB, more than the {limit} MB an import reads; "
+              "split it, or save it as CSV.",
+        "zh": "该 XLSX 文件解压后为 {size} MB,超过导入可读取的 {limit} MB;请拆分文件或另存为 CSV。",
+    },
+    "xlsx_packed_tight": {
+        "en": "This XLSX file's part {part} unpacks to {ratio} times its size; a spreadsheet "
+              "program does not save such a file, so it is not read.",
+        "zh": "该 XLSX 文件的部分 {part} 解压后是原大小的 {ratio} 倍;电子表格软件不会保存这样的文件,"
+              "因此不予读取。",
+    },
+    "xlsx_cell_too_long": {
+        "en": "This XLSX file holds a cell (in {part}) longer than {limit} KB; a spreadsheet "
+              "cell holds at most 32,767 characters, so the file is not read.",
+        "zh": "该 XLSX 文件({part})中有一个单元格超过 {limit} KB;电子表格单元格最多 32767 个字符,"
+              "因此不予读取。",
+    },
+    "too_many_rows": {
+        "en": "This file has about {rows} rows; an import that runs while you wait takes up "
+              "to {limit}. Import it in the background ({how}).",
+        "zh": "该文件约有 {rows} 行;即时导入最多 {limit} 行。请使用后台导入({how})。",
+    },
     "no_header": {
         "en": "The file is empty: the first row must name the columns.",
         "zh": "文件为空:第一行必须是列名。",

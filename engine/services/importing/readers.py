@@ -5,8 +5,14 @@ Chinese spreadsheets are saved as UTF-8 with a byte-order mark (Excel's
 as UTF-8 without a mark.  The encoding is chosen by decoding every line
 both ways and keeping the one that fails on the fewest lines (UTF-8 on a
 tie); lines that still fail are reported by line number, never imported
-as mojibake.  The delimiter is sniffed (comma, semicolon, tab, bar).
-XLSX is read with openpyxl in read-only mode, row by row.
+as mojibake.  The delimiter is sniffed (comma, semicolon, tab, bar).  A CSV cell loses
+the one ``'`` an export put in front of a text a spreadsheet would read as
+a formula (:mod:`~engine.services.importing.formulas`).
+
+XLSX is read with openpyxl in read-only mode, row by row — after the
+archive has been measured (:mod:`~engine.services.importing.xlsx_limits`):
+a small file that unpacks to hundreds of megabytes, or holds a cell longer
+than any spreadsheet writes, is refused before anything is unpacked whole.
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import ValidationFailed
+from engine.services.importing.formulas import restore
 from engine.services.importing.messages import say
+from engine.services.importing.xlsx_limits import check_xlsx
 
 CANDIDATE_ENCODINGS = ("utf-8", "gb18030")
 DELIMITERS = ",;\t|"
@@ -141,10 +149,13 @@ def _read_csv(data: bytes, language: str) -> Sheet:
                     "unreadable", language, kind="CSV", reason=f"line {start}: {exc}")]}) from None
             end = reader.line_num
             undecodable = bad and any(n in bad for n in range(start, end + 1))
-            yield start, None if undecodable else cells  # a new list each row already
+            if undecodable:
+                yield start, None
+            else:  # a new list each row already
+                yield start, [restore(c) if c[:1] == "'" else c for c in cells]
             start = end + 1
 
-    return Sheet(header=[h.strip() for h in header], rows=rows(), encoding=encoding,
+    return Sheet(header=[restore(h.strip()) for h in header], rows=rows(), encoding=encoding,
                  size_hint=max(0, text.count("\n") - header_end + 1), bad_lines=bad)
 
 
@@ -152,6 +163,7 @@ def _read_csv(data: bytes, language: str) -> Sheet:
 
 
 def _read_xlsx(data: bytes, language: str) -> Sheet:
+    check_xlsx(data, language)
     try:
         from openpyxl import load_workbook
 

@@ -1,7 +1,9 @@
 """What an import found: per row and per column, and the file of rejected rows.
 
 The same report serves the dry run, the real import, the CLI's table, the
-upload page and the API: nothing about presenting it lives here.
+upload page and the API: nothing about presenting it lives here.  The file
+of rejected rows writes a text that a spreadsheet would run as a formula
+with a ``'`` in front, as an export does, and imports back unchanged.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.services.importing.formulas import defuse
 from engine.services.importing.messages import say
 
 
@@ -107,7 +110,7 @@ class ImportReport:
         the line number and the errors), ready to fix and import again."""
         out = io.StringIO()
         writer = csv.writer(out)
-        writer.writerow([*self.header, say("line_word", language),
+        writer.writerow([*map(defuse, self.header), say("line_word", language),
                          say("errors_column", language)])
         width = len(self.header)
         rows = [(e.line, e.cells, "; ".join(f"{column}: {text}" for column, text in e.messages()))
@@ -115,7 +118,8 @@ class ImportReport:
         rows += [(line, cells, say("record_refused", language, line=first))
                  for line, cells, first in self.record_rows]
         for line, found, reasons in sorted(rows, key=lambda r: r[0]):
-            cells = ["" if c is None else c for c in found[:width]]
+            cells = ["" if c is None else defuse(c) if isinstance(c, str) else c
+                     for c in found[:width]]
             cells += [""] * (width - len(cells))
-            writer.writerow([*cells, line, reasons])
+            writer.writerow([*cells, line, defuse(reasons)])
         return out.getvalue()
