@@ -211,6 +211,50 @@ class SchemaOutOfDate(CrmError):
     retry_after = 5
 
 
+class DatabaseBusy(CrmError):
+    """Another writer held the database longer than this request could wait: try again.
+
+    SQLite lets one writer in at a time and answers "database is locked" once
+    its busy timeout has passed; PostgreSQL gives up on a lock
+    (``lock_timeout``), a statement (``statement_timeout``), a serialization
+    failure or a deadlock.  None of these is the request's fault nor a
+    defect: they are answered 503 with ``Retry-After``, never 500.
+    """
+
+    status = 503
+    code = "database_busy"
+    retry_after = 5
+    MESSAGE = "The database is busy with other changes (a large import, say); try again shortly."
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.MESSAGE)
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> DatabaseBusy | None:
+        """The busy error ``exc`` (a driver's error, raw or wrapped by SQLAlchemy) stands
+        for, or None when it is something else."""
+        if isinstance(exc, DatabaseBusy):
+            return exc
+        seen: set[int] = set()
+        found: BaseException | None = exc
+        while found is not None and id(found) not in seen:
+            seen.add(id(found))
+            if getattr(found, "sqlstate", None) in BUSY_SQLSTATES:
+                return cls()
+            if found.__class__.__name__ == "OperationalError" and any(
+                    text in str(found).lower() for text in BUSY_TEXTS):
+                return cls()
+            found = getattr(found, "orig", None) or found.__cause__
+        return None
+
+
+#: PostgreSQL: lock_not_available, query_canceled (a lock or statement timeout),
+#: serialization_failure, deadlock_detected.
+BUSY_SQLSTATES = frozenset({"55P03", "57014", "40001", "40P01"})
+#: SQLite's words for a database another connection holds.
+BUSY_TEXTS = ("database is locked", "database table is locked", "database is busy")
+
+
 @dataclass(frozen=True)
 class Refusal:
     """One reason a stage transition cannot be taken: a code for programs, a message for people.

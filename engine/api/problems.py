@@ -2,7 +2,9 @@
 
 Engine errors keep their status and code; their field messages go in
 ``errors``, a stale version's current values in ``current`` and a refused
-transition's reasons in ``reasons``.  Anything unexpected is logged and
+transition's reasons in ``reasons``.  A database busy with another writer
+(SQLite's "database is locked", PostgreSQL's lock and statement timeouts)
+is 503 with ``Retry-After``.  Anything else unexpected is logged and
 answered with a bare 500.
 """
 
@@ -17,6 +19,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from engine.errors import (
     Conflict,
     CrmError,
+    DatabaseBusy,
     SchemaOutOfDate,
     Throttled,
     TransitionRefused,
@@ -47,6 +50,11 @@ def problem(status: int, code: str, detail: str, **extra: Any) -> Response:
 def crm_error(exc: CrmError) -> Response:
     if isinstance(exc, SchemaOutOfDate):
         reload.check_soon()
+        response = problem(exc.status, exc.code, exc.message)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    if isinstance(exc, DatabaseBusy):
+        log.warning("database busy on %s", request.path)
         response = problem(exc.status, exc.code, exc.message)
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
@@ -84,5 +92,8 @@ def http_error(exc: HTTPException) -> Response:
 def unexpected(exc: Exception) -> Response:
     if isinstance(exc, HTTPException):
         return http_error(exc)
+    busy = DatabaseBusy.from_exception(exc)
+    if busy is not None:
+        return crm_error(busy)
     log.exception("unexpected error on %s", request.path)
     return problem(500, "error", "The server could not answer this request.")

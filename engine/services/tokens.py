@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 
 from engine.context import Clock, SystemClock
-from engine.errors import NotFound, PermissionDenied, ValidationFailed
+from engine.errors import DatabaseBusy, NotFound, PermissionDenied, ValidationFailed
 from engine.storage.database import write_transaction
 from engine.storage.tables import Schema
 
@@ -118,7 +118,8 @@ class TokenService:
         Unknown, revoked and expired tokens, and tokens of deactivated users,
         get the same answer, so a caller learns nothing by trying.  ``last_used_at``
         is kept to within ``LAST_USED_PRECISION``: writing it on every call would
-        turn each API read into a write.
+        turn each API read into a write, and a database too busy to take the note
+        skips it rather than refusing the request.
         """
         now = self.clock.now()
         t = self.tokens
@@ -133,6 +134,13 @@ class TokenService:
         if not usable:
             raise PermissionDenied("The token is not valid (unknown, expired or revoked).")
         if row.last_used_at is None or now - row.last_used_at >= LAST_USED_PRECISION:
-            with write_transaction(self.engine) as conn:
-                conn.execute(update(t).where(t.c.id == row.token_id).values(last_used_at=now))
+            try:
+                with write_transaction(self.engine) as conn:
+                    conn.execute(update(t).where(t.c.id == row.token_id).values(
+                        last_used_at=now))
+            except Exception as exc:
+                if DatabaseBusy.from_exception(exc) is None:
+                    raise
+                # A note, not the request's purpose: a database busy with another writer
+                # leaves it for the next call rather than failing a read.
         return {c.key: row._mapping[c.key] for c in self.users.c}

@@ -26,7 +26,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 from werkzeug.wrappers import Response
 
-from engine.errors import CrmError, SchemaOutOfDate
+from engine.errors import CrmError, DatabaseBusy, SchemaOutOfDate
 from engine.services.dashboards import DashboardService
 from engine.services.values import INT_MAX
 from engine.site import Site
@@ -198,8 +198,9 @@ def _error_page(status: int, message: str) -> tuple[str | Response, int]:
 
 
 def _crm_error(exc: CrmError) -> tuple[str | Response, int]:
-    if isinstance(exc, SchemaOutOfDate):
-        reload.check_soon()
+    if isinstance(exc, SchemaOutOfDate | DatabaseBusy):
+        if isinstance(exc, SchemaOutOfDate):
+            reload.check_soon()
         page, status = _error_page(exc.status, exc.message)
         response = make_response(page, status)
         response.headers["Retry-After"] = str(exc.retry_after)
@@ -222,5 +223,9 @@ def _http_error(exc: HTTPException) -> Response:
 
 
 def _unexpected(exc: Exception) -> tuple[str | Response, int]:
+    busy = DatabaseBusy.from_exception(exc)
+    if busy is not None:
+        log.warning("database busy on %s", request.path)
+        return _crm_error(busy)
     log.exception("unexpected error on %s", request.path)
     return _error_page(500, translate("error_500", language()))
