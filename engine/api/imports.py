@@ -20,7 +20,10 @@ progress and, once it is done, gives the same report; the refused rows are
 at ``/api/v1/imports/<id>/rejected.csv``.  Only the user who queued a run
 (or an administrator) sees it; anyone else gets 404.  The default stays in
 the request, so a client's answer never changes shape under it: a client
-with big files asks for the background.
+with big files asks for the background.  A file of more than
+:data:`~engine.services.importing.queue.REQUEST_ROWS` rows is refused in
+the request (``422 import_refused``, saying to use ``background=true``):
+it would hold a web worker, and on SQLite the write lock, too long.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from engine.api.records import UnsupportedMedia, answer
 from engine.errors import CrmError, NotFound, ValidationFailed
 from engine.metadata.model import Entity
 from engine.services.importing import Importer
-from engine.services.importing.queue import ImportQueue
+from engine.services.importing.queue import REQUEST_ROWS, ImportQueue
 from engine.services.importing.report import ImportReport
 from engine.web.context import site
 
@@ -127,7 +130,7 @@ def register(bp: Any) -> None:
             run = ImportQueue.for_site(opened).enqueue(actor, entity, data, name, **options)
             return answer(run_body(run.to_dict()), 202,
                           {"Location": url_for("api.import_run", run_id=run.id)})
-        report = importer.run(actor, entity, data, name, **options)
+        report = importer.run(actor, entity, data, name, max_rows=REQUEST_ROWS, **options)
         if report.written or report.dry_run:
             return answer(report.to_dict())
         if report.file_errors:

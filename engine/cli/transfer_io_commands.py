@@ -147,7 +147,7 @@ def imports_cmd(ctx: click.Context, run_id: int | None, limit: int, login: str |
                 echo_json([r.to_dict() for r in runs])
                 return
             rows = [[str(r.id), r.entity, r.file_name, "check" if r.dry_run else "import",
-                     r.status, f"{r.rows_done}/{r.rows_total}",
+                     r.shown_status, f"{r.rows_done}/{r.rows_total}",
                      r.created_at.strftime("%Y-%m-%d %H:%M")] for r in runs]
             for line in output.table(["ID", "ENTITY", "FILE", "KIND", "STATUS", "ROWS",
                                       "QUEUED (UTC)"], rows):
@@ -157,8 +157,11 @@ def imports_cmd(ctx: click.Context, run_id: int | None, limit: int, login: str |
         if as_json:
             echo_json(run.to_dict())
             return
-        click.echo(f"Import {run.id} of {run.file_name} into {run.entity}: {run.status} "
+        click.echo(f"Import {run.id} of {run.file_name} into {run.entity}: {run.shown_status} "
                    f"({run.rows_done} of about {run.rows_total} rows read).")
+        if run.stalled and run.heartbeat_at is not None:
+            click.echo(f"No heartbeat from its worker since {run.heartbeat_at:%Y-%m-%d %H:%M:%S} "
+                       "UTC: the worker may have stopped.", err=True)
         if run.error:
             click.echo(f"Error: {run.error}", err=True)
         report = run.import_report()

@@ -92,6 +92,12 @@ WORDS: dict[str, dict[str, str]] = {
                        "zh": "进行中:已读取 {done} 行,共约 {total} 行"},
     "status_running_plain": {"en": "Running…", "zh": "进行中…"},
     "status_failed": {"en": "The import failed", "zh": "导入失败"},
+    "status_stalled": {
+        "en": "Stalled: no word from its worker since {since} UTC ({done} rows read). The worker "
+              "may have stopped; another worker takes the import over after {minutes} minutes, "
+              "starting again from the first row. Nothing is written in the meantime.",
+        "zh": "已停滞:自 UTC {since} 起未收到后台进程的消息(已读取 {done} 行)。后台进程可能已停止;"
+              "{minutes} 分钟后将由其他后台进程从第一行重新开始。在此期间不会写入任何数据。"},
     "checking": {"en": "Checking the file", "zh": "正在检查文件"},
     "importing": {"en": "Importing the file", "zh": "正在导入文件"},
     "refresh": {"en": "Refresh", "zh": "刷新"},
@@ -227,12 +233,17 @@ def _status(run: ImportRun) -> dict[str, Any]:
     """What the progress bar shows, for the page and for its script."""
     if run.status == "queued":
         text = word("status_queued")
+    elif run.stalled:
+        assert run.heartbeat_at is not None
+        text = word("status_stalled", since=run.heartbeat_at.strftime("%Y-%m-%d %H:%M:%S"),
+                    done=f"{run.rows_done:,}",
+                    minutes=int(_queue().takeover_after.total_seconds() // 60))
     elif run.status == "running":
         text = (word("status_running", done=f"{run.rows_done:,}", total=f"{run.rows_total:,}")
                 if run.rows_total else word("status_running_plain"))
     else:
         text = word("status_failed") if run.status == "failed" else ""
-    return {"status": run.status, "rows_done": run.rows_done, "rows_total": run.rows_total,
+    return {"status": run.shown_status, "rows_done": run.rows_done, "rows_total": run.rows_total,
             "percent": run.percent, "finished": run.finished, "text": text}
 
 

@@ -1,6 +1,6 @@
 """Importing a spreadsheet into an entity, as strictly as the form and the API.
 
-One import runs in one transaction.  Rows are read in batches; each batch
+What an import writes commits in one transaction.  Rows are read in batches; each batch
 is translated (:mod:`~engine.services.importing.cells`), its references
 found with one query per target, and handed to the record service —
 :meth:`~engine.services.record_batch.RecordBatchMixin.create_many` for new
@@ -21,10 +21,22 @@ complete.  At the end the transaction is committed only when the import is
 not a dry run and either found no error or was asked to import the good
 rows; otherwise it is rolled back, so an import that fails — or stops on
 an unexpected exception — leaves the database as it was.
+
+SQLite has one writer at a time, and a check writes the rows it checks (so
+that numbering, scopes, constraints and hooks answer as they will), so a
+check holding one transaction for a whole file would keep every other
+user's save waiting for as long.  A check (dry run) therefore checks a
+batch at a time, each batch in its own transaction rolled back at once:
+others write between two batches.  A real import of more than one batch is
+checked that way first and written only if the check allows it — a file
+with refused rows in all-or-nothing mode never takes the write lock for
+longer than a batch — and then written in one transaction, so all or
+nothing still holds.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,6 +71,10 @@ from engine.storage.database import write_transaction
 
 #: Rows handed to the record service at once.
 BATCH_SIZE = 1000
+#: How long a check leaves SQLite's write lock free between two batches (seconds).
+STEP_ASIDE = 0.1
+#: How a user is told to import a file too long for a web request.
+BACKGROUND_HOW = "background=true, crm import --background, or the upload page"
 #: Likely duplicates named per row of the report (the strongest first).
 SHOWN_MATCHES = 5
 ROW_KEY = "row"
@@ -191,6 +207,7 @@ class Importer:
         good_rows: bool = False,
         progress: Callable[[int, int], None] | None = None,
         before_commit: Callable[[Connection, ImportReport], None] | None = None,
+        max_rows: int | None = None,
     ) -> ImportReport:
         """Import (or, with ``dry_run``, only check) the file; the report says what happened.
 
@@ -199,38 +216,35 @@ class Importer:
         is called inside the import's transaction just before a written import
         commits, so what the caller records of it (a background run's outcome)
         commits with the rows or not at all; an exception from it rolls the
-        import back.
+        import back.  ``max_rows`` refuses a longer file (an import in a web
+        request: bigger ones belong in the background).
         """
         entity = self.allow(actor, entity_key)
-        language = actor.language
         report = ImportReport(entity=entity.key, dry_run=dry_run, good_rows=good_rows)
-        try:
-            sheet = read_sheet(data, filename, language)
-        except ValidationFailed as exc:
-            report.file_errors = [t for texts in exc.errors.values() for t in texts]
+        started = self._start(actor, entity, data, filename, report, mapping, upsert_on,
+                              max_rows)
+        if started is None:
             return report
-        report.header, report.encoding = sheet.header, sheet.encoding
-        plan = self._plan(actor, entity, sheet, mapping, upsert_on, report)
-        if report.file_errors:
-            return report
-        run = _Run(actor=actor, entity=entity, plan=plan, header=sheet.header, report=report,
-                   reader=CellReader(entity, language, self.timezone),
-                   finder=ReferenceFinder(self.records, actor), upsert_on=upsert_on,
-                   timezone=self.timezone)
-        fields = duplicate_fields(entity)
-        if fields is not None:  # a checked entity: the readable records (none without the
-            # right to read), and the file's own rows as they are read
-            run.existing = (duplicate_index(self.records, actor, entity.key)
-                            if self.records.policy.can(actor, entity, "read")
-                            else DuplicateIndex(fields.name_field, fields.phone_fields,
-                                                fields.email_fields))
-            run.in_file = run.existing.fresh()
+        run, sheet = started
+        if dry_run or sheet.size_hint > self.batch_size:
+            # Checked a batch at a time, each batch rolled back: the write lock is held for
+            # one batch, never for the whole file, and a refused file never takes it longer.
+            # A file checked before it is written counts its rows twice in the progress.
+            told, total = progress, sheet.size_hint * (1 if dry_run else 2)
+            progress = told and (lambda rows, _: told(rows, total))
+            self._all_rows(run, sheet, self._checked_batch, progress)
+            if dry_run or not self._writable(report):
+                return report
+            report = ImportReport(entity=entity.key, dry_run=dry_run, good_rows=good_rows)
+            started = self._start(actor, entity, data, filename, report, mapping, upsert_on,
+                                  None)
+            assert started is not None  # the same file, read the same way
+            run, sheet = started
         try:
             with write_transaction(self.records.engine) as conn:
-                self._all_rows(conn, run, sheet, progress)
-                if dry_run or report.file_errors or (report.row_errors and not good_rows):
-                    raise _Undo
-                if not (report.created or report.updated):
+                self._all_rows(run, sheet, lambda r, pending: self._batch(conn, r, pending),
+                               progress)
+                if not self._writable(report):
                     raise _Undo
                 if before_commit is not None:
                     report.written = True  # what the caller records, once this commits
@@ -243,6 +257,65 @@ class Importer:
         except _Undo:
             pass
         return report
+
+    @staticmethod
+    def _writable(report: ImportReport) -> bool:
+        """Whether what was read may be committed: no problem with the file, no refused
+        row unless only the good rows were asked for, and something to write."""
+        return not report.file_errors and not (report.row_errors and not report.good_rows) \
+            and bool(report.created or report.updated)
+
+    def _start(
+        self, actor: Actor, entity: Entity, data: bytes, filename: str, report: ImportReport,
+        mapping: Mapping[str, str | None] | None, upsert_on: str | None, max_rows: int | None,
+    ) -> tuple[_Run, Sheet] | None:
+        """The sheet and the run's state, or None when the file itself is refused (said in
+        the report)."""
+        language = actor.language
+        try:
+            sheet = read_sheet(data, filename, language)
+        except ValidationFailed as exc:
+            report.file_errors = [t for texts in exc.errors.values() for t in texts]
+            return None
+        report.header, report.encoding = sheet.header, sheet.encoding
+        if max_rows is not None and sheet.size_hint > max_rows:
+            report.file_errors.append(say("too_many_rows", language, rows=sheet.size_hint,
+                                          limit=max_rows, how=BACKGROUND_HOW))
+            return None
+        plan = self._plan(actor, entity, sheet, mapping, upsert_on, report)
+        if report.file_errors:
+            return None
+        run = _Run(actor=actor, entity=entity, plan=plan, header=sheet.header, report=report,
+                   reader=CellReader(entity, language, self.timezone),
+                   finder=ReferenceFinder(self.records, actor), upsert_on=upsert_on,
+                   timezone=self.timezone)
+        fields = duplicate_fields(entity)
+        if fields is not None:  # a checked entity: the readable records (none without the
+            # right to read), and the file's own rows as they are read
+            run.existing = (duplicate_index(self.records, actor, entity.key)
+                            if self.records.policy.can(actor, entity, "read")
+                            else DuplicateIndex(fields.name_field, fields.phone_fields,
+                                                fields.email_fields))
+            run.in_file = run.existing.fresh()
+        return run, sheet
+
+    def _checked_batch(self, run: _Run, pending: Sequence[tuple[int, list[Any] | None]]) -> None:
+        """Check one batch as it would be written, in its own transaction, rolled back.
+
+        On SQLite a writer kept waiting asks again only every 100 ms or so, so
+        after each batch the check steps aside for that long (at most as long as
+        the batch held the lock): otherwise it would take the lock straight back.
+        """
+        engine = self.records.engine
+        began = time.monotonic()
+        try:
+            with write_transaction(engine) as conn:
+                self._batch(conn, run, pending)
+                raise _Undo
+        except _Undo:
+            pass
+        if engine.dialect.name == "sqlite":
+            time.sleep(min(STEP_ASIDE, time.monotonic() - began))
 
     # -- planning ---------------------------------------------------------------------
 
@@ -280,7 +353,8 @@ class Importer:
 
     # -- rows --------------------------------------------------------------------------
 
-    def _all_rows(self, conn: Connection, run: _Run, sheet: Sheet,
+    def _all_rows(self, run: _Run, sheet: Sheet,
+                  batch: Callable[[_Run, Sequence[tuple[int, list[Any] | None]]], None],
                   progress: Callable[[int, int], None] | None) -> None:
         pending: list[tuple[int, list[Any] | None]] = []
         try:
@@ -289,7 +363,7 @@ class Importer:
                 for line, cells in sheet.rows:
                     if len(pending) >= self.batch_size and not run.continues(cells) and (
                             cells is None or any(map(_filled, cells))):
-                        self._batch(conn, run, pending)
+                        batch(run, pending)
                         if progress:
                             progress(len(pending), sheet.size_hint)
                         pending = []
@@ -298,7 +372,7 @@ class Importer:
                 for line, cells in sheet.rows:
                     pending.append((line, cells))
                     if len(pending) >= self.batch_size:
-                        self._batch(conn, run, pending)
+                        batch(run, pending)
                         if progress:
                             progress(len(pending), sheet.size_hint)
                         pending = []
@@ -306,7 +380,7 @@ class Importer:
             run.report.file_errors.extend(t for texts in exc.errors.values() for t in texts)
             return
         if pending:
-            self._batch(conn, run, pending)
+            batch(run, pending)
             if progress:
                 progress(len(pending), sheet.size_hint)
 

@@ -37,6 +37,12 @@ any machine sharing the database may run it.
   :data:`MAX_ATTEMPTS` times is failed rather than tried forever.  A worker
   that finds its run taken over stops at its next progress report, rolling
   its import back; its final update matches nothing.
+- **Stalled runs.** While a run runs, a thread of its worker beats every
+  :data:`HEARTBEAT_EVERY` seconds, whatever the import is doing (the same
+  ``heartbeat_at``, or the progress file on SQLite).  A run still
+  ``running`` whose heartbeat is older than :data:`STALLED_AFTER` (three
+  beats) is shown as ``stalled`` — its worker stopped or cannot reach the
+  database — at once, long before another worker takes it over.
 - **Failures** record ``failed`` with a message for the user (the error's
   own for refusals; a plain sentence for anything unexpected, whose
   traceback goes to the worker's log only).  The import's transaction was
@@ -54,6 +60,7 @@ import datetime as dt
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -65,6 +72,7 @@ from sqlalchemy import Engine, delete, insert, select, update
 from engine.context import Actor, Clock
 from engine.errors import (
     CrmError,
+    DatabaseBusy,
     NotFound,
     PermissionDenied,
     SchemaOutOfDate,
@@ -80,13 +88,22 @@ from engine.storage.database import write_transaction
 log = logging.getLogger(__name__)
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+#: Shown, never stored: a running run whose worker's heartbeat stopped.
+STALLED = "stalled"
 FINISHED = (DONE, FAILED)
 #: The largest file a run takes (bytes): the API's upload limit.
 MAX_FILE = 20 * 1024 * 1024
 #: Files of at least this many rows go to the background from the upload page.
 BACKGROUND_ROWS = 5000
+#: The most rows an import run inside an API request takes; longer files go to the
+#: background (the upload page sends them there from BACKGROUND_ROWS on).
+REQUEST_ROWS = 10_000
 #: A running import writes its progress at most this often (seconds).
 PROGRESS_EVERY = 1.0
+#: A running import's worker writes its heartbeat this often (seconds), whatever it is doing.
+HEARTBEAT_EVERY = 5.0
+#: A running run without a heartbeat for this long is shown as stalled (three beats missed).
+STALLED_AFTER = dt.timedelta(seconds=3 * HEARTBEAT_EVERY)
 #: A run whose heartbeat is older than this was left by a worker that died.
 TAKEOVER_AFTER = dt.timedelta(minutes=15)
 #: Workers a run may outlive before it is failed instead of taken over again.
@@ -115,6 +132,10 @@ WORDS: dict[str, dict[str, str]] = {
         "en": "The import stopped on an unexpected error, so nothing was written. "
               "The administrator will find the details in the worker's log.",
         "zh": "导入因意外错误而中止,未写入任何数据。管理员可在后台任务日志中查看详情。"},
+    "busy": {
+        "en": "The database stayed busy with other changes for too long, so the import stopped "
+              "and nothing was written. Start it again.",
+        "zh": "数据库长时间忙于其他修改,导入已中止,未写入任何数据。请重新开始导入。"},
     "worker_died": {
         "en": "The import was started {attempts} times and each time its worker stopped "
               "before the end; nothing was written. Try a smaller file, or ask the "
@@ -160,6 +181,13 @@ class ImportRun:
     started_at: dt.datetime | None
     heartbeat_at: dt.datetime | None
     finished_at: dt.datetime | None
+    #: Running, but the worker's heartbeat stopped (see the module docstring).
+    stalled: bool = False
+
+    @property
+    def shown_status(self) -> str:
+        """The status as people see it: ``stalled`` for a running run without a heartbeat."""
+        return STALLED if self.stalled else self.status
 
     @property
     def dry_run(self) -> bool:
@@ -200,7 +228,8 @@ class ImportRun:
             return value.isoformat() if value is not None else None
 
         return {
-            "id": self.id, "entity": self.entity, "status": self.status,
+            "id": self.id, "entity": self.entity, "status": self.shown_status,
+            "stalled": self.stalled, "heartbeat_at": when(self.heartbeat_at),
             "dry_run": self.dry_run, "good_rows": bool(self.options.get("good_rows")),
             "upsert_on": self.options.get("upsert_on"), "file_name": self.file_name,
             "file_size": self.file_size, "rows_done": self.rows_done,
@@ -216,7 +245,11 @@ class _TakenOver(Exception):
 
 
 class _Progress:
-    """The importer's ``progress(rows, total)``: counts, and writes at most every so often."""
+    """The importer's ``progress(rows, total)``: counts, and writes at most every so often.
+
+    :meth:`beat`, from the heartbeat thread, writes the same progress (and so
+    the heartbeat) between two batches; a lock keeps the two writes apart.
+    """
 
     def __init__(self, queue: ImportQueue, run_id: int, worker: str) -> None:
         self.queue = queue
@@ -225,6 +258,7 @@ class _Progress:
         self.rows = 0
         self.total = 0
         self.last: float | None = None
+        self.lock = threading.Lock()
 
     def __call__(self, rows: int, total: int) -> None:
         self.rows += rows
@@ -233,7 +267,41 @@ class _Progress:
         if self.last is not None and now - self.last < self.queue.progress_every:
             return
         self.last = now
-        self.queue.write_progress(self.run_id, self.worker, self.rows, self.total)
+        with self.lock:
+            self.queue.write_progress(self.run_id, self.worker, self.rows, self.total)
+
+    def beat(self) -> None:
+        with self.lock:
+            self.queue.write_progress(self.run_id, self.worker, self.rows, self.total)
+
+
+class _Heartbeat:
+    """A thread beating for a running import every ``every`` seconds until stopped."""
+
+    def __init__(self, progress: _Progress, every: float) -> None:
+        self.progress = progress
+        self.every = every
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True,
+                                       name=f"import-{progress.run_id}-heartbeat")
+
+    def __enter__(self) -> _Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def _beat(self) -> None:
+        while not self.stop.wait(self.every):
+            try:
+                self.progress.beat()
+            except _TakenOver:
+                return  # the import itself stops at its next progress report
+            except Exception:  # noqa: BLE001 - a missed beat shows as stalled; never fatal
+                log.warning("import %s: the heartbeat was not written", self.progress.run_id,
+                            exc_info=True)
 
 
 class ImportQueue:
@@ -241,7 +309,9 @@ class ImportQueue:
 
     def __init__(self, records: Any, users: Any, *, clock: Clock, timezone: str = "UTC",
                  takeover_after: dt.timedelta = TAKEOVER_AFTER,
-                 progress_every: float = PROGRESS_EVERY, batch_size: int = BATCH_SIZE) -> None:
+                 progress_every: float = PROGRESS_EVERY, batch_size: int = BATCH_SIZE,
+                 heartbeat_every: float = HEARTBEAT_EVERY,
+                 stalled_after: dt.timedelta = STALLED_AFTER) -> None:
         self.records = records
         self.users = users
         self.clock = clock
@@ -251,6 +321,8 @@ class ImportQueue:
         self.takeover_after = takeover_after
         self.progress_every = progress_every
         self.batch_size = batch_size
+        self.heartbeat_every = heartbeat_every
+        self.stalled_after = stalled_after
         t = self.table
         self._shown = [c for c in t.c if c.key not in ("content", "rejected", "report")]
 
@@ -405,7 +477,8 @@ class ImportQueue:
         progress = _Progress(self, run.id, worker)
         values: dict[str, Any] | None
         try:
-            values = self._import(run, progress, worker)
+            with _Heartbeat(progress, self.heartbeat_every):
+                values = self._import(run, progress, worker)
         except _TakenOver:
             log.warning("import %s was taken over by another worker; %s stopped it", run.id,
                         worker)
@@ -417,9 +490,13 @@ class ImportQueue:
         except CrmError as exc:  # a refusal: the rights, the user, the entity
             log.info("import %s refused: %s", run.id, exc.message)
             values = {"status": FAILED, "error": exc.message}
-        except Exception:  # noqa: BLE001 - recorded for the user; the details go to the log
-            log.exception("import %s failed", run.id)
-            values = {"status": FAILED, "error": say("unexpected", language)}
+        except Exception as exc:  # noqa: BLE001 - recorded for the user; details in the log
+            if DatabaseBusy.from_exception(exc) is not None:
+                log.warning("import %s stopped: the database was busy", run.id)
+                values = {"status": FAILED, "error": say("busy", language)}
+            else:
+                log.exception("import %s failed", run.id)
+                values = {"status": FAILED, "error": say("unexpected", language)}
         finally:
             self._drop_side_progress(run.id)
         if values is None:
@@ -576,10 +653,14 @@ class ImportQueue:
 
     def _run(self, row: Mapping[str, Any]) -> ImportRun:
         rows_done, rows_total = row["rows_done"] or 0, row["rows_total"] or 0
+        heartbeat, stalled = row["heartbeat_at"], False
         if row["status"] == RUNNING:
             side = self._side_progress(row["id"])
             if side is not None:
                 rows_done, rows_total = int(side.get("rows", 0)), int(side.get("total", 0))
+                heartbeat = _moment(side.get("at")) or heartbeat
+            if heartbeat is not None and self._heard_of(row["id"]):
+                stalled = self.clock.now() - heartbeat > self.stalled_after
         return ImportRun(
             id=row["id"], entity=row["entity"], user_id=row["user_id"],
             language=row["language"], options=dict(row["options"] or {}),
@@ -588,4 +669,18 @@ class ImportQueue:
             has_rejected=bool(row["has_rej"]), has_file=bool(row["has_content"]),
             error=row["error"], attempts=row["attempts"], claimed_by=row["claimed_by"],
             created_at=row["created_at"], started_at=row["started_at"],
-            heartbeat_at=row["heartbeat_at"], finished_at=row["finished_at"])
+            heartbeat_at=heartbeat, finished_at=row["finished_at"], stalled=stalled)
+
+    def _heard_of(self, run_id: int) -> bool:
+        """Whether a worker's heartbeat reaches whoever shows the run: not on an in-memory
+        SQLite database, which no other process shares (nor holds a progress file)."""
+        return self._side_path(run_id) is not None or \
+            self.engine.url.get_backend_name() != "sqlite"
+
+
+def _moment(text: Any) -> dt.datetime | None:
+    """A heartbeat written in a progress file, or None."""
+    try:
+        return dt.datetime.fromisoformat(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
