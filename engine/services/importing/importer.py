@@ -27,11 +27,12 @@ that numbering, scopes, constraints and hooks answer as they will), so a
 check holding one transaction for a whole file would keep every other
 user's save waiting for as long.  A check (dry run) therefore checks a
 batch at a time, each batch in its own transaction rolled back at once:
-others write between two batches.  A real import of more than one batch is
-checked that way first and written only if the check allows it — a file
-with refused rows in all-or-nothing mode never takes the write lock for
-longer than a batch — and then written in one transaction, so all or
-nothing still holds.
+others write between two batches.  On SQLite a real import of more than one
+batch is checked that way first and written only if the check allows it —
+a file with refused rows in all-or-nothing mode never takes the write lock
+for longer than a batch — and then written in one transaction, so all or
+nothing still holds.  PostgreSQL's writers do not wait for each other's
+tables, so there a real import is written at once, as one transaction.
 """
 
 from __future__ import annotations
@@ -226,7 +227,8 @@ class Importer:
         if started is None:
             return report
         run, sheet = started
-        if dry_run or sheet.size_hint > self.batch_size:
+        one_writer = self.records.engine.dialect.name == "sqlite"
+        if dry_run or (one_writer and sheet.size_hint > self.batch_size):
             # Checked a batch at a time, each batch rolled back: the write lock is held for
             # one batch, never for the whole file, and a refused file never takes it longer.
             # A file checked before it is written counts its rows twice in the progress.
