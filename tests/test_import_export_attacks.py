@@ -446,3 +446,22 @@ def test_a_run_whose_worker_stopped_shows_as_stalled_at_once(site, tmp_path):
     listed = runner.invoke(main, ["--site", root, "imports", "--as", "rep"])
     assert "stalled" in listed.output
     assert count(site) == 0
+
+
+def test_a_worker_that_finds_the_database_busy_fails_the_run_saying_so(site, monkeypatch):
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    rep = site.users.actor("rep")
+    queue = ImportQueue.for_site(site)
+    run = queue.enqueue(rep, "account", big_file(3), "a.csv")
+
+    def busy(*args, **kwargs):
+        raise OperationalError("INSERT", {}, sqlite3.OperationalError("database is locked"))
+
+    monkeypatch.setattr(Importer, "run", busy)
+    done = queue.execute(queue.claim("w1"), "w1")
+    assert done.id == run.id and done.status == "failed"
+    assert done.error.startswith("The database stayed busy") and "nothing was written" in done.error
+    assert count(site) == 0
