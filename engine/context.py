@@ -3,13 +3,24 @@
 There are no thread-locals and no module-level "current user": adapters (the
 web layer, the CLI, jobs) build an :class:`Actor` and pass it in, and tests
 pass a :class:`FixedClock` to control time.
+
+A process given no clock takes :func:`default_clock`: the system's, unless
+``CRM_CLOCK`` sets it to another moment (a testing and diagnostic setting:
+CI runs the date-sensitive tests once more a year ahead with it).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
+
+from engine.errors import BadSetting
+
+#: The environment setting that sets the clock of processes given none (see :func:`default_clock`).
+CLOCK_SETTING = "CRM_CLOCK"
 
 
 @dataclass(frozen=True)
@@ -54,3 +65,36 @@ class FixedClock:
     def advance(self, **delta: float) -> dt.datetime:
         self.current = self.current + dt.timedelta(**delta)
         return self.current
+
+
+class SetClock:
+    """Real time, set to another moment: it reads ``start`` when made, then runs at real speed."""
+
+    def __init__(self, start: dt.datetime, *, real: Clock | None = None) -> None:
+        if start.tzinfo is None:
+            start = start.replace(tzinfo=dt.UTC)
+        self.real = real or SystemClock()
+        self.offset = start - self.real.now()
+
+    def now(self) -> dt.datetime:
+        return self.real.now() + self.offset
+
+
+def default_clock(environ: Mapping[str, str] | None = None) -> Clock:
+    """The clock of a site, service or command given none.
+
+    The system's — unless ``CRM_CLOCK`` holds an ISO 8601 moment (such as
+    ``2027-12-07T10:00:00+00:00``; without an offset it is UTC): then a
+    :class:`SetClock` that starts there.  Only for tests and diagnostics.
+    """
+    value = (os.environ if environ is None else environ).get(CLOCK_SETTING, "").strip()
+    if not value:
+        return SystemClock()
+    try:
+        start = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise BadSetting(
+            f"{CLOCK_SETTING}={value!r} is not a moment: write it as 2027-12-07T10:00:00+00:00 "
+            f"(or unset {CLOCK_SETTING} to use the system clock)."
+        ) from None
+    return SetClock(start)

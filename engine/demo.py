@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from engine.context import Actor
+from engine.context import Actor, Clock, default_clock
 from engine.errors import DefinitionError, Problem, TransitionRefused, ValidationFailed
 from engine.metadata.yaml_source import load_yaml
 from engine.services.records import RecordService
@@ -28,17 +28,19 @@ from engine.storage.queries import Filter
 
 
 class TravelClock:
-    """The system clock, until a generator sets ``current`` to write in the past.
+    """The site's own clock, until a generator sets ``current`` to write in the past.
 
     ``crm demo`` opens its site with this clock so that generated records get
-    believable creation times while everything else runs on real time.
+    believable creation times while everything else runs on ``base`` (the
+    default clock: real time, or the moment ``CRM_CLOCK`` sets).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, base: Clock | None = None) -> None:
+        self.base = base or default_clock()
         self.current: dt.datetime | None = None
 
     def now(self) -> dt.datetime:
-        return self.current or dt.datetime.now(dt.UTC)
+        return self.current or self.base.now()
 
 
 def demo_files(pack_paths: Iterable[Path]) -> list[tuple[str, Path]]:

@@ -202,6 +202,13 @@ class LedgerRefused(CrmError):
         return data
 
 
+class BadSetting(CrmError):
+    """An environment setting holds a value VisionCRM cannot use."""
+
+    status = 500
+    code = "bad_setting"
+
+
 class SchemaOutOfDate(CrmError):
     """The database was migrated to other definitions than the ones this process runs."""
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Engine, make_url
 
-from engine.context import Clock, SystemClock
+from engine.context import Clock, default_clock
 from engine.errors import DefinitionError, SiteNotFound
 from engine.metadata.loader import load_registry
 from engine.metadata.model import Registry
@@ -191,7 +191,7 @@ class Site:
             engine or create_db_engine(config.database_url, base_dir=config.root,
                                        **database_options(config.database)),
             registry.definitions_hash)
-        self.clock = clock or SystemClock()
+        self.clock = clock or default_clock()
         self.policy = build_policy(registry.roles, self.schema)
         self.records = RecordService(registry, self.schema, self.engine, clock=self.clock,
                                      policy=self.policy)

@@ -14,5 +14,6 @@ __all__ = ["open_migrated", "write_pack", "write_site"]
 
 def open_migrated(root: Path, *, clock: Clock | None = None, allow_destructive: bool = False) -> Site:
     site = Site.open(root, clock=clock)
-    apply_migration(site.engine, site.registry, site.schema, allow_destructive=allow_destructive)
+    apply_migration(site.engine, site.registry, site.schema, allow_destructive=allow_destructive,
+                    clock=site.clock)
     return site

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from engine.cli.main import report_errors
-from engine.cli.site_commands import create_site, migrate_site
+from engine.cli.site_commands import command_clock, create_site, migrate_site
 from engine.cli.web_commands import serve_site
 from engine.context import Actor
 from engine.demo import TravelClock, load_demo
@@ -40,8 +40,9 @@ company:
                    "deals, activities...), e.g. 300.")
 @click.option("--seed", default=2026, show_default=True, type=int,
               help="The generator's seed: the same seed gives the same data.")
+@click.pass_context
 @report_errors
-def demo(directory: Path, packs: tuple[str, ...], locale: str, serve: bool, host: str,
+def demo(ctx: click.Context, directory: Path, packs: tuple[str, ...], locale: str, serve: bool, host: str,
          port: int, size: int, seed: int) -> None:
     """Create (or reopen) a demo site on SQLite with demo data, then serve it (with the
     worker running in the same process)."""
@@ -51,7 +52,7 @@ def demo(directory: Path, packs: tuple[str, ...], locale: str, serve: bool, host
                     database_url="sqlite:///crm.db", locale=locale)
         with (directory / SITE_FILE).open("a", encoding="utf-8") as settings:
             settings.write(DEMO_LETTERHEAD)
-    with Site.open(directory, clock=TravelClock()) as site:
+    with Site.open(directory, clock=TravelClock(command_clock(ctx))) as site:
         click.echo("Migrating the database:")
         migrate_site(site, allow_destructive=False, applied_by="demo")
         if fresh:
@@ -80,7 +81,7 @@ def demo(directory: Path, packs: tuple[str, ...], locale: str, serve: bool, host
     click.echo(f"Try:  crm --site {directory} record list opportunity --sort -amount")
     if serve:
         click.echo(f"Web UI: http://{host}:{port}/  (log in as {DEMO_LOGIN} / {DEMO_PASSWORD})")
-        with Site.open(directory) as site:
+        with Site.open(directory, clock=command_clock(ctx)) as site:
             # One process serves the demo: reminders, notifications, scheduled jobs and big
             # imports are run here too, as `crm serve --with-worker` runs them.
             start_embedded(site)

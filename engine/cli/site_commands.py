@@ -9,6 +9,7 @@ import click
 import yaml
 
 from engine.cli.main import echo_json, report_errors
+from engine.context import Clock
 from engine.errors import DefinitionError, MigrationRefused, SchemaOutOfDate
 from engine.metadata.schema_check import all_schemas
 from engine.services.users import generate_password
@@ -42,7 +43,7 @@ Then run `crm check` and `crm migrate`.
 
 def open_site(ctx: click.Context, *, require_migrated: bool = True) -> Site:
     """Open the command's site; refuse to work on a database behind its definitions."""
-    site = Site.open(ctx.obj.get("site_dir"))
+    site = Site.open(ctx.obj.get("site_dir"), clock=command_clock(ctx))
     if require_migrated and not is_up_to_date(site.engine, site.registry):
         site.close()
         raise SchemaOutOfDate(
@@ -50,6 +51,11 @@ def open_site(ctx: click.Context, *, require_migrated: bool = True) -> Site:
             "('crm migrate --plan' shows what would change)."
         )
     return site
+
+
+def command_clock(ctx: click.Context) -> Clock | None:
+    """The clock the caller gave ``crm`` (``main(obj={"clock": ...})``), else None: the default."""
+    return (ctx.find_root().obj or {}).get("clock")
 
 
 def site_dir(ctx: click.Context) -> Path:
@@ -65,6 +71,7 @@ def migrate_site(site: Site, *, allow_destructive: bool, applied_by: str = "cli"
         allow_destructive=allow_destructive,
         progress=lambda line: click.echo(f"  {line}"),
         applied_by=applied_by,
+        clock=site.clock,
     )
     return plan.describe()
 
@@ -110,10 +117,12 @@ def create_site(
 @click.option("--admin-password", help="The first admin's password (default: generated and printed once).")
 @click.option("--ask-password", is_flag=True,
               help="Type the first admin's password (hidden, asked twice) instead.")
+@click.pass_context
 @report_errors
 def init(
-    directory: Path, packs: tuple[str, ...], name: str | None, database_url: str, locale: str,
-    admin_login: str, admin_password: str | None, ask_password: bool,
+    ctx: click.Context, directory: Path, packs: tuple[str, ...], name: str | None,
+    database_url: str, locale: str, admin_login: str, admin_password: str | None,
+    ask_password: bool,
 ) -> None:
     """Create a site in DIRECTORY, migrate its database and create the first admin."""
     if ask_password and not admin_password:
@@ -122,7 +131,7 @@ def init(
     create_site(directory, name=name or directory.resolve().name, packs=list(packs),
                 database_url=database_url, locale=locale)
     click.echo(f"Created {directory / SITE_FILE}")
-    site = Site.open(directory)
+    site = Site.open(directory, clock=command_clock(ctx))
     try:
         click.echo("Migrating the database:")
         migrate_site(site, allow_destructive=False, applied_by="init")

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from engine.cli.main import report_errors
+from engine.cli.site_commands import command_clock
 from engine.site import Site, find_site_dir
 
 
@@ -80,7 +81,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int | None,
         installation = not chosen and os.environ.get("CRM_SITES")
         serve_with_gunicorn(None if installation else find_site_dir(chosen), host, port, workers)
         return
-    with Site.open(ctx.obj.get("site_dir")) as site:
+    with Site.open(ctx.obj.get("site_dir"), clock=command_clock(ctx)) as site:
         if with_worker:
             from engine.notifications.worker import start_embedded
 

@@ -21,6 +21,8 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+from engine.context import default_clock
+
 from . import values as v
 
 _LISTS = (list, tuple)
@@ -186,9 +188,9 @@ def fn_coalesce(first: Any, *rest: Any) -> Any:
 
 
 def resolve_clock(now: datetime | None) -> datetime:
-    """The evaluation's "now": the caller's, or UTC now; a naive one is taken as UTC."""
+    """The evaluation's "now": the caller's, or the default clock's; a naive one is taken as UTC."""
     if now is None:
-        return datetime.now(UTC)
+        return default_clock().now()
     if now.tzinfo is None:
         return now.replace(tzinfo=UTC)
     return now

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from engine.context import Actor, Clock, SystemClock
+from engine.context import Actor, Clock, default_clock
 from engine.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from engine.i18n import message
 from engine.metadata.model import Entity, Field, Registry
@@ -89,7 +89,7 @@ class RecordService(RecordInputMixin, RecordAccessMixin, RecordBatchMixin, Recor
         self.registry = registry
         self.schema = schema
         self.engine = engine
-        self.clock = clock or SystemClock()
+        self.clock = clock or default_clock()
         self.policy = policy or AllowAll()
         self._order = ComputedOrder()
         self.stages = StageRules(registry)

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, or_, select, update
 
-from engine.context import Clock, SystemClock
+from engine.context import Clock, default_clock
 from engine.errors import NotFound, ValidationFailed
 from engine.storage.database import write_transaction
 from engine.storage.tables import Schema
@@ -41,7 +41,7 @@ class TeamService:
         self.members = schema.system("crm_team_member")
         self.users = schema.system("crm_user")
         self.engine = engine
-        self.clock = clock or SystemClock()
+        self.clock = clock or default_clock()
 
     def _team_id(self, conn: Connection, name: str) -> int:
         found = conn.execute(select(self.teams.c.id).where(self.teams.c.name == name)).scalar()

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 
-from engine.context import Clock, SystemClock
+from engine.context import Clock, default_clock
 from engine.errors import DatabaseBusy, NotFound, PermissionDenied, ValidationFailed
 from engine.storage.database import write_transaction
 from engine.storage.tables import Schema
@@ -40,7 +40,7 @@ class TokenService:
         self.tokens = schema.system("crm_api_token")
         self.users = schema.system("crm_user")
         self.engine = engine
-        self.clock = clock or SystemClock()
+        self.clock = clock or default_clock()
         t, u = self.tokens, self.users
         # built once: every API request runs it — the token and its user in one statement
         self._by_hash = (select(t.c.id.label("token_id"), t.c.expires_at, t.c.revoked_at,

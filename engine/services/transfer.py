@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
-from engine.context import Actor, Clock, SystemClock
+from engine.context import Actor, Clock, default_clock
 from engine.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from engine.metadata.model import Registry
 from engine.services.audit import new_change_id
@@ -134,7 +134,7 @@ class TransferService:
         self.registry = registry
         self.schema = schema
         self.engine = engine
-        self.clock = clock or SystemClock()
+        self.clock = clock or default_clock()
         self.users = schema.system("crm_user")
 
     # -- who ---------------------------------------------------------------------

@@ -38,7 +38,7 @@ from sqlalchemy import (
     update,
 )
 
-from engine.context import Actor, Clock, SystemClock
+from engine.context import Actor, Clock, default_clock
 from engine.errors import NotFound, Throttled, ValidationFailed
 from engine.services.login_guard import LoginGuard, ThrottleSettings
 from engine.services.teams import TeamService
@@ -88,7 +88,7 @@ class UserService:
         self.roles = schema.system("crm_user_role")
         self.links = schema.system("crm_user_link")
         self.engine = engine
-        self.clock = clock or SystemClock()
+        self.clock = clock or default_clock()
         self.declared_roles: Mapping[str, Any] = roles or {}
         self.teams = TeamService(schema, engine, self.clock)
         self.tokens = TokenService(schema, engine, self.clock)

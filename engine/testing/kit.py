@@ -143,7 +143,7 @@ def open_pack_site(
     clock = clock or FixedClock(DEFAULT_START)
     site = Site.open(root, clock=clock)
     try:
-        apply_migration(site.engine, site.registry, site.schema)
+        apply_migration(site.engine, site.registry, site.schema, clock=site.clock)
         kit = PackSite(site, clock)
         if demo:
             kit.load_demo()

@@ -20,6 +20,7 @@ from typing import Any
 
 from flask import Flask
 
+from engine.context import Clock
 from engine.errors import DefinitionError
 from engine.metadata.schema_check import schema_problems
 from engine.metadata.yaml_source import load_yaml
@@ -74,9 +75,11 @@ class SiteDispatcher:
     """A WSGI app handing each request to the app of the site its host names."""
 
     def __init__(self, sites: list[HostedSite],
-                 make_app: Callable[[Site], Flask] | None = None) -> None:
+                 make_app: Callable[[Site], Flask] | None = None, *,
+                 clock: Clock | None = None) -> None:
         self.by_host = {host: hosted for hosted in sites for host in hosted.hosts}
         self._make_app = make_app
+        self._clock = clock  # every site's; None: the default clock (engine/context.py)
         self._apps: dict[Path, Flask] = {}
         self._lock = threading.Lock()
 
@@ -89,7 +92,7 @@ class SiteDispatcher:
                     make_app = self._make_app
                     if make_app is None:
                         from engine.web.app import create_app as make_app
-                    app = make_app(Site.open(hosted.root))
+                    app = make_app(Site.open(hosted.root, clock=self._clock))
                     self._apps[hosted.root] = app
         return app
 

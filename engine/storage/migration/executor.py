@@ -41,6 +41,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import TypeEngine
 
+from engine.context import Clock, default_clock
 from engine.errors import CrmError, MigrationFailed, MigrationRefused
 from engine.metadata.model import Registry
 from engine.services.values import to_json
@@ -406,8 +407,12 @@ def apply_migration(
     allow_destructive: bool = False,
     progress: Progress | None = None,
     applied_by: str | None = None,
+    clock: Clock | None = None,
 ) -> MigrationPlan:
     """Bring the database to ``registry``, all or nothing; return the plan applied.
+
+    ``clock`` (the site's; else :func:`~engine.context.default_clock`) dates
+    the archived values, the packs' data steps and the applied definitions.
 
     Raises :class:`MigrationRefused` (nothing executed) when the plan would
     lose data and ``allow_destructive`` is False, or cannot be done at all;
@@ -426,7 +431,7 @@ def apply_migration(
             previous = applied_state(conn)
             data_steps = pending_steps(registry, previous.packs if previous else None)
             _refuse(plan, allow_destructive)
-            now = dt.datetime.now(dt.UTC)
+            now = (clock or default_clock()).now()
             executor = Executor(conn, schema, new_hash=registry.definitions_hash, now=now,
                                 allow_destructive=allow_destructive)
             total = len(plan.operations)
