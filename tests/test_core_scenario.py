@@ -27,6 +27,8 @@ from tests.api_support import Api
 from tests.support import open_migrated, write_site
 from tests.web_support import login as log_in
 
+pytestmark = pytest.mark.dates  # records in fixed weeks: see .ci/run
+
 MONDAY = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.UTC)  # 09:00 in Shanghai
 PASSWORD = "password-1"
 
@@ -193,22 +195,25 @@ def test_the_weekly_report_and_the_report_command(site, clock, tmp_path):
 
     runner = CliRunner()
     base = ["--site", str(tmp_path / "site"), "report"]
-    listed = runner.invoke(main, base, catch_exceptions=False)
+    at_week = {"clock": clock}  # the CLI reads the week the data sits in, whatever today is
+    listed = runner.invoke(main, base, obj=at_week, catch_exceptions=False)
     assert "core.win_rate_by_owner" in listed.output and "prefill" not in listed.output
     shown = runner.invoke(main, [*base, "core.target_vs_actual", "--as", "mgr",
-                                 "--param", "month=2026-11"], catch_exceptions=False)
+                                 "--param", "month=2026-11"], obj=at_week, catch_exceptions=False)
     assert shown.exit_code == 0, shown.output
     lines = shown.output.splitlines()
     assert lines[0] == "Target vs actual, 2026-11"
     assert lines[2].split() == ["Wang", "1,000,000.00", "800,000.00"]
     as_json = runner.invoke(main, [*base, "core.visits_per_week", "--as", "wang", "--json",
-                                   "--param", "weeks=1"], catch_exceptions=False)
+                                   "--param", "weeks=1"], obj=at_week,
+                            catch_exceptions=False)
     assert json.loads(as_json.output)["series"] == [{"name": {"en": "Wang", "zh": "Wang"},
                                                      "values": [2]}]
     bad = runner.invoke(main, [*base, "core.visits_per_week", "--as", "mgr",
-                               "--param", "weeks=0"])
+                               "--param", "weeks=0"], obj=at_week)
     assert bad.exit_code == 1 and "weeks" in bad.output
-    unknown = runner.invoke(main, [*base, "core.prefill_sales_report", "--as", "mgr"])
+    unknown = runner.invoke(main, [*base, "core.prefill_sales_report", "--as", "mgr"],
+                            obj=at_week)
     assert unknown.exit_code == 1 and "There is no report" in unknown.output
 
 
