@@ -15,6 +15,8 @@ from engine.web.app import create_app
 from tests.support import open_migrated, write_site
 from tests.web_support import login, post
 
+pytestmark = pytest.mark.dates  # records in fixed weeks: see .ci/run
+
 NOW = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.UTC)  # Monday 09:00 in Shanghai
 
 

@@ -16,6 +16,8 @@ from engine.web import create_app
 from tests.support import open_migrated, write_site
 from tests.web_support import login, post
 
+pytestmark = pytest.mark.dates  # records in fixed weeks: see .ci/run
+
 NINE = dt.datetime(2026, 3, 9, 1, 0, tzinfo=dt.UTC)  # Monday 09:00 in Shanghai
 PASSWORD = "password-1"
 

@@ -19,6 +19,8 @@ from engine.storage.queries import Filter
 from packs.core.reports import prefill_sales_report
 from tests.support import open_migrated, write_site
 
+pytestmark = pytest.mark.dates  # records in fixed weeks: see .ci/run
+
 MONDAY = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.UTC)  # 09:00 in Shanghai
 
 

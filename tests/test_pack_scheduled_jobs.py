@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from sqlalchemy import select
 
 from engine.context import Actor, FixedClock
 from engine.jobs.runner import scheduled_jobs
 from engine.notifications.worker import NotificationWorker
 from tests.support import open_migrated, write_site
+
+pytestmark = pytest.mark.dates  # records in fixed weeks: see .ci/run
 
 # 09:00 in Shanghai, 10 March 2026
 START = dt.datetime(2026, 3, 10, 1, 0, tzinfo=dt.UTC)

@@ -14,6 +14,8 @@ from engine.services.access import AllowAll
 from engine.storage.database import write_transaction
 from tests.workflow_pack import NOW, open_flow_site
 
+pytestmark = pytest.mark.dates  # records in fixed weeks: see .ci/run
+
 
 @pytest.fixture
 def clock():

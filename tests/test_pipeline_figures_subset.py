@@ -9,6 +9,8 @@ import pytest
 from engine.context import FixedClock
 from tests.workflow_pack import NOW, open_flow_site
 
+pytestmark = pytest.mark.dates  # records in fixed weeks: see .ci/run
+
 
 @pytest.fixture
 def clock():

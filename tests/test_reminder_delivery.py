@@ -34,6 +34,8 @@ from tests.notification_support import (
     open_club_site,
 )
 
+pytestmark = pytest.mark.dates  # records in fixed weeks: see .ci/run
+
 
 class WorkerKilled(BaseException):
     """Stands for the process dying: no ``except Exception`` in the engine catches it."""

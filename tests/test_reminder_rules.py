@@ -17,6 +17,8 @@ from engine.notifications.templates import render_text
 from tests.notification_support import CLUB_FILES, START, open_club_site
 from tests.support import write_pack
 
+pytestmark = pytest.mark.dates  # records in fixed weeks: see .ci/run
+
 MEMBER = CLUB_FILES["entities/member.yaml"]
 ROLES = CLUB_FILES["roles.yaml"]
 

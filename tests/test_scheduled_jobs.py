@@ -22,6 +22,8 @@ from engine.web.app import create_app
 from tests.support import open_migrated, write_pack, write_site
 from tests.web_support import login
 
+pytestmark = pytest.mark.dates  # records in fixed weeks: see .ci/run
+
 # 2026-05-25 10:00 in Shanghai (the default time zone)
 START = dt.datetime(2026, 5, 25, 2, 0, tzinfo=dt.UTC)
 PASSWORD = "correct horse battery"

@@ -13,6 +13,8 @@ from engine.web.charts import Bar, Series, bar_chart, grouped_columns
 from tests.support import open_migrated, write_site
 from tests.web_support import login, post
 
+pytestmark = pytest.mark.dates  # records in fixed weeks: see .ci/run
+
 NOW = dt.datetime(2026, 6, 15, 8, 0, tzinfo=dt.UTC)
 PASSWORD = "correct-horse"
 

@@ -20,6 +20,8 @@ from engine.services.access import AllowAll
 from engine.services.workflows import WorkflowService
 from tests.workflow_pack import NOW, open_flow_site
 
+pytestmark = pytest.mark.dates  # records in fixed weeks: see .ci/run
+
 
 @pytest.fixture
 def clock():
