@@ -76,6 +76,9 @@ class SiteConfig:
     jobs: Mapping[str, Any] = field(default_factory=dict, compare=False)
     #: ``backups:`` of crm.yaml: scheduled backups and their retention (engine.jobs.backups).
     backups: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    #: ``metrics:`` of crm.yaml: the token /metrics asks for, or ``open: true`` behind a proxy
+    #: that lets only the scraper reach it (engine.web.operations).
+    metrics: Mapping[str, Any] = field(default_factory=dict, compare=False)
     document: SourceDocument | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -153,6 +156,7 @@ def load_site_config(root: Path) -> SiteConfig:
         notifications=data.get("notifications") or {},
         jobs=data.get("jobs") or {},
         backups=data.get("backups") or {},
+        metrics=data.get("metrics") or {},
         document=doc,
     )
 

@@ -19,9 +19,16 @@ PACK = {"entities/note.yaml": """
     """}
 
 
-def _site(tmp_path: Path, db_url: str):
+TOKEN = "scraper-token-0123456789abcdef"
+SCRAPER = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def _site(tmp_path: Path, db_url: str, metrics: str = f"{{token: {TOKEN}}}"):
     write_pack(tmp_path / "packs", "notes", PACK)
-    return open_migrated(write_site(tmp_path / "site", db_url, ["notes"], pack_paths=["../packs"]))
+    root = write_site(tmp_path / "site", db_url, ["notes"], pack_paths=["../packs"])
+    with (root / "crm.yaml").open("a", encoding="utf-8") as config:
+        config.write(f"metrics: {metrics}\n")
+    return open_migrated(root)
 
 
 def test_probes_answer_without_a_session(tmp_path: Path, db_url: str):
@@ -69,7 +76,7 @@ def test_metrics_count_requests_by_route(tmp_path: Path, db_url: str):
         client.get("/healthz")
         client.get("/healthz")
         client.get("/no-such-page")
-        text = client.get("/metrics").get_data(as_text=True)
+        text = client.get("/metrics", headers=SCRAPER).get_data(as_text=True)
         name = site.config.name
         assert ('visioncrm_request_seconds_count{method="GET",route="/healthz",'
                 f'site="{name}",status="200"}} 2.0') in text
@@ -77,12 +84,48 @@ def test_metrics_count_requests_by_route(tmp_path: Path, db_url: str):
         assert "visioncrm_outbox_messages" in text
 
 
+def test_metrics_need_the_token_or_an_administrators_api_token(tmp_path: Path, db_url: str,
+                                                               monkeypatch):
+    monkeypatch.delenv("CRM_METRICS_TOKEN", raising=False)
+    with _site(tmp_path, db_url) as site:
+        site.users.create("boss", password="correct-horse", is_admin=True)
+        site.users.create("clerk", password="correct-horse")
+        admin_token, _ = site.users.tokens.create("boss", "prometheus")
+        clerk_token, _ = site.users.tokens.create("clerk", "mine")
+        client = create_app(site, testing=True).test_client()
+        client.get("/healthz")
+        for headers in ({}, {"Authorization": "Bearer wrong-token-0123456789"},
+                        {"Authorization": f"Basic {TOKEN}"}, {"Authorization": "Bearer "},
+                        {"Authorization": f"Bearer {clerk_token}"}):
+            refused = client.get("/metrics", headers=headers)
+            assert refused.status_code == 401, headers
+            assert refused.headers["WWW-Authenticate"] == 'Bearer realm="metrics"'
+            assert "visioncrm" not in refused.get_data(as_text=True)  # no figure leaks
+        for token in (TOKEN, admin_token):
+            answer = client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+            assert answer.status_code == 200 and "visioncrm_request_seconds" in answer.text
+        monkeypatch.setenv("CRM_METRICS_TOKEN", "from-the-environment-0123456789")
+        assert client.get("/metrics", headers=SCRAPER).status_code == 401  # the env wins
+        assert client.get("/metrics", headers={
+            "Authorization": "Bearer from-the-environment-0123456789"}).status_code == 200
+
+
+def test_metrics_without_any_token_are_closed_unless_declared_open(tmp_path: Path, db_url: str,
+                                                                    monkeypatch):
+    monkeypatch.delenv("CRM_METRICS_TOKEN", raising=False)
+    with _site(tmp_path / "closed", db_url, metrics="{}") as site:
+        assert create_app(site, testing=True).test_client().get("/metrics").status_code == 401
+    with _site(tmp_path / "open", db_url, metrics="{open: true}") as site:
+        answer = create_app(site, testing=True).test_client().get("/metrics")
+        assert answer.status_code == 200 and "visioncrm_outbox_messages" in answer.text
+
+
 def test_two_apps_keep_their_own_figures(tmp_path: Path, db_url: str, other_db_url: str):
     with _site(tmp_path / "a", db_url) as one, _site(tmp_path / "b", other_db_url) as two:
         first = create_app(one, testing=True).test_client()
         second = create_app(two, testing=True).test_client()
         first.get("/healthz")
-        text = second.get("/metrics").get_data(as_text=True)
+        text = second.get("/metrics", headers=SCRAPER).get_data(as_text=True)
         assert 'route="/healthz"' not in text
 
 

@@ -8,7 +8,13 @@ running the old definitions reports itself not ready until it reloads.  A
 read-only replica is checked and reported but does not make the process
 unready: taking every process out of rotation because the replica is down
 would stop the writes the primary can still take.
-``/metrics`` speaks Prometheus' text format through ``prometheus_client``.
+``/metrics`` speaks Prometheus' text format through ``prometheus_client``,
+to callers with a token: the site's metrics token (``CRM_METRICS_TOKEN`` or
+``metrics.token`` in crm.yaml) or an administrator's API token, as
+``Authorization: Bearer …``.  Routes, error counts and job failures tell an
+outsider how a site is used and when it is failing, so without a token the
+answer is 401 — unless ``metrics.open`` says a proxy already lets only the
+scraper reach the path.
 
 Metrics live in a registry owned by the app, not in the library's global
 one, so two apps (two sites, or two tests) never mix their figures.  Under
@@ -18,6 +24,7 @@ figures of all workers are added up (prometheus_client's multiprocess mode).
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import os
@@ -34,6 +41,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select, text
 
+from engine.errors import NotFound, PermissionDenied
 from engine.storage.migration.state import applied_state
 from engine.web.context import EXTENSION, site
 from engine.web.job_metrics import job_gauges, redis_check
@@ -200,7 +208,30 @@ def readyz() -> tuple[Response, int]:
         200 if ready else 503
 
 
+def metrics_allowed() -> bool:
+    """Whether this request may read /metrics (see the module docstring)."""
+    crm = site()
+    if crm.config.metrics.get("open") is True:
+        return True
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    given = given.strip()
+    if scheme.lower() != "bearer" or not given:
+        return False
+    expected = os.environ.get("CRM_METRICS_TOKEN") or crm.config.metrics.get("token")
+    if expected and hmac.compare_digest(given.encode(), str(expected).encode()):
+        return True
+    try:
+        return crm.users.actor_for_token(given).is_admin
+    except (PermissionDenied, NotFound):
+        return False
+
+
 @bp.get("/metrics")
 def metrics() -> Response:
+    if not metrics_allowed():
+        response = Response("/metrics needs a token: Authorization: Bearer <metrics token>\n",
+                            status=401, mimetype="text/plain")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
     registry = current_app.extensions[METRICS].registry
     return Response(generate_latest(registry), mimetype="text/plain; version=0.0.4")
