@@ -206,6 +206,8 @@ def _write_people(site: Site, conn: Connection, data: Mapping[str, Any],
                 login=login, password_hash=None, created_at=now, **values)).inserted_primary_key[0]
             summary.users_created.append(login)
         else:
+            if values.get("active") is False:  # deactivated by the import: sessions end
+                values["session_epoch"] = users.c.session_epoch + 1
             if values:
                 conn.execute(update(users).where(users.c.id == found).values(**values))
             summary.users_updated.append(login)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import http.cookiejar
 import os
 import re
@@ -15,7 +16,34 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from tests.support import open_migrated, write_pack, write_site
+
+METRICS_TOKEN = "metrics-token-for-the-test-0123"
+
+
+def _status(port: int, path: str, cookie: str) -> int:
+    """The status of a GET sending exactly ``cookie`` (a copied cookie; redirects not followed)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path, headers={"Cookie": cookie})
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def _two_at_once(port: int, path: str, cookie: str) -> tuple[int, int]:
+    """Two GETs at once, so two workers answer: one holds a half-sent request meanwhile."""
+    held = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        held.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n".encode())
+        time.sleep(0.3)  # a worker has taken it and waits for the rest
+        other = _status(port, path, cookie)
+        held.sendall(f"Cookie: {cookie}\r\nConnection: close\r\n\r\n".encode())
+        return int(held.recv(64).split()[1]), other
+    finally:
+        held.close()
 
 
 def _free_port() -> int:
@@ -37,7 +65,8 @@ def test_sessions_hold_across_gunicorn_workers(tmp_path: Path, db_url: str):
     port = _free_port()
     crm = Path(sys.executable).parent / "crm"
     # gunicorn reads extra settings from GUNICORN_CMD_ARGS: log each request's worker pid
-    env = {**os.environ, "GUNICORN_CMD_ARGS": "--access-logformat 'pid=%(p)s %(r)s %(s)s'"}
+    env = {**os.environ, "GUNICORN_CMD_ARGS": "--access-logformat 'pid=%(p)s %(r)s %(s)s'",
+           "CRM_METRICS_TOKEN": METRICS_TOKEN}
     log = tmp_path / "gunicorn.log"
     server = subprocess.Popen([str(crm), "--site", str(root), "serve", "--workers", "2",
                                "--port", str(port)], stdout=log.open("w"),
@@ -66,8 +95,25 @@ def test_sessions_hold_across_gunicorn_workers(tmp_path: Path, db_url: str):
             if len(served) == 2:
                 break
         assert len(served) == 2, f"only workers {served} served 200 requests"
-        metrics = urllib.request.urlopen(base + "/metrics").read().decode()
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(base + "/metrics")
+        assert refused.value.code == 401
+        asked = urllib.request.Request(base + "/metrics",
+                                       headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        metrics = urllib.request.urlopen(asked).read().decode()
         assert "visioncrm_request_seconds" in metrics
+        # A copy of the cookie works on both workers until the user's sessions end —
+        # ended by a third process — and then on neither.
+        cookie = "; ".join(f"{c.name}={c.value}" for c in jar)
+        assert _status(port, "/r/note", cookie) == 200
+        with open_migrated(root) as site:
+            site.users.end_sessions("alice")
+        for _ in range(20):
+            assert _two_at_once(port, "/r/note", cookie) == (302, 302)
+            refused_by = set(re.findall(r"pid=<(\d+)> GET /r/note HTTP/1.1 302", log.read_text()))
+            if len(refused_by) == 2:
+                break
+        assert len(refused_by) == 2, f"only workers {refused_by} refused the ended session"
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=20)

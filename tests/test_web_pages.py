@@ -250,13 +250,18 @@ def test_a_read_only_role_sees_only_what_it_may_and_gets_403_for_the_rest(tmp_pa
         opened.close()
 
 
-def test_repeated_bad_logins_are_throttled(app):
+def test_repeated_bad_logins_are_slowed_down(app, site):
     client = app.test_client()
-    for _ in range(5):
+    for _ in range(4):
         assert login(client, "admin", "wrong-password").status_code == 401
-    response = login(client, "admin", PASSWORD)  # even the right password, for a while
-    assert response.status_code == 429
-    assert "Too many failed attempts" in response.get_data(as_text=True)
+    response = login(client, "admin", PASSWORD)  # even the right password, from this address
+    assert response.status_code == 429 and response.headers["Retry-After"] == "2"
+    assert "Too many failed attempts. Try again in 2 second(s)." in response.get_data(as_text=True)
+    other = app.test_client()  # the right password from another address is let in
+    assert post(other, "/login", {"login": "admin", "password": PASSWORD},
+                environ_base={"REMOTE_ADDR": "10.0.0.2"}).status_code == 302
+    site.clock.advance(seconds=2)
+    assert login(client, "admin", PASSWORD).status_code == 302
 
 
 def test_a_chinese_user_gets_engine_messages_in_chinese(app, site):

@@ -137,7 +137,7 @@ def remove_role(ctx: click.Context, login: str, role: str) -> None:
 @click.pass_context
 @report_errors
 def deactivate(ctx: click.Context, login: str) -> None:
-    """Stop a user from logging in; their records and history stay (see crm transfer)."""
+    """Stop a user from logging in and end their sessions; records and history stay."""
     with open_site(ctx) as site:
         site.users.deactivate(login)
     click.echo(f"Deactivated {login}; their records keep them as owner until transferred "
@@ -163,7 +163,7 @@ def activate(ctx: click.Context, login: str) -> None:
 @report_errors
 def reset_password(ctx: click.Context, login: str, password: str | None,
                    ask_password: bool) -> None:
-    """Set a new password and lift a login lock."""
+    """Set a new password, end the user's sessions and lift the slow-down of their logins."""
     if ask_password:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     with open_site(ctx) as site:
@@ -171,6 +171,36 @@ def reset_password(ctx: click.Context, login: str, password: str | None,
     click.echo(f"New password set for {login}.")
     if not password:
         click.echo(f"Password: {secret}   (shown once)")
+
+
+@user.command("unlock")
+@click.argument("login", required=False)
+@click.option("--address", help="Lift an address's own slow-down instead (many logins failed from it).")
+@click.pass_context
+@report_errors
+def unlock(ctx: click.Context, login: str | None, address: str | None) -> None:
+    """Lift the slow-down of failed logins: crm user unlock alice (from every address)."""
+    if bool(login) == bool(address):
+        raise click.UsageError("Give a login, or --address ADDRESS.")
+    with open_site(ctx) as site:
+        if address:
+            site.users.throttle.unlock_address(address)
+            click.echo(f"Failed logins from {address} no longer slow it down.")
+            return
+        site.users.get(login)  # an unknown login is an error, not a silent no-op
+        site.users.unlock(login)
+    click.echo(f"Failed logins of {login} no longer slow it down, from any address.")
+
+
+@user.command("end-sessions")
+@click.argument("login")
+@click.pass_context
+@report_errors
+def end_sessions(ctx: click.Context, login: str) -> None:
+    """Log a user out everywhere: every session of theirs ends at its next request."""
+    with open_site(ctx) as site:
+        site.users.end_sessions(login)
+    click.echo(f"Every session of {login} has ended.")
 
 
 @user.command("link")

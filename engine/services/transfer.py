@@ -262,7 +262,8 @@ class TransferService:
                 self._move(conn, actor, entity_key, moves, plan.from_user, change_id, now)
             if deactivate:
                 conn.execute(update(self.users).where(self.users.c.id == plan.from_user)
-                             .values(active=False))
+                             .values(active=False,  # and their sessions end
+                                     session_epoch=self.users.c.session_epoch + 1))
             transfer = self.schema.system("crm_transfer")
             transfer_id = conn.execute(insert(transfer).values(
                 at=now, actor_id=actor.user_id, from_user_id=plan.from_user,

@@ -1,11 +1,17 @@
 """Users: who can log in, their roles and links, and the actor each of them acts as.
 
 Passwords are hashed with Argon2id (memory-hard, via argon2-cffi): a leaked
-database does not give away passwords cheaply.  Failed logins are throttled
-in the database (:mod:`engine.services.login_guard`), an unknown login costs
-as much time as a known one, and a deactivated user keeps their records,
-history and ownership — customers belong to the company, and a transfer
-(``crm transfer``) hands them on.
+database does not give away passwords cheaply.  Failed logins are slowed
+down in the database (:mod:`engine.services.login_guard`), an unknown login
+costs as much time as a known one, and a deactivated user keeps their
+records, history and ownership — customers belong to the company, and a
+transfer (``crm transfer``) hands them on.
+
+Sessions are ended through ``crm_user.session_epoch``: every session is
+issued under the user's current value and only accepted while it holds, so
+raising it (logging out, a new password, deactivation, "log out everywhere")
+ends every session of the user at once — in every process, since each
+request reads the user's row anyway to build its actor.
 
 The :class:`Actor` built here carries everything the access policy needs
 that is not in the roles YAML: the user's roles, whether they administer
@@ -40,13 +46,20 @@ from sqlalchemy import (
 
 from engine.context import Actor, Clock, default_clock
 from engine.errors import NotFound, Throttled, ValidationFailed
-from engine.services.login_guard import LoginGuard, ThrottleSettings
+from engine.services.login_guard import (
+    LoginGuard,
+    LoginThrottle,
+    LoginThrottleSettings,
+    ThrottleSettings,
+)
 from engine.services.teams import TeamService
 from engine.services.tokens import TokenService
 from engine.storage.database import write_transaction
 from engine.storage.tables import Schema
 
 _hasher = PasswordHasher()
+#: Building an actor outside a session (the CLI, jobs, tests): no epoch to compare.
+_ANY_SESSION = object()
 MIN_PASSWORD = 8
 
 
@@ -81,7 +94,7 @@ class UserService:
 
     def __init__(
         self, schema: Schema, engine: Engine, clock: Clock | None = None, *,
-        roles: Mapping[str, Any] | None = None, throttle: ThrottleSettings | None = None,
+        roles: Mapping[str, Any] | None = None, throttle: LoginThrottleSettings | None = None,
     ) -> None:
         self.schema = schema
         self.users = schema.system("crm_user")
@@ -92,7 +105,8 @@ class UserService:
         self.declared_roles: Mapping[str, Any] = roles or {}
         self.teams = TeamService(schema, engine, self.clock)
         self.tokens = TokenService(schema, engine, self.clock)
-        self.guard = LoginGuard(schema, engine, throttle)
+        self.guard = LoginGuard(schema, engine, ThrottleSettings())
+        self.throttle = LoginThrottle(self.guard, throttle)
         # built once: every request loads its actor through them
         self._by_login = select(self.users).where(self.users.c.login == bindparam("key"))
         self._roles_of = select(self.roles.c.role).where(
@@ -221,19 +235,35 @@ class UserService:
         return self.get(login)
 
     def deactivate(self, login: str) -> dict[str, Any]:
-        """The user can no longer log in or use tokens; records, history and ownership stay."""
-        return self._set(login, active=False)
+        """The user can no longer log in or use tokens; records, history and ownership stay.
+
+        Their sessions end too: activating the user again does not bring them back.
+        """
+        return self._set(login, active=False, session_epoch=self.users.c.session_epoch + 1)
 
     def activate(self, login: str) -> dict[str, Any]:
         return self._set(login, active=True)
 
     def reset_password(self, login: str, password: str | None = None) -> str:
-        """Set a new password (generated when not given) and lift any login lock; returns it."""
+        """Set a new password (generated when not given); returns it.
+
+        Every session of the user ends (a copied cookie with them), and the
+        login's slow-down is lifted.
+        """
         secret = password or generate_password()
         _check_password(secret)
-        self._set(login, password_hash=hash_password(secret))
-        self.guard.clear([f"login:{login}"])
+        self._set(login, password_hash=hash_password(secret),
+                  session_epoch=self.users.c.session_epoch + 1)
+        self.throttle.unlock(login)
         return secret
+
+    def end_sessions(self, login: str) -> int:
+        """End every session of the user, everywhere; returns the epoch new sessions get."""
+        return self._set(login, session_epoch=self.users.c.session_epoch + 1)["session_epoch"]
+
+    def unlock(self, login: str) -> int:
+        """Lift the slow-down of a login's failed attempts (from every address); rows forgotten."""
+        return self.throttle.unlock(login)
 
     # -- links (for 'linked' and 'via' scopes) ---------------------------------------
 
@@ -278,9 +308,8 @@ class UserService:
         to the login history either way.
         """
         now = self.clock.now()
-        keys = [f"login:{login}"] + ([f"source:{source}"] if source else [])
         try:
-            self.guard.begin_attempt(keys, now)
+            attempt = self.throttle.begin(login, source, now)
         except Throttled:
             self.guard.record(login, source, "throttled", now)
             raise
@@ -296,8 +325,7 @@ class UserService:
         if not user["active"]:
             self.guard.record(login, source, "inactive", now)
             return None
-        self.guard.succeeded(keys[:1], now)
-        self.guard.forgive(keys[1:], now)
+        self.throttle.succeeded(attempt)
         self.guard.record(login, source, "success", now)
         if _hasher.check_needs_rehash(user["password_hash"]):
             self._set(login, password_hash=hash_password(password))
@@ -315,10 +343,22 @@ class UserService:
             return None
         return self._actor_of(conn, row)
 
-    def _actor(self, conn: Connection, login: str) -> Actor:
+    def actor_for_session(self, login: str, epoch: Any) -> Actor:
+        """The actor of a session issued under ``epoch``: NotFound once its sessions ended.
+
+        The epoch is compared on the row the actor is built from, so the check
+        costs no statement of its own and no process can hold on to an old answer.
+        """
+        with self.engine.connect() as conn:
+            return self._actor(conn, login, epoch=epoch)
+
+    def _actor(self, conn: Connection, login: str, *, epoch: Any = _ANY_SESSION) -> Actor:
         row = conn.execute(self._by_login, {"key": login}).mappings().first()
         if row is None:
             raise NotFound(f"There is no user '{login}'.")
+        if epoch is not _ANY_SESSION and (type(epoch) is not int
+                                          or epoch != row["session_epoch"]):
+            raise NotFound(f"The session of '{login}' has ended.")
         return self._actor_of(conn, row)
 
     def _actor_of(self, conn: Connection, user: Mapping[str, Any]) -> Actor:

@@ -122,6 +122,9 @@ def system_tables(metadata: MetaData) -> None:
         Column("is_admin", Boolean, nullable=False, default=False),
         Column("password_hash", String(255)),
         Column("created_at", UTCDateTime, nullable=False),
+        # Every session cookie carries the value it was issued under; raising it (logout,
+        # a new password, deactivation) ends all of the user's sessions in every process.
+        Column("session_epoch", Integer, nullable=False, default=0, server_default="0"),
     )
     Table(
         "crm_user_role",

@@ -3,7 +3,8 @@
 The site is stored on the app (``app.extensions``), never in a module
 global, so one process can serve several sites and tests can run apps
 side by side.  The actor is rebuilt from the user record on every request
-(a deactivated user or a changed role takes effect at once) and handed
+(a deactivated user, a changed role or ended sessions take effect at once,
+in every process: nothing about the actor is kept between requests) and handed
 explicitly to every service call; Flask's ``g`` and ``session`` stay here,
 in the web layer.
 """
@@ -25,6 +26,8 @@ from engine.web.i18n import normalise
 from engine.web.views import ViewRegistry
 
 EXTENSION = "visioncrm"
+#: The session's copy of the user's ``session_epoch`` when it was issued.
+SESSION_EPOCH = "epoch"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -64,8 +67,8 @@ def load_actor() -> None:
     if not login:
         return
     try:
-        g.actor = site().users.actor(login)
-    except NotFound:  # deleted or deactivated since they logged in
+        g.actor = site().users.actor_for_session(login, session.get(SESSION_EPOCH))
+    except NotFound:  # deleted, deactivated or its sessions ended since they logged in
         session.clear()
 
 

@@ -25,6 +25,19 @@ WORDS: dict[str, dict[str, str]] = {
         "en": "Too many failed attempts. Try again in {minutes} minute(s).",
         "zh": "失败次数过多,请在 {minutes} 分钟后重试。",
     },
+    "throttled_seconds": {
+        "en": "Too many failed attempts. Try again in {seconds} second(s).",
+        "zh": "失败次数过多,请在 {seconds} 秒后重试。",
+    },
+    "sessions": {"en": "Sessions", "zh": "会话"},
+    "sessions_help": {
+        "en": "Ends every session of yours on every device, including copies of this one; "
+              "this browser stays logged in with a new session.",
+        "zh": "结束您在所有设备上的全部会话(包括本会话的副本);本浏览器以新会话保持登录。",
+    },
+    "log_out_everywhere": {"en": "Log out everywhere", "zh": "在所有设备上退出"},
+    "sessions_ended": {"en": "Every other session of yours has ended.",
+                       "zh": "您的其他会话均已结束。"},
     "login_required": {"en": "Please log in.", "zh": "请先登录。"},
     "profile": {"en": "Profile", "zh": "个人设置"},
     "language": {"en": "Language", "zh": "语言"},
