@@ -131,3 +131,43 @@ def test_transfer_preview_run_and_list(runner, site):
     bob_sees = json.loads(crm(runner, site, "record", "list", "customer", "--as", "bob",
                               "--json").output)
     assert bob_sees["total"] == 2
+
+
+def test_unlock_and_end_sessions(runner, site):
+    """An administrator lifts a login's slow-down, or an address's, and logs a user out."""
+    import datetime as dt
+
+    from engine.context import FixedClock
+    from engine.errors import Throttled
+    from engine.site import Site
+
+    clock = FixedClock(dt.datetime.now(dt.UTC))  # the waits do not run out while hashing
+
+    def slowed(opened, source: str) -> bool:
+        try:
+            return opened.users.authenticate("bob", "bob-password", source=source) is None
+        except Throttled:
+            return True
+
+    crm(runner, site, "user", "add", "bob", "--password", "bob-password")
+    with Site.open(site, clock=clock) as opened:
+        for source in ("10.0.0.1", "10.0.0.2"):
+            for _ in range(4):
+                assert opened.users.authenticate("bob", "guess-guess", source=source) is None
+        for n in range(31):
+            opened.users.authenticate(f"ghost{n}", "guess-guess", source="203.0.113.9")
+        epoch = opened.users.get("bob")["session_epoch"]
+        assert slowed(opened, "10.0.0.1") and slowed(opened, "10.0.0.2")
+        assert slowed(opened, "203.0.113.9")  # new there, and the address sprayed
+    out = crm(runner, site, "user", "unlock", "bob").output
+    assert "from any address" in out
+    out = crm(runner, site, "user", "unlock", "--address", "203.0.113.9").output
+    assert "203.0.113.9" in out
+    with Site.open(site, clock=clock) as opened:
+        for source in ("10.0.0.1", "10.0.0.2", "203.0.113.9"):
+            assert opened.users.authenticate("bob", "bob-password", source=source) is not None
+    assert crm(runner, site, "user", "unlock", "nobody", ok=False).exit_code == 1
+    assert crm(runner, site, "user", "unlock", ok=False).exit_code == 2
+    crm(runner, site, "user", "end-sessions", "bob")
+    with Site.open(site) as opened:
+        assert opened.users.get("bob")["session_epoch"] == epoch + 1
