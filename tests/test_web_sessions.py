@@ -124,3 +124,24 @@ def test_an_existing_site_gains_the_session_epoch_without_losing_a_user(site):
         assert conn.execute(select(users.c.login, users.c.session_epoch)).all() == [("alice", 0)]
     client = create_app(site, testing=True).test_client()
     assert login(client, "alice", PASSWORD).status_code == 302 and _logged_in(client)
+
+
+def test_every_way_of_deactivating_ends_the_sessions(site):
+    """A transfer's --deactivate and a configuration import deactivate too."""
+    from engine.site_config import export_config, import_config
+
+    site.users.create("root", password=PASSWORD, is_admin=True)
+    site.users.create("bob", password=PASSWORD, roles=["sales"])
+    client = create_app(site, testing=True).test_client()
+    assert login(client, "alice", PASSWORD).status_code == 302 and _logged_in(client)
+    site.transfers.run(site.users.actor("root"), "alice", ["bob"], deactivate=True)
+    site.users.activate("alice")
+    assert not _logged_in(client)
+    assert login(client, "bob", PASSWORD).status_code == 302 and _logged_in(client)
+    data = export_config(site)
+    for user in data["users"]:
+        user["active"] = user["login"] != "bob"
+    import_config(site, data)
+    site.users.activate("bob")
+    assert not _logged_in(client)
+    assert login(client, "bob", PASSWORD).status_code == 302 and _logged_in(client)

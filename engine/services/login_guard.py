@@ -32,7 +32,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, delete, insert, or_, select, update
+from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from engine.errors import Throttled
@@ -174,8 +174,11 @@ class Attempt:
 
 
 def pair_key(login: str, source: str | None) -> str:
-    """The counter of one login tried from one address (cut to fit the key column)."""
-    return f"pair:{login[:140]}@{(source or '')[:50]}"
+    """The counter of one login tried from one address (cut to fit the key column).
+
+    The address comes first: it never holds a ``|``, while a login may.
+    """
+    return f"pair:{(source or '')[:50]}|{login[:140]}"
 
 
 def login_key(login: str) -> str:
@@ -263,11 +266,13 @@ class LoginThrottle:
     def unlock(self, login: str) -> int:
         """Forget the login's counters and those of every address it was tried from."""
         table = self.table
-        prefix = pair_key(login, None)
+        suffix = pair_key(login, None)[len("pair:"):]  # "|login"
         with write_transaction(self.engine) as conn:
-            return conn.execute(delete(table).where(or_(
-                table.c.key == login_key(login),
-                table.c.key.startswith(prefix, autoescape=True)))).rowcount
+            found = conn.execute(select(table.c.key).where(
+                table.c.key.startswith("pair:"), table.c.key.endswith(suffix, autoescape=True)))
+            keys = [k for k in found.scalars() if k.partition("|")[2] == suffix[1:]]
+            return conn.execute(delete(table).where(
+                table.c.key.in_([login_key(login), *keys]))).rowcount
 
     def unlock_address(self, source: str) -> int:
         """Forget an address's own counter (not those of the logins tried from it)."""
