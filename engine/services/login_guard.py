@@ -50,7 +50,11 @@ class ThrottleSettings:
 
 
 class LoginGuard:
-    """Counts attempts per key in ``crm_login_guard`` and refuses locked keys."""
+    """Counts attempts per key in ``crm_login_guard`` and refuses locked keys (look-ups).
+
+    Also the login history (``record``) and the row locking the login
+    throttle shares.
+    """
 
     def __init__(self, schema: Schema, engine: Engine,
                  settings: ThrottleSettings | None = None) -> None:
@@ -59,7 +63,8 @@ class LoginGuard:
         self.engine = engine
         self.settings = settings or ThrottleSettings()
 
-    def _row(self, conn: Connection, key: str, now: dt.datetime) -> dict:
+    def locked_row(self, conn: Connection, key: str, now: dt.datetime) -> dict:
+        """Key ``key``'s counter row (created when missing), locked until ``conn`` commits."""
         query = select(self.table).where(self.table.c.key == key)
         if conn.dialect.name == "postgresql":
             query = query.with_for_update()
@@ -78,7 +83,7 @@ class LoginGuard:
         """Count one attempt on every key, or raise Throttled (counting nothing)."""
         settings = self.settings
         with write_transaction(self.engine) as conn:
-            rows = {key: self._row(conn, key, now) for key in sorted(set(keys))}
+            rows = {key: self.locked_row(conn, key, now) for key in sorted(set(keys))}
             wait = max((_seconds(r["locked_until"] - now) for r in rows.values()
                         if r["locked_until"] is not None and r["locked_until"] > now),
                        default=0)
@@ -97,33 +102,20 @@ class LoginGuard:
                     values["locked_until"] = now + settings.lockout
                 conn.execute(update(self.table).where(self.table.c.key == key).values(**values))
 
-    def succeeded(self, keys: Sequence[str], now: dt.datetime) -> None:
-        """A correct password: the login's counters start again."""
-        with write_transaction(self.engine) as conn:
-            conn.execute(update(self.table).where(self.table.c.key.in_(list(keys)))
-                         .values(failures=0, window_start=now, locked_until=None))
-
     def forgive(self, keys: Sequence[str], now: dt.datetime) -> None:
-        """Take back the attempt ``begin_attempt`` counted on ``keys``: the password was right.
+        """Take back the attempt ``begin_attempt`` counted on ``keys``: the call went well.
 
-        An address is counted before the password is checked, like the login,
-        but only failures should slow it down: otherwise an office behind one
-        address — or every user of a site behind a reverse proxy — would lock
-        itself out by logging in five times in a quarter of an hour.
+        Attempts are counted before the outcome is known, but only failures
+        should count against a key.
         """
         with write_transaction(self.engine) as conn:
             for key in sorted(set(keys)):
-                row = self._row(conn, key, now)
+                row = self.locked_row(conn, key, now)
                 failures = max(0, row["failures"] - 1)
                 values: dict = {"failures": failures}
                 if failures < self.settings.max_failures:
                     values["locked_until"] = None  # the lock came from this very attempt
                 conn.execute(update(self.table).where(self.table.c.key == key).values(**values))
-
-    def clear(self, keys: Sequence[str]) -> None:
-        """Forget the counters (an administrator reset the password)."""
-        with write_transaction(self.engine) as conn:
-            conn.execute(self.table.delete().where(self.table.c.key.in_(list(keys))))
 
     def record(self, login: str, source: str | None, outcome: str, now: dt.datetime) -> None:
         """Keep the attempt in the login history (who tried, from where, with what outcome)."""
@@ -223,7 +215,7 @@ class LoginThrottle:
         if address:
             backoffs[address] = settings.address
         with write_transaction(self.engine) as conn:
-            rows = {key: self.guard._row(conn, key, now) for key in sorted(backoffs)}  # noqa: SLF001
+            rows = {key: self.guard.locked_row(conn, key, now) for key in sorted(backoffs)}
             failures = {key: (0 if row["window_start"] <= now - settings.forget
                               else row["failures"]) for key, row in rows.items()}
             gates = [pair]
