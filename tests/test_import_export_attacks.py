@@ -229,8 +229,8 @@ class Boom(Exception):
 
 
 def test_a_file_of_many_batches_is_still_all_or_nothing(site):
-    """On SQLite it is checked a batch at a time before it is written; either way, nothing
-    of a refused or failing import stays."""
+    """A file of many batches is written in one transaction: nothing of a refused or
+    failing import stays."""
     admin = site.users.actor("admin")
     importer = Importer(site.records, batch_size=10)
 

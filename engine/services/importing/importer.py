@@ -27,12 +27,12 @@ that numbering, scopes, constraints and hooks answer as they will), so a
 check holding one transaction for a whole file would keep every other
 user's save waiting for as long.  A check (dry run) therefore checks a
 batch at a time, each batch in its own transaction rolled back at once:
-others write between two batches.  On SQLite a real import of more than one
-batch is checked that way first and written only if the check allows it —
-a file with refused rows in all-or-nothing mode never takes the write lock
-for longer than a batch — and then written in one transaction, so all or
-nothing still holds.  PostgreSQL's writers do not wait for each other's
-tables, so there a real import is written at once, as one transaction.
+others write between two batches.  A real import is written in one
+transaction, so all or nothing holds; on SQLite others' saves wait for it
+(and answer 503 after the busy timeout).  Checking a big file first and
+writing it after would spare the lock for a refused file only, at twice the
+time of every import that succeeds, so it is not done: run a check first
+when a file may be refused.
 """
 
 from __future__ import annotations
@@ -227,21 +227,11 @@ class Importer:
         if started is None:
             return report
         run, sheet = started
-        one_writer = self.records.engine.dialect.name == "sqlite"
-        if dry_run or (one_writer and sheet.size_hint > self.batch_size):
+        if dry_run:
             # Checked a batch at a time, each batch rolled back: the write lock is held for
-            # one batch, never for the whole file, and a refused file never takes it longer.
-            # A file checked before it is written counts its rows twice in the progress.
-            told, total = progress, sheet.size_hint * (1 if dry_run else 2)
-            progress = told and (lambda rows, _: told(rows, total))
+            # one batch, never for the whole file.
             self._all_rows(run, sheet, self._checked_batch, progress)
-            if dry_run or not self._writable(report):
-                return report
-            report = ImportReport(entity=entity.key, dry_run=dry_run, good_rows=good_rows)
-            started = self._start(actor, entity, data, filename, report, mapping, upsert_on,
-                                  None)
-            assert started is not None  # the same file, read the same way
-            run, sheet = started
+            return report
         try:
             with write_transaction(self.records.engine) as conn:
                 self._all_rows(run, sheet, lambda r, pending: self._batch(conn, r, pending),
