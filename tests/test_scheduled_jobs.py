@@ -305,7 +305,9 @@ def test_scheduled_backups_keep_the_newest_and_the_admin_sees_the_last(tmp_path,
         html = chinese.get("/admin/jobs").get_data(as_text=True)
         assert "最近一次备份" in html and "每天 03:00" in html
 
-        metrics = client.get("/metrics").get_data(as_text=True)
+        scraper, _ = site.users.tokens.create("admin", "prometheus")
+        metrics = client.get("/metrics", headers={"Authorization": f"Bearer {scraper}"}
+                             ).get_data(as_text=True)
         age = next(x for x in metrics.splitlines()
                    if x.startswith("visioncrm_last_backup_age_seconds "))
         assert float(age.split()[1]) == (clock.now() - last.finished_at).total_seconds()
@@ -315,8 +317,11 @@ def test_metrics_count_failed_job_runs(tmp_path, db_url):
     clock = FixedClock(START)
     with _chores(tmp_path, db_url, {"flaky": {"function": "flaky"}}, clock=clock) as site:
         NotificationWorker(site, clock=clock).run_scheduled()
+        site.users.create("admin", password=PASSWORD, is_admin=True)
+        scraper, _ = site.users.tokens.create("admin", "prometheus")
         client = create_app(site, testing=True).test_client()
-        metrics = client.get("/metrics").get_data(as_text=True)
+        metrics = client.get("/metrics", headers={"Authorization": f"Bearer {scraper}"}
+                             ).get_data(as_text=True)
         assert 'visioncrm_job_failures{job="chores.flaky"} 1.0' in metrics
         assert "visioncrm_outbox_messages" in metrics
         # no scheduled backup yet: the age is left out rather than made up
