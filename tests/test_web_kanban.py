@@ -113,7 +113,7 @@ def test_move_without_javascript_redirects_with_a_message(admin, site):
     assert moved.status_code == 302 and moved.headers["Location"].endswith("/r/opportunity/kanban")
     assert "flash-error" in admin.get("/r/opportunity/kanban").get_data(as_text=True)
     post(admin, "/r/opportunity/kanban/move", {"record_id": deal, "to": "needs"})
-    assert "flash-ok" in admin.get("/r/opportunity/kanban").get_data(as_text=True)
+    assert "flash-success" in admin.get("/r/opportunity/kanban").get_data(as_text=True)
 
 
 def test_move_needs_the_csrf_token(admin, site):

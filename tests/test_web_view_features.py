@@ -155,6 +155,9 @@ def test_transfer_preview_then_confirm(app, admin, site, acme):
                                         "rule": "round_robin"})
     page = preview.get_data(as_text=True)
     assert preview.status_code == 200 and "Acme Trading" in page and 'value="confirm"' in page
+    plan = page.split('class="card transfer-plan"')[1]  # a table that scrolls in its own box
+    assert '<div class="table-wrap"><table class="data-table transfer-moves">' in plan
+    assert 'class="grid"' not in plan
     assert site.records.get(actor, "customer", acme["id"])["owner"] == sam_id  # not yet
     done = post(admin, "/transfer", {"step": "confirm", "from_login": "sam",
                                      "to_logins": ["sue"], "rule": "round_robin"})

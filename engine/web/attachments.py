@@ -54,7 +54,7 @@ def upload(entity_key: str, record_id: int) -> Response:
         raise TooLarge(translate("too_many_files", language(), count=MAX_FILES_PER_REQUEST))
     for upload in files:
         service.attach(actor(), entity_key, record_id, upload.filename or "file", upload.stream)
-    flash(translate("files_attached", language(), count=len(files)))
+    flash(translate("files_attached", language(), count=len(files)), "success")
     return _back(entity_key, record_id)
 
 
@@ -71,5 +71,5 @@ def remove(key: str) -> Response:
     service = site().attachments
     found = service.find(actor(), key)
     service.remove(actor(), key)
-    flash(translate("file_removed", language(), name=found.name))
+    flash(translate("file_removed", language(), name=found.name), "success")
     return _back(found.entity, found.record_id)

@@ -89,7 +89,7 @@ def profile() -> str | Response | tuple[str, int]:
             if chosen in LANGUAGES:
                 # UserService has no public setter for the language yet.
                 site().users._set(me.login, language=chosen)  # noqa: SLF001
-                flash(translate("language_saved", chosen), "ok")
+                flash(translate("language_saved", chosen), "success")
                 return redirect(url_for("auth.profile"))
         elif request.form.get("action") == "password":
             errors = _change_password(me.login)
@@ -97,11 +97,11 @@ def profile() -> str | Response | tuple[str, int]:
                 # every other session (and any copy of this one) has ended; this browser
                 # carries on under a fresh session
                 _start_session(me.login, site().users.get(me.login)["session_epoch"])
-                flash(translate("password_changed", language()), "ok")
+                flash(translate("password_changed", language()), "success")
                 return redirect(url_for("auth.profile"))
         elif request.form.get("action") == "sessions":
             _start_session(me.login, site().users.end_sessions(me.login))
-            flash(translate("sessions_ended", language()), "ok")
+            flash(translate("sessions_ended", language()), "success")
             return redirect(url_for("auth.profile"))
     user = site().users.get(me.login)
     status = 422 if errors else 200

@@ -61,8 +61,9 @@ def _table(figure: Figure, language: str, currency: str) -> Markup:
         rows.append(f"<tr><td>{name}</td>{cells}</tr>")
     if not rows:
         return Markup('<p class="help empty-figure">—</p>')
-    return Markup(f'<table class="grid figure-table"><thead><tr><th></th>{head}</tr></thead>'
-                  f'<tbody>{"".join(rows)}</tbody></table>')
+    return Markup(f'<div class="table-wrap"><table class="data-table figure-table">'
+                  f'<thead><tr><th></th>{head}</tr></thead>'
+                  f'<tbody>{"".join(rows)}</tbody></table></div>')
 
 
 def draw(figure: Figure, language: str, currency: str) -> Markup:

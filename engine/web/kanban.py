@@ -173,7 +173,7 @@ def kanban_move(entity_key: str) -> tuple[Response, int] | Response:
     if _wants_json():
         return jsonify(body), status
     if body["ok"]:
-        flash(translate("moved", language()), "ok")
+        flash(translate("moved", language()), "success")
     else:
         texts = body["reasons"] + [m for ms in body["errors"].values() for m in ms]
         flash(" ".join(texts) or translate("move_refused", language()), "error")

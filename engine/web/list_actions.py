@@ -109,7 +109,7 @@ def bulk(entity_key: str) -> Response:
     if refused:
         message += " " + translate("bulk_refused", lang, count=len(refused),
                                    reasons=" · ".join(refused))
-    flash(message, "error" if refused else "ok")
+    flash(message, ("warning" if done else "error") if refused else "success")
     return _back(entity.key)
 
 
@@ -125,7 +125,7 @@ def save_filter(entity_key: str) -> Response:
     except ValidationFailed as exc:
         flash(_reason(exc), "error")
         return _back(entity.key)
-    flash(translate("filter_saved", language(), name=saved.name), "ok")
+    flash(translate("filter_saved", language(), name=saved.name), "success")
     target = url_for("records.list_records", entity_key=entity.key)
     return redirect(f"{target}?{saved.query}" if saved.query else target)
 
@@ -135,6 +135,6 @@ def save_filter(entity_key: str) -> Response:
 def delete_filter(entity_key: str, filter_id: int) -> Response:
     entity, _ = entity_and_views(entity_key)
     SavedFilterService(site().schema, site().engine).delete(actor(), filter_id)
-    flash(translate("filter_deleted", language()), "ok")
+    flash(translate("filter_deleted", language()), "success")
     return _back(entity.key)
 

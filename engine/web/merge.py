@@ -91,7 +91,7 @@ def merge_page(entity_key: str, record_id: int) -> tuple[str, int] | Response:
         except CrmError as exc:
             error, status = exc.message, exc.status
         else:
-            flash(translate("merged", language(), n=sum(result.moved.values())), "ok")
+            flash(translate("merged", language(), n=sum(result.moved.values())), "success")
             return redirect(url_for("records.detail", entity_key=entity.key,
                                     record_id=kept["id"]))
     try:

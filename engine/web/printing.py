@@ -63,6 +63,6 @@ def attach(entity_key: str, record_id: int, fmt: str) -> Response:
     found, data = render_pdf(site(), actor(), fmt, entity_key, record_id, language=language())
     name = _file_name(found.label.get(language()), record_id)
     site().attachments.attach(actor(), entity_key, record_id, name, io.BytesIO(data))
-    flash(translate("files_attached", language(), count=1))
+    flash(translate("files_attached", language(), count=1), "success")
     return redirect(url_for("records.detail", entity_key=entity_key, record_id=record_id)
                     + "#files")

@@ -95,7 +95,7 @@ def quick_create(entity_key: str, key: str) -> tuple[str, int] | Response:
     title = presenter().record_title(entity, created)
     link = url_for("records.detail", entity_key=entity.key, record_id=created["id"])
     flash(Markup('{} <a href="{}">{}</a>').format(
-        translate("quick_saved", language(), title=""), link, title), "ok")
+        translate("quick_saved", language(), title=""), link, title), "success")
     return redirect(_safe_next(request.form.get("next", "")) or link)
 
 

@@ -49,7 +49,7 @@ def transition(entity_key: str, record_id: int) -> tuple[str, int] | Response:
     stage = entity.fields[views.stage_field] if views.stage_field else None
     label = stage.choices[moved[stage.key]].get(language()) if stage and stage.choices.get(
         moved.get(stage.key)) else to_stage
-    flash(translate("moved_to", language(), stage=label), "ok")
+    flash(translate("moved_to", language(), stage=label), "success")
     return _back(entity.key, record_id)
 
 
@@ -63,7 +63,7 @@ def archive(entity_key: str, record_id: int, action: str) -> tuple[str, int] | R
     except Conflict as exc:
         return render_detail(entity.key, record_id, 409, action_message=exc.message)
     done = "archived_done" if action == "archive" else "restored_done"
-    flash(translate(done, language()), "ok")
+    flash(translate(done, language()), "success")
     return _back(entity.key, record_id)
 
 
@@ -75,5 +75,5 @@ def delete(entity_key: str, record_id: int) -> tuple[str, int] | Response:
         site().records.delete(actor(), entity.key, record_id, version=_version())
     except Conflict as exc:
         return render_detail(entity.key, record_id, 409, action_message=exc.message)
-    flash(translate("deleted", language()), "ok")
+    flash(translate("deleted", language()), "success")
     return redirect(url_for("records.list_records", entity_key=entity.key))

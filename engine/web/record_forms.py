@@ -171,7 +171,7 @@ def new(entity_key: str) -> tuple[str, int] | Response:
     except ValidationFailed as exc:
         return render_form(entity, views, {**defaults, **values}, record=None,
                            errors=exc.errors, status=422)
-    flash(translate("created", language()), "ok")
+    flash(translate("created", language()), "success")
     return redirect(url_for("records.detail", entity_key=entity.key, record_id=created["id"]))
 
 
@@ -197,7 +197,7 @@ def edit(entity_key: str, record_id: int) -> tuple[str, int] | Response:
         return render_form(entity, views, {**record, **values}, record=record,
                            conflict=theirs, version=current.get("version", version),
                            status=409)
-    flash(translate("saved", language()), "ok")
+    flash(translate("saved", language()), "success")
     return redirect(url_for("records.detail", entity_key=entity.key, record_id=record["id"]))
 
 

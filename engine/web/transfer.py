@@ -47,7 +47,7 @@ def transfer() -> tuple[str, int] | Response:
             if request.form.get("step") == "confirm":
                 done = site().transfers.run(me, chosen["from_login"], chosen["to_logins"],
                                             rule=chosen["rule"])
-                flash(translate("transfer_done", language(), count=done.get("total", 0)), "ok")
+                flash(translate("transfer_done", language(), count=done.get("total", 0)), "success")
                 return redirect(url_for("records.transfer"))
             plan = site().transfers.preview(me, chosen["from_login"], chosen["to_logins"],
                                             rule=chosen["rule"])
