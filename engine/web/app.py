@@ -19,7 +19,7 @@ import logging
 import os
 from typing import Any
 
-from flask import Flask, g, jsonify, make_response, render_template, request
+from flask import Flask, current_app, g, jsonify, make_response, render_template, request
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -126,6 +126,7 @@ def create_app(site: Site, *, testing: bool = False) -> Flask:
 
     register_api(app)
     operations.install(app)  # /healthz, /readyz, /metrics
+    app.add_url_rule("/favicon.ico", "favicon", _favicon)  # asked for by every browser
     app.register_error_handler(CrmError, _crm_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
@@ -135,6 +136,14 @@ def create_app(site: Site, *, testing: bool = False) -> Flask:
         # throttling, login history) and scheme (https links) from the headers it sets
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
     return app
+
+
+def _favicon() -> Response:
+    """The site icon where browsers look for it (pages link static/favicon.svg)."""
+    response = current_app.send_static_file("favicon.ico")
+    response.cache_control.public = True
+    response.cache_control.max_age = 86400
+    return response
 
 
 def _trusted_proxies() -> int:
