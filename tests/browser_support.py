@@ -14,6 +14,7 @@ from pathlib import Path
 
 from werkzeug.serving import make_server
 
+from engine.context import Clock
 from engine.demo import load_demo
 from engine.site import Site
 from engine.web import create_app
@@ -35,10 +36,10 @@ def chromium_missing() -> str | None:
     return None
 
 
-def demo_site(root: Path) -> Site:
+def demo_site(root: Path, *, clock: Clock | None = None) -> Site:
     """A migrated core site with the core pack's demo data and a ``demo`` admin."""
     write_site(root, f"sqlite:///{root / 'crm.db'}", ["core"], name="Jinding Trading CRM")
-    site = open_migrated(root)
+    site = open_migrated(root, clock=clock)
     site.users.create(LOGIN, password=PASSWORD, display_name="Demo admin", roles=["admin"],
                       is_admin=True)
     actor = site.users.actor(LOGIN)
