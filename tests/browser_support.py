@@ -6,12 +6,14 @@ free port, so the browser talks HTTP to exactly what ``crm serve`` runs.
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from werkzeug.serving import make_server
 
 from engine.context import Clock
@@ -34,6 +36,15 @@ def chromium_missing() -> str | None:
     if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
         return f"Debian's chromium is not installed ({CHROMIUM}); .ci/run installs it"
     return None
+
+
+def require_chromium() -> None:
+    """Skip with the reason when the browser cannot run here; under ``CI`` fail instead."""
+    missing = chromium_missing()
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs the browser tests: {missing}")
+        pytest.skip(missing)
 
 
 def demo_site(root: Path, *, clock: Clock | None = None) -> Site:

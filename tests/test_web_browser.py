@@ -6,7 +6,6 @@ when ``CI`` is set: there a missing browser is a failure, not a skip.
 
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
@@ -18,8 +17,8 @@ from tests.browser_support import (
     CHROMIUM_ARGS,
     LOGIN,
     PASSWORD,
-    chromium_missing,
     demo_site,
+    require_chromium,
     serve,
 )
 
@@ -31,11 +30,7 @@ GRIP = {"x": 3, "y": 3}
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """The served site and its URL."""
-    missing = chromium_missing()
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs the browser tests: {missing}")
-        pytest.skip(missing)
+    require_chromium()
     site = demo_site(tmp_path_factory.mktemp("browser") / "site")
     actor = site.users.actor(LOGIN)
     acme = site.records.create(actor, "customer", {"name": "Zero Industries"})

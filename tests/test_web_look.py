@@ -11,7 +11,6 @@ dashboard tables laid out as tables, and the site icon.  Screenshots of the pane
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 
 import pytest
@@ -22,8 +21,8 @@ from tests.browser_support import (
     CHROMIUM_ARGS,
     LOGIN,
     PASSWORD,
-    chromium_missing,
     demo_site,
+    require_chromium,
     serve,
 )
 
@@ -78,11 +77,7 @@ HIT_JS = """
 
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory):
-    missing = chromium_missing()
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs the browser tests: {missing}")
-        pytest.skip(missing)
+    require_chromium()
     clock = SetClock(dt.datetime.now(dt.UTC))
     site = demo_site(tmp_path_factory.mktemp("look") / "site", clock=clock)
     site.users.create(ZH_LOGIN, password=PASSWORD, display_name="演示", language="zh",
