@@ -2,7 +2,7 @@
 
 Most of a pack is declarative; the few things YAML cannot say — report
 functions, a demo data generator — live in named modules in the pack's
-folder.  They load through :class:`~engine.services.hook_modules.HookModules`
+folder.  They load through :class:`~engine.metadata.pack_python.PackModules`
 like hooks (a built-in pack's as its package module, ``packs.core.demo_generator``;
 another pack's from its file, with a loader the caller owns), so nothing about
 a site is kept in module state.
@@ -16,21 +16,21 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from engine.metadata.pack_python import PackModules
 from engine.services.figures import Figure
-from engine.services.hook_modules import HookModules
 
 if TYPE_CHECKING:
     from engine.site import Site
 
 
 def site_pack_modules(site: Site, module: str,
-                      loader: HookModules | None = None) -> dict[str, ModuleType]:
+                      loader: PackModules | None = None) -> dict[str, ModuleType]:
     """The enabled packs' ``<pack folder>/<module>.py``, by pack name, in the site's pack order.
 
     Packs without such a file are left out; a file that fails to import
     raises :class:`~engine.errors.ActionFailed` naming it.
     """
-    loader = loader or HookModules()
+    loader = loader or PackModules()
     found = {}
     for name, pack in site.registry.packs.items():
         path = Path(pack.path) / f"{module}.py"

@@ -224,8 +224,7 @@ class Site:
             users_table=self.schema.system("crm_user"),
             feeds_table=self.schema.system("crm_calendar_feed"))
         self.transfers = TransferService(registry, self.schema, self.engine, clock=self.clock)
-        self.workflows = WorkflowService(self.records, clock=self.clock,
-                                         overlay_dir=config.overlay_dir)
+        self.workflows = WorkflowService(self.records, clock=self.clock)
         self.pipeline = PipelineService(self.report_records, clock=self.clock,
                                         timezone=config.timezone)
 

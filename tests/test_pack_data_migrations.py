@@ -125,4 +125,4 @@ def test_check_names_a_missing_migration_function(tmp_path):
     (problem,) = caught.value.problems
     assert (problem.file, problem.path) == ("packs/people/pack.yaml", "migrations[0].function")
     assert problem.message == ("packs/people/migrations.py has no function 'split_nmae' "
-                               "(did you mean 'split_name'?)")
+                               "(did you mean 'split_name'?); expected one of: explode, split_name")

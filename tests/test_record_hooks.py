@@ -245,9 +245,9 @@ def test_check_names_the_yaml_line_of_an_unknown_hook_function(tmp_path):
     assert found == [
         "packs/shop/entities/device.yaml:5:17: [hooks.before_save[0]] error: "
         "packs/shop/hooks.py has no function 'chek_imei' (did you mean 'check_imei'?); "
-        "its functions: check_imei",
+        "expected one of: check_imei",
         "packs/shop/entities/device.yaml:6:15: [hooks.after_save] error: "
-        "packs/shop/hooks.py has no function 'gone'; its functions: check_imei",
+        "packs/shop/hooks.py has no function 'gone'; expected one of: check_imei",
     ]
 
 

@@ -141,7 +141,7 @@ CASES = [
     ("hook without hooks.py",
      flow("  won: {category: won}", "  won:\n    category: won\n    on_enter:\n"
           "      - hook: on_won"),
-     "hook: on_won", ["pack 'p' has no hooks.py"]),
+     "hook: on_won", ["packs/p/hooks.py does not exist: write 'def on_won(context): ...'"]),
     ("duplicate transitions",
      flow("  lose: {from", "  offer_again: {from: new, to: offer}\n  lose: {from"),
      "offer_again", ["transitions 'send' and 'offer_again' both lead from 'new' to 'offer'"]),

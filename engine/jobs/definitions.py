@@ -49,7 +49,7 @@ class PackJob:
 
 def job_problems(doc: SourceDocument, root: Path) -> list[Problem]:
     """Each declared job names a function of its module (parsed, never imported)."""
-    from engine.metadata.workflow_actions import did_you_mean, hook_functions
+    from engine.metadata.pack_python import missing_function, python_functions
 
     problems = []
     for name, item in (doc.data.get("jobs") or {}).items():
@@ -61,14 +61,14 @@ def job_problems(doc: SourceDocument, root: Path) -> list[Problem]:
                                          "function"),
                                         f"{shown} does not exist: job '{name}' needs it"))
             continue
-        functions, broken = hook_functions(file)
+        functions, broken = python_functions(file)
         if broken is not None:
             problems.append(doc.problem(("jobs", name), f"{shown}:{broken.line}: "
                                         f"{broken.message}"))
         elif item["function"] not in functions:
             problems.append(doc.problem(
-                ("jobs", name, "function"), f"{shown} has no function '{item['function']}'"
-                f"{did_you_mean(item['function'], list(functions))}"))
+                ("jobs", name, "function"),
+                missing_function(shown, item["function"], list(functions))))
     return problems
 
 

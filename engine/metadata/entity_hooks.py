@@ -4,8 +4,9 @@ An entity names functions per event; a pack's functions live in the
 ``hooks.py`` next to its ``pack.yaml``, a site overlay's in
 ``custom/hooks.py``.  `crm check` reports a missing file, a file that does
 not parse, or an unknown function at the line of the YAML that names it —
-reading ``hooks.py`` with :func:`hook_functions`, never importing it, so a
-check runs no pack code.
+reading ``hooks.py`` with the pack-Python loader's :class:`FunctionFinder`
+(engine/metadata/pack_python.py), never importing it, so a check runs no
+pack code.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from types import MappingProxyType
 from engine.errors import Problem
 from engine.metadata.merge import SITE, RawEntity
 from engine.metadata.model import Entity, HookRef, Origin, PackInfo
-from engine.metadata.workflow_actions import HOOKS_FILE, did_you_mean, hook_functions
+from engine.metadata.pack_python import HOOKS_FILE, FunctionFinder
 
 #: The events an entity may hook into, in the order a write meets them.
 HOOK_EVENTS: tuple[str, ...] = (
@@ -46,7 +47,7 @@ def attach_hooks(
 ) -> tuple[dict[str, Entity], list[Problem]]:
     """The entities with their checked hooks attached, and what is wrong with the others."""
     problems: list[Problem] = []
-    read: dict[Path, tuple[dict[str, int], Problem | None]] = {}
+    finder = FunctionFinder()
     out = dict(entities)
     for key, entity in entities.items():
         source = raw.get(key)
@@ -55,26 +56,14 @@ def attach_hooks(
         by_event: dict[str, list[HookRef]] = {}
         for event, name, pack, where in source.hooks:
             file, shown = _hooks_file(pack, packs, overlay_dir, overlay_prefix)
-            if file is None or not file.is_file():
-                problems.append(where.problem(
-                    f"{shown} does not exist: write 'def {name}(context): ...' in it"))
-                continue
-            if file not in read:
-                read[file] = hook_functions(file)
-            functions, broken = read[file]
-            if broken is not None:
-                line = f":{broken.line}" if broken.line else ""
-                problems.append(where.problem(f"{shown}{line}: {broken.message}"))
-                continue
-            if name not in functions:
-                known = ", ".join(sorted(functions)) or "none"
-                problems.append(where.problem(
-                    f"{shown} has no function '{name}'{did_you_mean(name, list(functions))}; "
-                    f"its functions: {known}"))
+            found, problem = finder.find(file, shown, name,
+                                         missing_file=f"write 'def {name}(context): ...' in it")
+            if found is None:
+                problems.append(where.problem(problem or shown))
                 continue
             line, column = where.document.locate(where.path)
             by_event.setdefault(event, []).append(HookRef(
-                event=event, function=name, pack=pack, file=str(file.resolve()),
+                event=event, function=name, pack=pack, file=str(found),
                 origin=Origin(where.document.file, line, column, pack),
             ))
         if by_event:

@@ -110,7 +110,7 @@ def load_registry(
     )
     problems.extend(hook_problems)
     workflows, workflow_problems = build_workflows(
-        [d for d in documents if d[2] in WORKFLOW_KINDS], entities, pack_infos
+        [d for d in documents if d[2] in WORKFLOW_KINDS], entities, pack_infos, overlay_dir
     )
     problems.extend(workflow_problems)
     roles, role_problems = build_roles(

@@ -117,7 +117,7 @@ def job_problems(doc: SourceDocument, root: Path) -> list[Problem]:
 
 def _migration_problems(doc: SourceDocument, root: Path) -> list[Problem]:
     """Each declared data migration names a function of the pack's migrations.py."""
-    from engine.metadata.workflow_actions import did_you_mean, hook_functions
+    from engine.metadata.pack_python import missing_function, python_functions
 
     declared = doc.data.get("migrations") or []
     if not declared:
@@ -127,13 +127,12 @@ def _migration_problems(doc: SourceDocument, root: Path) -> list[Problem]:
     if not file.is_file():
         return [doc.problem(("migrations",), f"{shown} does not exist: write the functions "
                                              "the migrations name in it")]
-    functions, broken = hook_functions(file)
+    functions, broken = python_functions(file)
     if broken is not None:
         return [doc.problem(("migrations",), f"{shown}:{broken.line}: {broken.message}")]
     return [
         doc.problem(("migrations", index, "function"),
-                    f"{shown} has no function '{item['function']}'"
-                    f"{did_you_mean(item['function'], list(functions))}")
+                    missing_function(shown, item["function"], list(functions)))
         for index, item in enumerate(declared) if item["function"] not in functions
     ]
 

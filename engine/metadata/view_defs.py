@@ -26,6 +26,7 @@ from typing import Any
 from engine.errors import Problem
 from engine.metadata.merge import Located
 from engine.metadata.model import Entity, Label, Origin, PackInfo
+from engine.metadata.pack_python import missing_function
 from engine.metadata.workflow_model import workflow_for
 from engine.metadata.yaml_source import SourceDocument
 
@@ -415,8 +416,7 @@ class _DashboardChecker:
             self.problems.append(at.problem(f"{shown}: {trouble}"))
             return False
         if function not in functions:
-            self.problems.append(at.problem(
-                f"{shown} has no function '{function}'{_near(function, list(functions))}"))
+            self.problems.append(at.problem(missing_function(shown, function, list(functions))))
             return False
         return True
 

@@ -5,14 +5,13 @@ make every such transition fail at the worst moment (a deal being won).
 `crm check` therefore checks each one against the entities it touches:
 fields that exist and can be written, expressions that name real fields,
 references that point the right way, required fields of created records
-that nothing fills, and hook functions that exist — without running any
-pack code (``hooks.py`` is parsed, not imported).
+that nothing fills, and hook functions that exist — resolved to their file
+here, without running any pack code (``hooks.py`` is parsed, not imported;
+engine/metadata/pack_python.py).
 """
 
 from __future__ import annotations
 
-import ast
-import difflib
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,6 +23,7 @@ from engine.i18n import message as engine_message
 from engine.metadata.durations import parse_duration
 from engine.metadata.merge import SITE
 from engine.metadata.model import SYSTEM_COLUMNS, Entity, Label, PackInfo
+from engine.metadata.pack_python import HOOKS_FILE, FunctionFinder, did_you_mean
 from engine.metadata.workflow_model import (
     RECIPIENTS,
     Action,
@@ -37,34 +37,8 @@ from engine.services.values import ValueProblem, coerce
 
 #: The keys an action item may have; exactly one per item.
 ACTION_KEYS: tuple[str, ...] = ("set", "set_expression", "create", "follow_up", "notify", "hook")
-#: The file in a pack folder (or a site's custom/ folder) that holds hook functions.
-HOOKS_FILE = "hooks.py"
 DEFAULT_DUE_FIELD = "due_at"
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-def did_you_mean(name: Any, candidates: Sequence[str]) -> str:
-    """`` (did you mean 'x'?)`` for a near miss, else nothing."""
-    if not isinstance(name, str):
-        return ""
-    near = difflib.get_close_matches(name, list(candidates), n=1)
-    return f" (did you mean '{near[0]}'?)" if near else ""
-
-
-def hook_functions(path: Path) -> tuple[dict[str, int], Problem | None]:
-    """The top-level functions of a hooks file (name → line), read without running it."""
-    display = f"{path.parent.name}/{path.name}"
-    try:
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    except SyntaxError as exc:
-        return {}, Problem(display, exc.lineno, exc.offset, "", f"{HOOKS_FILE} does not "
-                           f"parse: {exc.msg}")
-    except (OSError, UnicodeDecodeError) as exc:
-        return {}, Problem(display, None, None, "", f"{HOOKS_FILE} cannot be read: {exc}")
-    return {
-        node.name: node.lineno for node in tree.body
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-    }, None
 
 
 class ActionReader:
@@ -79,7 +53,8 @@ class ActionReader:
         packs: Mapping[str, PackInfo],
         managed: tuple[str, ...],
         problems: list[Problem],
-        hooks_cache: dict[Path, tuple[dict[str, int], Problem | None]],
+        finder: FunctionFinder,
+        overlay_dir: Path | None = None,
     ) -> None:
         self.doc = doc
         self.pack = pack
@@ -88,7 +63,8 @@ class ActionReader:
         self.packs = packs
         self.managed = managed
         self.problems = problems
-        self.hooks_cache = hooks_cache
+        self.finder = finder
+        self.overlay_dir = overlay_dir
         self.known = [*entity.fields, *SYSTEM_COLUMNS]
 
     def report(self, path: Sequence, message: str, *, key: bool = False,
@@ -288,22 +264,16 @@ class ActionReader:
         )
 
     def _hook(self, name: str, path: tuple) -> HookAction | None:
-        if self.pack != SITE:
+        """The action, its function resolved to the file that defines it (the site's
+        ``custom/hooks.py`` for a workflow the site writes)."""
+        if self.pack == SITE:
+            folder, shown = self.overlay_dir, f"custom/{HOOKS_FILE}"
+        else:
             info = self.packs.get(self.pack)
-            if info is not None:
-                file = Path(info.path) / HOOKS_FILE
-                if not file.is_file():
-                    self.report(path, f"pack '{self.pack}' has no {HOOKS_FILE}: write "
-                                f"'def {name}(context): ...' in packs/{self.pack}/{HOOKS_FILE}")
-                    return None
-                if file not in self.hooks_cache:
-                    self.hooks_cache[file] = hook_functions(file)
-                functions, problem = self.hooks_cache[file]
-                if problem is not None:
-                    self.report(path, f"{problem.file}:{problem.line}: {problem.message}")
-                    return None
-                if name not in functions:
-                    self.report(path, f"packs/{self.pack}/{HOOKS_FILE} has no function "
-                                f"'{name}'{did_you_mean(name, list(functions))}")
-                    return None
-        return HookAction(function=name, pack=self.pack)
+            folder, shown = (Path(info.path) if info else None), f"packs/{self.pack}/{HOOKS_FILE}"
+        file, problem = self.finder.find(folder / HOOKS_FILE if folder else None, shown, name,
+                                         missing_file=f"write 'def {name}(context): ...' in it")
+        if problem is not None:
+            self.report(path, problem)
+            return None
+        return HookAction(function=name, pack=self.pack, file=str(file))

@@ -122,10 +122,14 @@ class NotifyAction:
 
 @dataclass(frozen=True)
 class HookAction:
-    """Call ``function`` from the ``hooks.py`` of ``pack`` (or of the site's ``custom/``)."""
+    """Call ``function`` from the ``hooks.py`` of ``pack`` (or of the site's ``custom/``).
+
+    ``file`` is that ``hooks.py``, resolved when the definitions load.
+    """
 
     function: str
     pack: str
+    file: str = ""
 
     kind = "hook"
 

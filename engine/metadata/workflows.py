@@ -30,6 +30,7 @@ from engine.expressions.actor import ACTOR_NAMES
 from engine.metadata.durations import BusinessHours, Sla, parse_clock_time, parse_duration, zone
 from engine.metadata.merge import SITE, Located, RawEntity, RawField
 from engine.metadata.model import Entity, Label, Origin, PackInfo
+from engine.metadata.pack_python import FunctionFinder
 from engine.metadata.packs import depends_on
 from engine.metadata.workflow_actions import ActionReader, did_you_mean
 from engine.metadata.workflow_extension import EXTENSION_KIND, apply_extensions
@@ -225,7 +226,7 @@ class _Builder:
 
     def __init__(
         self, decl: _Declared, entity: Entity, entities: Mapping[str, Entity],
-        packs: Mapping[str, PackInfo], hooks_cache: dict,
+        packs: Mapping[str, PackInfo], finder: FunctionFinder, overlay_dir: Path | None,
     ) -> None:
         self.decl = decl
         self.doc = decl.doc
@@ -239,7 +240,7 @@ class _Builder:
                                                                       self.pipeline_field)
         self.managed = managed
         self.actions = ActionReader(decl.doc, decl.pack, entity, entities, packs, managed,
-                                    self.problems, hooks_cache)
+                                    self.problems, finder, overlay_dir)
         self.business_hours: BusinessHours | None = None
 
     def report(self, path: Any, message: str, *, key: bool = False,
@@ -618,12 +619,14 @@ def build_workflows(
     documents: list[tuple[str, SourceDocument, str]],
     entities: dict[str, Entity],
     packs: Mapping[str, PackInfo],
+    overlay_dir: Path | None = None,
 ) -> tuple[dict[str, Workflow], list[Problem]]:
-    """Build and check every workflow document against the built entities."""
+    """Build and check every workflow document against the built entities (``hook:``
+    actions of the site's own workflows resolve in ``overlay_dir``'s ``hooks.py``)."""
     declared, problems = _effective(documents, packs)
     workflows: dict[str, Workflow] = {}
     by_entity: dict[str, _Declared] = {}
-    hooks_cache: dict[Path, Any] = {}
+    finder = FunctionFinder()
     for decl in declared:
         name = decl.data["entity"]
         entity = entities.get(name)
@@ -640,7 +643,7 @@ def build_workflows(
         by_entity[name] = decl
         if not _owns_fields(decl, entity):
             continue  # the clash was reported by add_workflow_fields
-        builder = _Builder(decl, entity, entities, packs, hooks_cache)
+        builder = _Builder(decl, entity, entities, packs, finder, overlay_dir)
         built = builder.build()
         problems.extend(builder.problems)
         if built is not None:

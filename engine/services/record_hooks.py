@@ -34,15 +34,16 @@ from sqlalchemy import Connection
 from engine.context import Actor, Clock
 from engine.errors import ActionFailed, CrmError, ValidationFailed
 from engine.metadata.model import SYSTEM_COLUMNS, Entity, HookRef, Label
+from engine.metadata.pack_python import PackModules
 from engine.metadata.workflow_model import workflow_for
 from engine.services.compute import ComputedOrder, apply_computed
-from engine.services.hook_modules import HookModules
 from engine.services.stage_rules import StageMove
 from engine.services.values import ValueProblem, coerce
 
 if TYPE_CHECKING:
     from engine.services.record_input import FieldErrors
     from engine.services.records import RecordService
+    from engine.services.workflows import WorkflowService
 
 
 @dataclass
@@ -70,6 +71,9 @@ class RecordHookContext:
     clock: Clock
     transition: StageMove | None = None
     errors: dict[str, list[str]] = field(default_factory=dict)
+    #: The site's workflow service: move another record with
+    #: ``workflows.transition(actor, entity, id, stage, conn=context.conn)``.
+    workflows: WorkflowService | None = None
 
     @property
     def is_new(self) -> bool:
@@ -96,8 +100,10 @@ class RecordHookContext:
 class RecordHooks:
     """Dispatches the hooks of entities; owned by one record service."""
 
-    def __init__(self, modules: HookModules | None = None) -> None:
-        self.modules = modules or HookModules()
+    def __init__(self, modules: PackModules | None = None) -> None:
+        self.modules = modules or PackModules()
+        #: The site's workflow service (it binds itself): hooks move records with it.
+        self.workflows: WorkflowService | None = None
         self._order = ComputedOrder()
 
     @staticmethod
@@ -134,7 +140,7 @@ class RecordHooks:
         context = RecordHookContext(
             event="before_save", actor=actor, entity=entity, values=record,
             previous=None if previous is None else dict(previous), records=records, conn=conn,
-            now=now, clock=records.clock, transition=move,
+            now=now, clock=records.clock, transition=move, workflows=self.workflows,
         )
         for ref in refs:
             self._call(ref, context)
@@ -187,7 +193,7 @@ class RecordHooks:
         context = RecordHookContext(
             event=event, actor=actor, entity=entity, values=dict(record),
             previous=None if previous is None else dict(previous), records=records, conn=conn,
-            now=now, clock=records.clock, transition=move,
+            now=now, clock=records.clock, transition=move, workflows=self.workflows,
         )
         for ref in refs:
             self._call(ref, context)

@@ -1,7 +1,7 @@
 """Loading report functions from packs' ``reports.py`` (for ``report:`` dashboard widgets).
 
-Like :class:`engine.services.workflow_actions.HookLoader`, but for reports (the
-modules load through the same :class:`engine.services.hook_modules.HookModules`):
+The modules load through the one pack-Python loader
+(:class:`engine.metadata.pack_python.PackModules`):
 the loader is owned by whoever draws dashboards (the web app's state), never
 a module global, and loads each file once.  ``<pack>.<function>`` names a
 function of ``packs/<pack>/reports.py``; ``site.<function>`` one of the
@@ -17,9 +17,9 @@ from pathlib import Path
 
 from engine.errors import ActionFailed
 from engine.metadata.model import Registry
+from engine.metadata.pack_python import PackModules
 from engine.metadata.view_defs import REPORTS_FILE, SITE_REPORTS
 from engine.services.figures import Figure, ReportRequest
-from engine.services.hook_modules import HookModules
 
 Report = Callable[[ReportRequest], Figure]
 
@@ -28,11 +28,11 @@ class ReportLoader:
     """Finds and loads report functions; one per app, modules cached by path."""
 
     def __init__(self, registry: Registry, overlay_dir: Path | None = None,
-                 modules: HookModules | None = None) -> None:
+                 modules: PackModules | None = None) -> None:
         self.folders: dict[str, Path] = {name: Path(p.path) for name, p in registry.packs.items()}
         if overlay_dir is not None:
             self.folders[SITE_REPORTS] = overlay_dir
-        self.modules = modules or HookModules()
+        self.modules = modules or PackModules()
 
     def function(self, target: str) -> Report:
         """The function ``<pack>.<function>`` names."""

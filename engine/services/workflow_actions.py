@@ -15,9 +15,10 @@ a failure in any of them undoes the whole transition:
   Its recipients are screened like every notification's
   (engine/services/recipients.py): only users who may read the record, each
   told without the fields hidden from them;
-- ``hook`` calls a function of the pack's ``hooks.py`` with a
-  :class:`HookContext`.  Hook files are loaded from the pack's folder by a
-  :class:`HookLoader` owned by the service (no global registry), once.
+- ``hook`` calls a function of the pack's (or the site's) ``hooks.py`` with
+  a :class:`HookContext`.  The definitions resolved the function to its file
+  when they loaded (engine/metadata/pack_python.py); the file is imported
+  once, by the record service's :class:`PackModules` (no global registry).
 """
 
 from __future__ import annotations
@@ -25,18 +26,16 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
-from engine.context import Actor
+from engine.context import Actor, Clock
 from engine.errors import ActionFailed, CrmError
-from engine.metadata.merge import SITE
-from engine.metadata.model import Entity, Label, Registry
-from engine.metadata.workflow_actions import HOOKS_FILE
+from engine.metadata.model import Entity, Label
+from engine.metadata.pack_python import PackModules
 from engine.metadata.workflow_model import (
     Action,
     CreateAction,
@@ -48,11 +47,13 @@ from engine.metadata.workflow_model import (
     Workflow,
 )
 from engine.notifications.outbox import Cause, UserDirectory, unique_targets
-from engine.services.hook_modules import HookModules
 from engine.services.recipients import Notifier
 from engine.services.records import RecordService
 from engine.services.stage_rules import StageMove
 from engine.services.values import to_json
+
+if TYPE_CHECKING:
+    from engine.services.workflows import WorkflowService
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -63,7 +64,8 @@ class HookContext:
 
     ``record`` is the record after the stage change (and after the actions
     before the hook); ``previous`` is how it was before the transition.
-    Use ``records`` with ``conn`` to read or write in the same transaction;
+    Use ``records`` with ``conn`` to read or write in the same transaction,
+    ``workflows`` (the site's workflow service) to move another record;
     return a mapping of field values to change the moved record, or raise
     :class:`~engine.errors.TransitionRefused` (or any engine error) to undo
     the whole transition.
@@ -83,25 +85,12 @@ class HookContext:
     conn: Connection
     records: RecordService
     created: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    workflows: WorkflowService | None = None
 
-
-class HookLoader:
-    """Finds and loads the hook functions of packs (and of the site's ``custom/`` folder)."""
-
-    def __init__(self, registry: Registry, overlay_dir: Path | None = None,
-                 modules: HookModules | None = None) -> None:
-        self.folders: dict[str, Path] = {name: Path(p.path) for name, p in registry.packs.items()}
-        if overlay_dir is not None:
-            self.folders[SITE] = overlay_dir
-        self.modules = modules or HookModules()
-
-    def function(self, hook: HookAction) -> Callable[[HookContext], Any]:
-        folder = self.folders.get(hook.pack)
-        where = "the site's custom/ folder" if hook.pack == SITE else f"pack '{hook.pack}'"
-        if folder is None or not (folder / HOOKS_FILE).is_file():
-            raise ActionFailed(f"The hook '{hook.function}' cannot run: {where} has no "
-                               f"{HOOKS_FILE}.")
-        return self.modules.function(folder / HOOKS_FILE, hook.function)
+    @property
+    def clock(self) -> Clock:
+        """The site's clock (the same as the one ``now`` was read from)."""
+        return self.records.clock
 
 
 def render(text: Label, record: Mapping[str, Any], entity: Entity) -> dict[str, str]:
@@ -125,9 +114,9 @@ def render(text: Label, record: Mapping[str, Any], entity: Entity) -> dict[str, 
 class ActionRunner:
     """Runs the actions of one transition; owned by the workflow service."""
 
-    def __init__(self, records: RecordService, hooks: HookLoader) -> None:
+    def __init__(self, records: RecordService, modules: PackModules) -> None:
         self.records = records
-        self.hooks = hooks
+        self.modules = modules
         self.notifier = Notifier(records)
         self.users = UserDirectory(records.schema)
 
@@ -219,7 +208,7 @@ class ActionRunner:
 
     def _hook(self, conn: Connection, context: HookContext, action: HookAction,
               move: StageMove) -> None:
-        function = self.hooks.function(action)
+        function = self.modules.function(action.file, action.function)
         try:
             result = function(context)
         except CrmError:

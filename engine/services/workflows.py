@@ -31,7 +31,6 @@ import logging
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, insert, select
@@ -59,7 +58,6 @@ from engine.services.values import INT_MAX, ValueProblem, coerce, to_json
 from engine.services.workflow_actions import (
     ActionRunner,
     HookContext,
-    HookLoader,
     stage_actions,
 )
 from engine.storage.database import write_transaction
@@ -151,15 +149,16 @@ class WorkflowService:
         records: RecordService,
         *,
         clock: Clock | None = None,
-        overlay_dir: Path | None = None,
     ) -> None:
         self.records = records
         self.registry = records.registry
         self.schema = records.schema
         self.engine = records.engine
         self.clock = clock or records.clock
-        self.actions = ActionRunner(records, HookLoader(records.registry, overlay_dir,
-                                                             records.hooks.modules))
+        self.actions = ActionRunner(records, records.hooks.modules)
+        # Hooks move records with this service (the site builds one): a record a pack's
+        # hook moves runs the same actions, the site's custom/ hooks included.
+        records.hooks.workflows = self
         self._order = ComputedOrder()
         self.probes = LoginGuard(self.schema, self.engine, PROBE_THROTTLE)
 
@@ -407,7 +406,7 @@ class WorkflowService:
             actor=actor, entity=move.entity, workflow=workflow, transition=transition,
             from_stage=move.stage.key, to_stage=target.key, record=moved,
             previous=move.current, values=move.given, comment=comment, now=now, conn=conn,
-            records=self.records,
+            records=self.records, workflows=self,
         )
         move.outbox = self.actions.run(conn, context, actions, step)
         if move.entity.hooks.get("after_transition"):

@@ -26,9 +26,9 @@ from sqlalchemy import Connection, MetaData, Table
 
 from engine.errors import MigrationFailed
 from engine.metadata.model import Registry
+from engine.metadata.pack_python import PackModules
 from engine.metadata.versions import parse_version
 from engine.metadata.yaml_source import load_yaml
-from engine.services.hook_modules import HookModules
 
 #: The file of a pack that holds its data-migration functions.
 MIGRATIONS_FILE = "migrations.py"
@@ -87,7 +87,7 @@ def pending_steps(registry: Registry, previous_packs: dict[str, str] | None) -> 
 
 def run_steps(conn: Connection, steps: list[PackStep], now: dt.datetime) -> None:
     """Run the steps in order on the migration's connection; a failure names the step."""
-    modules = HookModules()
+    modules = PackModules()
     for step in steps:
         function = modules.function(step.file, step.function)
         try:

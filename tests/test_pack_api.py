@@ -1,0 +1,62 @@
+"""The pack API: pack code moves records with the site's own services, so the site's
+``custom/hooks.py`` runs whatever moved the record."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from engine.context import Actor, FixedClock
+from tests.support import open_migrated, write_site
+
+NOW = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)
+SYSTEM = Actor.system()
+PACKS = Path(__file__).resolve().parent.parent / "packs"
+
+
+def _overridden(pack: str, workflow_file: str, transition: str, hook: str) -> str:
+    """The pack's workflow, taken over by the site with one more ``hook:`` action."""
+    text = (PACKS / pack / "workflows" / workflow_file).read_text(encoding="utf-8")
+    head, _, tail = text.partition(f"\n  {transition}:\n")
+    assert tail, f"{workflow_file} has no transition {transition}"
+    return (f"override: true\n{head}\n  {transition}:\n    actions:\n      - hook: {hook}\n"
+            f"{tail}")
+
+
+@pytest.fixture
+def trading(tmp_path, db_url):
+    overlays = {
+        "selling.yaml": _overridden("trading", "sales_order.yaml", "ship_all", "stamp_shipped"),
+        "hooks.py": '''
+            def stamp_shipped(context):
+                return {"invoice_number": f"SITE-{context.record['id']}"}
+        ''',
+    }
+    site = open_migrated(write_site(tmp_path / "site", db_url, ["core", "trading"],
+                                    overlays=overlays), clock=FixedClock(NOW))
+    yield site
+    site.close()
+
+
+def test_a_delivery_that_ships_an_order_runs_the_sites_custom_hook(trading):
+    records = trading.records
+    warehouse = records.create(SYSTEM, "warehouse", {"code": "SH", "name": "Shanghai"})["id"]
+    product = records.create(SYSTEM, "product", {"code": "W-1", "name": "Widget",
+                                                 "list_price": 20})["id"]
+    records.create(SYSTEM, "stock_move", {"product": product, "warehouse": warehouse,
+                                          "kind": "adjust_in", "quantity": 10, "value": 100})
+    client = records.create(SYSTEM, "customer", {"name": "Buyer Ltd", "kind": "client"})["id"]
+    order = records.create(SYSTEM, "sales_order", {
+        "customer": client, "warehouse": warehouse,
+        "lines": [{"product": product, "quantity": 4, "unit_price": 20}]})
+    trading.workflows.transition(SYSTEM, "sales_order", order["id"], "confirmed")
+
+    records.create(SYSTEM, "delivery", {"sales_order": order["id"],
+                                        "lines": [{"product": product, "quantity": 4}]})
+
+    shipped = records.get(SYSTEM, "sales_order", order["id"])
+    assert shipped["stage"] == "shipped"
+    assert shipped["invoice_number"] == f"SITE-{order['id']}"
+    assert trading.ledgers.balance(SYSTEM, "stock_move", product=product).quantity == 6
