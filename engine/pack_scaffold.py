@@ -148,11 +148,16 @@ form:
 
 Each gets one context (see docs/hooks.md): ``context.values`` is the record
 being saved, ``context.error(field, text)`` refuses the save with a message
-next to that field, and raising anything undoes the whole save.
+next to that field, and raising anything undoes the whole save.  The context
+also carries ``records`` and ``workflows`` (with ``conn``, to stay in the
+save's transaction); everything else a pack needs of the engine is in
+``engine.pack_api``, the one engine module a pack imports.
 """
 
+from engine.pack_api import RecordHookContext
 
-def tidy_title(context):
+
+def tidy_title(context: RecordHookContext) -> None:
     """Titles are stored without runs of spaces, and need a letter or a digit."""
     title = context.values.get("title")
     if title is None:
@@ -182,7 +187,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import PermissionDenied, TransitionRefused, ValidationFailed
+from engine.pack_api import PermissionDenied, TransitionRefused, ValidationFailed
 
 PACKS = Path(__file__).resolve().parents[2]  # the folder holding the pack folder
 

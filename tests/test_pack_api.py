@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from engine.context import Actor, FixedClock
+from engine.errors import DefinitionError
+from engine.site import Site
 from tests.support import open_migrated, write_site
 
 NOW = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)
@@ -60,3 +62,24 @@ def test_a_delivery_that_ships_an_order_runs_the_sites_custom_hook(trading):
     assert shipped["stage"] == "shipped"
     assert shipped["invoice_number"] == f"SITE-{order['id']}"
     assert trading.ledgers.balance(SYSTEM, "stock_move", product=product).quantity == 6
+
+
+def test_a_site_workflow_hook_is_resolved_in_custom_hooks_when_the_site_loads(tmp_path, db_url):
+    overlays = {
+        "selling.yaml": _overridden("trading", "sales_order.yaml", "ship_all", "stamp_shiped"),
+        "hooks.py": "def stamp_shipped(context):\n    return None\n",
+    }
+    root = write_site(tmp_path / "site", db_url, ["core", "trading"], overlays=overlays)
+    with pytest.raises(DefinitionError) as caught:
+        Site.open(root)
+    (problem,) = [str(p) for p in caught.value.problems]
+    assert problem.startswith("custom/selling.yaml:")
+    assert problem.endswith("custom/hooks.py has no function 'stamp_shiped' (did you mean "
+                            "'stamp_shipped'?); expected one of: stamp_shipped")
+
+
+def test_a_workflow_hook_action_carries_the_file_that_defines_it(trading):
+    selling = trading.registry.workflows["selling"]
+    ship_all = selling.pipeline(None).transitions["ship_all"]
+    (hook,) = [a for a in ship_all.actions if a.kind == "hook"]
+    assert Path(hook.file) == (trading.config.overlay_dir / "hooks.py").resolve()

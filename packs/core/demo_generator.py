@@ -43,15 +43,12 @@ from typing import TYPE_CHECKING, Any
 
 from faker import Faker
 
-from engine.context import Actor
-from engine.errors import NotFound, ValidationFailed
-from engine.storage.database import write_transaction
-from engine.storage.queries import Filter
+from engine.pack_api import Actor, Filter, NotFound, ValidationFailed, transaction
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
-    from engine.site import Site
+    from engine.pack_api import Site
 
 DEFAULT_SEED = 2026
 #: The password of every generated user (printed by ``crm demo``).
@@ -477,7 +474,7 @@ def generate(
     users, ids = _staff(site, rng)
     sales = [(u, ids[u.login]) for u in users if u.role == "sales"]
     sales += [(u, ids[u.login]) for u in users if u.role == "manager"][:1]  # a manager sells too
-    with write_transaction(site.engine) as conn:
+    with transaction(site.records) as conn:
         writer.conn = conn
         products = _products(writer, rng, ids[users[0].login])
         _targets(writer, rng, sales)
@@ -485,7 +482,7 @@ def generate(
     customers: list[int] = []
     done = 0
     while done < size:
-        with write_transaction(site.engine) as conn:
+        with transaction(site.records) as conn:
             writer.conn = conn
             for _ in range(min(batch, size - done)):
                 customer, _, _, english = drawer.customer(done)

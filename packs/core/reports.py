@@ -21,11 +21,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from engine.context import Actor
-from engine.errors import ValidationFailed
-from engine.services.figures import Figure, ReportRequest, Series
-from engine.services.records import RecordService
-from engine.storage.queries import Filter
+from engine.pack_api import Actor, Figure, Filter, Records, ReportRequest, Series, ValidationFailed
 
 
 def report_period(period: str, day: dt.date) -> tuple[dt.date, dt.date]:
@@ -38,7 +34,7 @@ def report_period(period: str, day: dt.date) -> tuple[dt.date, dt.date]:
     raise ValueError(f"period must be 'day' or 'week', not {period!r}")
 
 
-def _all(records: RecordService, actor: Actor, entity: str, filters: list[Filter]) -> list[dict]:
+def _all(records: Records, actor: Actor, entity: str, filters: list[Filter]) -> list[dict]:
     rows, offset = [], 0
     while True:
         page = records.list(actor, entity, filters=filters, sort=(), limit=1000, offset=offset,
@@ -49,7 +45,7 @@ def _all(records: RecordService, actor: Actor, entity: str, filters: list[Filter
         offset += 1000
 
 
-def prefill_sales_report(records: RecordService, actor: Actor, period: str, day: dt.date, *,
+def prefill_sales_report(records: Records, actor: Actor, period: str, day: dt.date, *,
                          timezone: str = "Asia/Shanghai") -> dict[str, Any]:
     """Starting values of the actor's report for the day or week holding ``day``."""
     start, end = report_period(period, day)

@@ -22,15 +22,18 @@ by writes that arrive together (docs/hooks.md).
 
 from __future__ import annotations
 
-import dataclasses
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select
 
-from engine.errors import ValidationFailed
-from engine.services.duplicates import normalise_name, normalise_phone
-from engine.services.workflows import WorkflowService
+from engine.pack_api import (
+    ValidationFailed,
+    normalise_name,
+    normalise_phone,
+    say,
+    with_pack_rights,
+)
 
 ZERO = Decimal(0)
 OWED_STAGES = ("approved", "shipped", "received")
@@ -38,15 +41,6 @@ OWED_STAGES = ("approved", "shipped", "received")
 
 def _d(value: Any) -> Decimal:
     return Decimal(str(value)) if value not in (None, "") else ZERO
-
-
-def _engine(actor: Any) -> Any:
-    """The acting user with the pack's own rights (the document being posted is the authority)."""
-    return dataclasses.replace(actor, is_admin=True)
-
-
-def _say(actor: Any, en: str, zh: str) -> str:
-    return zh if (actor.language or "").startswith("zh") else en
 
 
 def receivable(records: Any, conn: Any, dealer_id: Any, *, leave_out: Any = None) -> Decimal:
@@ -66,7 +60,8 @@ def credit_limit(records: Any, actor: Any, conn: Any, dealer: dict[str, Any]) ->
     if dealer.get("credit_limit") is not None:
         return _d(dealer["credit_limit"])
     if dealer.get("dealer_level"):
-        level = records.get(_engine(actor), "dealer_level", dealer["dealer_level"], conn=conn)
+        level = records.get(with_pack_rights(actor), "dealer_level", dealer["dealer_level"],
+                            conn=conn)
         if level.get("default_credit_limit") is not None:
             return _d(level["default_credit_limit"])
     return None
@@ -79,7 +74,7 @@ def price_shipment(context: Any) -> None:
         return  # fixed once out of draft
     if not values.get("dealer"):
         return
-    actor, conn, records = _engine(context.actor), context.conn, context.records
+    actor, conn, records = with_pack_rights(context.actor), context.conn, context.records
     # one credit decision per dealer at a time: two shipments approved at once cannot
     # both fit in the same remaining credit
     dealer = records.locked(actor, "customer", values["dealer"], conn=conn)
@@ -121,7 +116,7 @@ def ship_to_dealer(context: Any) -> None:
     """The shipment's 'ship' transition: every line into the dealer's stock."""
     shipment = context.record
     for line in shipment["lines"]:
-        context.records.create(_engine(context.actor), "dealer_stock_move", {
+        context.records.create(with_pack_rights(context.actor), "dealer_stock_move", {
             "moved_on": shipment.get("shipped_on") or context.now.date(),
             "dealer": shipment["dealer"], "product": line["product"], "kind": "sell_in",
             "quantity": line["quantity"], "amount": line.get("amount"),
@@ -155,7 +150,7 @@ def keep_reports_unchanged(context: Any) -> None:
 
 
 def refuse_report_delete(context: Any) -> None:
-    raise ValidationFailed({"record": [_say(
+    raise ValidationFailed({"record": [say(
         context.actor, "A posted sell-out report cannot be deleted; report a correction.",
         "已上报的出货单不可删除,请另行冲正。")]})
 
@@ -170,7 +165,7 @@ def post_sell_out(context: Any) -> None:
               "signed_quantity": -_d(line["quantity"])} for line in report["lines"]]
     records.ledgers.guard(conn, context.actor, records.entity("dealer_stock_move"), moves)
     for line in report["lines"]:
-        records.create(_engine(context.actor), "dealer_stock_move", {
+        records.create(with_pack_rights(context.actor), "dealer_stock_move", {
             "moved_on": report["sold_on"], "dealer": report["dealer"],
             "product": line["product"], "kind": "sell_out", "quantity": line["quantity"],
             "amount": line.get("amount"), "end_customer": line.get("end_customer"),
@@ -195,12 +190,12 @@ def attribute_end_customer(context: Any) -> None:
     if context.previous is not None:
         return
     claim = context.values
-    actor, conn, records = _engine(context.actor), context.conn, context.records
+    actor, conn, records = with_pack_rights(context.actor), context.conn, context.records
     # claims are attributed one at a time: two first claims on the same new end customer
     # would otherwise both find none and create it twice
     records.lock_name("distribution.end_customer", conn=conn)
     found = _find_end_customer(records, conn, claim["name"], claim.get("phone"))
-    workflows = WorkflowService(records, clock=context.clock)
+    workflows = context.workflows
     if found is None:
         dealer = records.get(actor, "customer", claim["dealer"], conn=conn)
         created = records.create(actor, "customer", {
@@ -224,5 +219,5 @@ def award_end_customer(context: Any) -> None:
     """The claim's 'award' transition: the end customer moves to the claiming dealer."""
     claim = context.record
     if claim.get("end_customer"):
-        context.records.update(_engine(context.actor), "customer", claim["end_customer"],
+        context.records.update(with_pack_rights(context.actor), "customer", claim["end_customer"],
                                {"dealer": claim["dealer"]}, conn=context.conn)

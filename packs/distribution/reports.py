@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from engine.services.figures import Figure, ReportRequest, Series
+from engine.pack_api import Figure, ReportRequest, Series
 
 ZERO = Decimal(0)
 OWED_STAGES = ("approved", "shipped", "received")

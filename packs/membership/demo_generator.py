@@ -24,13 +24,11 @@ from zoneinfo import ZoneInfo
 
 from faker import Faker
 
-from engine.context import Actor
-from engine.errors import NotFound, ValidationFailed
-from engine.storage.database import write_transaction
+from engine.pack_api import Actor, NotFound, ValidationFailed, transaction
 from packs.core.demo_generator import DemoUser, GeneratedDemo
 
 if TYPE_CHECKING:
-    from engine.site import Site
+    from engine.pack_api import Site
 
 SYSTEM = Actor.system()
 STORES = (("SH01", "上海南京路店", "上海市黄浦区南京东路 800 号"),
@@ -126,7 +124,7 @@ def generate(site: Site, size: int = 300, *, seed: int = 2026,
                 "birthday": fake.date_of_birth(minimum_age=18, maximum_age=75),
                 "sms_opt_in": rng.random() < 0.7, "email_opt_in": rng.random() < 0.3,
                 "home_store": rng.choice(stores)["id"]})
-        with write_transaction(site.engine) as conn:
+        with transaction(site.records) as conn:
             created = [{**m, "id": i} for m, i in zip(
                 members, _create(site, "member", members, conn), strict=True)]
             purchases = []
@@ -159,7 +157,7 @@ def generate(site: Site, size: int = 300, *, seed: int = 2026,
                                 "points": int(balance.quantity) // 2, "note": "积分兑换礼品",
                                 "occurred_on": today - dt.timedelta(days=rng.randint(0, 30))})
     if redemptions:
-        with write_transaction(site.engine) as conn:
+        with transaction(site.records) as conn:
             _create(site, "points_entry", redemptions, conn)
     counts["points_entry"] = site.records.count(SYSTEM, "points_entry")
     return GeneratedDemo(users=users, counts=counts)

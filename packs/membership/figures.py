@@ -17,14 +17,12 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from engine.context import Actor
-from engine.services.records import RecordService
-from engine.storage.queries import Filter
+from engine.pack_api import Actor, Filter, Records
 
 ZERO = Decimal(0)
 
 
-def sales_by(records: RecordService, actor: Actor, field: str, since: dt.date, until: dt.date
+def sales_by(records: Records, actor: Actor, field: str, since: dt.date, until: dt.date
              ) -> dict[int | None, tuple[int, Decimal]]:
     """Purchases in [since, until] grouped by ``field`` (store, owner = clerk): count, amount."""
     rows = records.aggregate(actor, "purchase", {"n": "count", "amount": "sum:total"},
@@ -34,7 +32,7 @@ def sales_by(records: RecordService, actor: Actor, field: str, since: dt.date, u
     return {r[field]: (int(r["n"]), Decimal(str(r["amount"] or 0))) for r in rows}
 
 
-def sales_per_month(records: RecordService, actor: Actor, today: dt.date, months: int = 12
+def sales_per_month(records: Records, actor: Actor, today: dt.date, months: int = 12
                     ) -> list[tuple[str, Decimal]]:
     """Sales of each of the last ``months`` calendar months, oldest first."""
     result = []
@@ -58,7 +56,7 @@ class MemberActivity:
     total: int
 
 
-def member_activity(records: RecordService, actor: Actor, today: dt.date, *, days: int = 30
+def member_activity(records: Records, actor: Actor, today: dt.date, *, days: int = 30
                     ) -> MemberActivity:
     total = records.count(actor, "member")
     new = records.count(actor, "member", filters=[
@@ -80,7 +78,7 @@ def member_activity(records: RecordService, actor: Actor, today: dt.date, *, day
     return MemberActivity(new=new, active=active, lapsed=total - active, total=total)
 
 
-def points_by_kind(records: RecordService, actor: Actor) -> dict[str, int]:
+def points_by_kind(records: Records, actor: Actor) -> dict[str, int]:
     """Points per movement kind (as written, positive) and ``outstanding`` (the balance)."""
     rows = records.aggregate(actor, "points_entry", {"points": "sum:points",
                                                      "signed": "sum:signed_points"},
@@ -91,12 +89,12 @@ def points_by_kind(records: RecordService, actor: Actor) -> dict[str, int]:
     return totals
 
 
-def members_by_tier(records: RecordService, actor: Actor) -> dict[str, int]:
+def members_by_tier(records: Records, actor: Actor) -> dict[str, int]:
     rows = records.aggregate(actor, "member", {"n": "count"}, group_by=["tier"])
     return {r["tier"]: int(r["n"]) for r in rows}
 
 
-def expiries_between(records: RecordService, actor: Actor, since: dt.date, until: dt.date) -> int:
+def expiries_between(records: Records, actor: Actor, since: dt.date, until: dt.date) -> int:
     return records.count(actor, "member", filters=[
         Filter("expiry_date", "ge", since.isoformat()),
         Filter("expiry_date", "le", until.isoformat())])

@@ -21,9 +21,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from engine.context import Actor
-from engine.errors import NotFound
-from engine.storage.queries import Filter
+from engine.pack_api import Actor, Filter, NotFound
 from packs.membership.loyalty import add_months, load_rules, year_start
 
 SYSTEM = Actor.system()

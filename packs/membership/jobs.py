@@ -25,18 +25,14 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
-from engine.context import Actor
-from engine.jobs.context import JobContext
-from engine.services.records import RecordService
-from engine.storage.database import write_transaction
-from engine.storage.queries import Filter
+from engine.pack_api import Actor, Filter, JobContext, Records, transaction
 from packs.membership.hooks import change_tier
 from packs.membership.loyalty import LoyaltyRules, add_months, load_rules
 
 PAGE = 1000
 
 
-def _rows(records: RecordService, actor: Actor, entity: str, filters: list[Filter]) -> list[dict]:
+def _rows(records: Records, actor: Actor, entity: str, filters: list[Filter]) -> list[dict]:
     rows, offset = [], 0
     while True:
         page = records.list(actor, entity, filters=filters, limit=PAGE, offset=offset,
@@ -47,7 +43,7 @@ def _rows(records: RecordService, actor: Actor, entity: str, filters: list[Filte
         offset += PAGE
 
 
-def _due(records: RecordService, actor: Actor, member: int, cutoff: dt.date, conn: Any) -> int:
+def _due(records: Records, actor: Actor, member: int, cutoff: dt.date, conn: Any) -> int:
     """Points of ``member`` earned before ``cutoff`` and not yet left the balance."""
     def total(*filters: Filter) -> int:
         rows = records.aggregate(actor, "points_entry", {"points": "sum:signed_points"},
@@ -58,7 +54,7 @@ def _due(records: RecordService, actor: Actor, member: int, cutoff: dt.date, con
     return earned + total(Filter("signed_points", "lt", 0))
 
 
-def expire_points(records: RecordService, actor: Actor, today: dt.date,
+def expire_points(records: Records, actor: Actor, today: dt.date,
                   rules: LoyaltyRules | None = None) -> dict[int, int]:
     """Write the expiry movements due on ``today``; member id → points expired.
 
@@ -81,7 +77,7 @@ def expire_points(records: RecordService, actor: Actor, today: dt.date,
     for member, earned in sorted(old_earned.items()):
         if earned - spent[member] <= 0:
             continue
-        with write_transaction(records.engine) as conn:
+        with transaction(records) as conn:
             records.locked(actor, "member", member, conn=conn)
             due = _due(records, actor, member, cutoff, conn)
             if due > 0:
@@ -92,7 +88,7 @@ def expire_points(records: RecordService, actor: Actor, today: dt.date,
     return expired
 
 
-def _spend_by_member(records: RecordService, actor: Actor, since: dt.date, until: dt.date,
+def _spend_by_member(records: Records, actor: Actor, since: dt.date, until: dt.date,
                      members: list[int]) -> dict[int, Decimal]:
     rows = records.aggregate(actor, "purchase", {"spend": "sum:total"}, group_by=["member"],
                              filters=[Filter("member", "in", members),
@@ -101,7 +97,7 @@ def _spend_by_member(records: RecordService, actor: Actor, since: dt.date, until
     return {r["member"]: Decimal(str(r["spend"] or 0)) for r in rows}
 
 
-def review_tiers(records: RecordService, actor: Actor, today: dt.date,
+def review_tiers(records: Records, actor: Actor, today: dt.date,
                  rules: LoyaltyRules | None = None) -> dict[int, tuple[str, str]]:
     """Set the tier of members whose anniversary is ``today``; member id → (from, to)."""
     rules = rules or load_rules()
@@ -118,7 +114,7 @@ def review_tiers(records: RecordService, actor: Actor, today: dt.date,
         amount = spend.get(member["id"], Decimal(0))
         tier = rules.tier_for(amount)
         if tier != member["tier"]:
-            with write_transaction(records.engine) as conn:
+            with transaction(records) as conn:
                 change_tier(records, member, tier, "anniversary", today, amount, conn=conn)
             changed[member["id"]] = (member["tier"], tier)
     return changed

@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from engine.errors import DefinitionError, Problem
+from engine.pack_api import DefinitionError, Problem
 
 PACK_FILE = Path(__file__).with_name("loyalty.yaml")
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from engine.services.figures import Figure, ReportRequest, Series
+from engine.pack_api import Figure, ReportRequest, Series
 from packs.membership.figures import (
     expiries_between,
     member_activity,

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from engine.context import Actor
-from engine.services.records import RecordService
+from engine.pack_api import Actor, Records
 
 PAGE = 1000
 
@@ -25,7 +24,7 @@ def member_keys(name: str, member_number: str) -> dict[str, str]:
     return {"name": name, "member_number": member_number}
 
 
-def _related(records: RecordService, actor: Actor, keys: Mapping[str, Any], entity: str
+def _related(records: Records, actor: Actor, keys: Mapping[str, Any], entity: str
              ) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     offset = 0
@@ -52,7 +51,7 @@ class MemberCard:
         return sum((Decimal(str(p.get("total") or 0)) for p in self.purchases), Decimal(0))
 
 
-def member_card(records: RecordService, actor: Actor, keys: Mapping[str, Any]) -> MemberCard:
+def member_card(records: Records, actor: Actor, keys: Mapping[str, Any]) -> MemberCard:
     """The member, their points balance (the sum of their ledger), purchases and movements."""
     member = records.lookup(actor, "member", keys)
     points = _related(records, actor, keys, "points_entry")
@@ -63,13 +62,13 @@ def member_card(records: RecordService, actor: Actor, keys: Mapping[str, Any]) -
                       purchases=purchases, points=points)
 
 
-def record_purchase(records: RecordService, actor: Actor, keys: Mapping[str, Any],
+def record_purchase(records: Records, actor: Actor, keys: Mapping[str, Any],
                     store: int, values: Mapping[str, Any]) -> dict[str, Any]:
     """Record a purchase for the looked-up member; points follow from loyalty.yaml."""
     return records.create(actor, "purchase", {**values, "member": dict(keys), "store": store})
 
 
-def redeem(records: RecordService, actor: Actor, keys: Mapping[str, Any], points: int,
+def redeem(records: Records, actor: Actor, keys: Mapping[str, Any], points: int,
            store: int | None = None, note: str | None = None) -> dict[str, Any]:
     """Take ``points`` from the member's balance; refused (LedgerRefused) beyond the balance."""
     values: dict[str, Any] = {"member": dict(keys), "kind": "redeem", "points": points,
@@ -79,7 +78,7 @@ def redeem(records: RecordService, actor: Actor, keys: Mapping[str, Any], points
     return records.create(actor, "points_entry", values)
 
 
-def renew(records: RecordService, actor: Actor, keys: Mapping[str, Any], *, months: int = 12,
+def renew(records: Records, actor: Actor, keys: Mapping[str, Any], *, months: int = 12,
           fee: Any = None, store: int | None = None) -> dict[str, Any]:
     """Renew the membership: its expiry moves ``months`` on (hooks.extend_membership)."""
     values: dict[str, Any] = {"member": dict(keys), "months": months, "fee": fee}

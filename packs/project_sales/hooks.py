@@ -20,19 +20,18 @@ writes the project (one accepted version) holds the project with
 
 from __future__ import annotations
 
-import dataclasses
 from decimal import Decimal
 from typing import Any
 
-from engine.context import Actor
-from engine.errors import NotFound, Refusal, TransitionRefused
-from engine.services.records import RecordService
-from engine.services.workflow_actions import HookContext
-from engine.storage.queries import Filter
-
-
-def _workflow_actor(actor: Actor) -> Actor:
-    return dataclasses.replace(actor, is_admin=True)
+from engine.pack_api import (
+    Filter,
+    HookContext,
+    NotFound,
+    Records,
+    Refusal,
+    TransitionRefused,
+    with_pack_rights,
+)
 
 
 def _refuse(context: HookContext, en: str, zh: str) -> TransitionRefused:
@@ -41,8 +40,8 @@ def _refuse(context: HookContext, en: str, zh: str) -> TransitionRefused:
 
 
 def _rows(context: HookContext, entity: str, *filters: Filter) -> list[dict[str, Any]]:
-    records: RecordService = context.records
-    actor = _workflow_actor(context.actor)
+    records: Records = context.records
+    actor = with_pack_rights(context.actor)
     rows: list[dict[str, Any]] = []
     offset = 0
     while True:
@@ -70,7 +69,7 @@ def accept_quotation(context: HookContext) -> None:
     """Record the accepted version on its project; a project accepts one version only."""
     quotation = context.record
     project_id = quotation["project"]
-    actor = _workflow_actor(context.actor)
+    actor = with_pack_rights(context.actor)
     # the project is held until this transition ends: a second version accepted at the same
     # time waits, then sees this one accepted
     project = context.records.locked(actor, "project", project_id, conn=context.conn)
@@ -110,7 +109,7 @@ def check_accepted_quotation(context: HookContext) -> None:
 def require_participating_supplier(context: HookContext) -> None:
     """A purchase order goes to a company taking part in the project as a supplier."""
     order = context.record
-    actor = _workflow_actor(context.actor)
+    actor = with_pack_rights(context.actor)
     project = context.records.get(actor, "project", order["project"], conn=context.conn)
     suppliers = {line["company"] for line in project.get("partners") or ()
                  if line.get("role") == "supplier"}
@@ -163,7 +162,7 @@ def check_collection_instalment(context: Any) -> None:
     if instalment_id is None:
         return
     try:
-        instalment = context.records.get(_workflow_actor(context.actor), "instalment",
+        instalment = context.records.get(with_pack_rights(context.actor), "instalment",
                                           instalment_id, conn=context.conn)
     except NotFound:
         return  # validation reports the reference to a missing instalment

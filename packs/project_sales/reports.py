@@ -30,10 +30,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from engine.context import Actor
-from engine.services.figures import Figure, ReportRequest, Series
-from engine.services.records import RecordService
-from engine.storage.queries import Filter
+from engine.pack_api import Actor, Figure, Filter, Records, ReportRequest, Series
 
 ZERO = Decimal(0)
 #: Project stages after which a project is being delivered.
@@ -48,7 +45,7 @@ def _label(en: str, zh: str) -> dict[str, str]:
     return {"en": en, "zh": zh}
 
 
-def _all(records: RecordService, actor: Actor, entity: str,
+def _all(records: Records, actor: Actor, entity: str,
          filters: Iterable[Filter] = ()) -> list[dict[str, Any]]:
     """Every record of ``entity`` the actor reads (lists are paged by the service)."""
     rows: list[dict[str, Any]] = []

@@ -19,9 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from engine.context import Actor
-from engine.services.records import RecordService
-from engine.storage.queries import Filter
+from engine.pack_api import Actor, Filter, Records
 from packs.service_sales.records_io import all_rows
 
 ZERO = Decimal("0")
@@ -76,7 +74,7 @@ class ContractProgress:
         return percent(self.delivered_value, self.contracted_value)
 
 
-def delivery_progress(records: RecordService, actor: Actor, *, contract_id: int | None = None,
+def delivery_progress(records: Records, actor: Actor, *, contract_id: int | None = None,
                       stages: tuple[str, ...] = ("signed", "active", "completed")
                       ) -> list[ContractProgress]:
     """Progress of each contract the actor reads in ``stages`` (or of one contract)."""
@@ -125,7 +123,7 @@ class Utilisation:
         return percent(self.hours, self.capacity)
 
 
-def utilisation(records: RecordService, actor: Actor, since: dt.date, until: dt.date, *,
+def utilisation(records: Records, actor: Actor, since: dt.date, until: dt.date, *,
                 hours_per_day: Decimal = Decimal("8")) -> list[Utilisation]:
     """Delivered hours per consultant (the deliveries' owner) in [since, until]."""
     rows = all_rows(records, actor, "delivery", [Filter("performed_on", "ge", since.isoformat()),

@@ -25,13 +25,11 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from engine.errors import NotFound
-from engine.storage.queries import Filter
+from engine.pack_api import Filter, NotFound
 from packs.core.demo_generator import DemoUser, GeneratedDemo
 
 if TYPE_CHECKING:
-    from engine.context import Actor
-    from engine.site import Site
+    from engine.pack_api import Actor, Site
 
 TEAM = ("consulting", "咨询交付部")
 STAFF = (

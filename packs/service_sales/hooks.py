@@ -17,9 +17,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from engine.context import Actor
-from engine.errors import PermissionDenied
-from engine.storage.queries import Filter
+from engine.pack_api import Actor, Filter, PermissionDenied
 
 SYSTEM = Actor.system()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.jobs.context import JobContext
+from engine.pack_api import JobContext
 from packs.service_sales.renewals import raise_renewals
 
 

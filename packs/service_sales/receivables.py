@@ -19,8 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 
-from engine.context import Actor
-from engine.services.records import RecordService
+from engine.pack_api import Actor, Records
 from packs.service_sales.records_io import all_rows
 
 #: Ageing buckets: key, first and last day overdue (None: no end).
@@ -72,7 +71,7 @@ class Instalment:
         return late if late > 0 else None
 
 
-def instalments(records: RecordService, actor: Actor) -> list[Instalment]:
+def instalments(records: Records, actor: Actor) -> list[Instalment]:
     """Every instalment the actor reads, with the collections the actor reads against it."""
     collected: dict[int, Decimal] = defaultdict(lambda: ZERO)
     last: dict[int, dt.date] = {}
@@ -89,7 +88,7 @@ def instalments(records: RecordService, actor: Actor) -> list[Instalment]:
     ]
 
 
-def ageing(records: RecordService, actor: Actor, today: dt.date) -> dict[str, Decimal]:
+def ageing(records: Records, actor: Actor, today: dt.date) -> dict[str, Decimal]:
     """Outstanding amounts per bucket on ``today``: ``current`` then ``0-30`` … ``90+``."""
     totals = {CURRENT: ZERO, **{key: ZERO for key, _, _ in BUCKETS}}
     for item in instalments(records, actor):
@@ -107,7 +106,7 @@ class PaymentReminder:
     days: int  # days until due (due_soon) or days overdue (overdue)
 
 
-def payment_reminders(records: RecordService, actor: Actor, today: dt.date, *,
+def payment_reminders(records: Records, actor: Actor, today: dt.date, *,
                       before: int = 7, after: tuple[int, ...] = (1, 30, 60, 90)
                       ) -> list[PaymentReminder]:
     """Unpaid instalments falling due within ``before`` days, and those exactly ``after`` days late.

@@ -9,14 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from engine.context import Actor
-from engine.services.records import RecordService
-from engine.storage.queries import Filter
+from engine.pack_api import Actor, Filter, Records
 
 PAGE = 1000
 
 
-def all_rows(records: RecordService, actor: Actor, entity: str, filters: Sequence[Filter] = (),
+def all_rows(records: Records, actor: Actor, entity: str, filters: Sequence[Filter] = (),
              *, with_children: bool = False) -> list[dict[str, Any]]:
     """Every record of ``entity`` the actor reads that matches ``filters``, oldest first."""
     rows: list[dict[str, Any]] = []

@@ -17,10 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from engine.context import Actor
-from engine.services.records import RecordService
-from engine.storage.database import write_transaction
-from engine.storage.queries import Filter
+from engine.pack_api import Actor, Filter, Records, transaction
 from packs.service_sales.records_io import all_rows
 
 
@@ -32,7 +29,7 @@ def notice_date(contract: dict[str, Any]) -> dt.date | None:
     return end - dt.timedelta(days=contract.get("renewal_notice_days") or 0)
 
 
-def renewals_due(records: RecordService, actor: Actor, today: dt.date, *,
+def renewals_due(records: Records, actor: Actor, today: dt.date, *,
                  include_raised: bool = False) -> list[dict[str, Any]]:
     """Active contracts the actor reads whose renewal notice date is on or before ``today``."""
     rows = all_rows(records, actor, "contract", [Filter("stage", "eq", "active")],
@@ -43,7 +40,7 @@ def renewals_due(records: RecordService, actor: Actor, today: dt.date, *,
     return due
 
 
-def raise_renewals(records: RecordService, actor: Actor, today: dt.date) -> list[int]:
+def raise_renewals(records: Records, actor: Actor, today: dt.date) -> list[int]:
     """Create the renewal opportunities due on ``today``; the ids of those created.
 
     ``actor`` is whoever runs the job (the system actor for a scheduled job);
@@ -63,7 +60,7 @@ def raise_renewals(records: RecordService, actor: Actor, today: dt.date) -> list
         }
         if contract.get("owner") is not None:
             values["owner"] = contract["owner"]
-        with write_transaction(records.engine) as conn:
+        with transaction(records) as conn:
             # held until the opportunity is stored on it: a run at the same time waits,
             # then finds the renewal raised
             current = records.locked(actor, "contract", contract["id"], conn=conn)

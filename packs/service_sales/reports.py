@@ -13,7 +13,7 @@ import datetime as dt
 from collections import defaultdict
 from decimal import Decimal
 
-from engine.services.figures import Figure, ReportRequest, Series
+from engine.pack_api import Figure, ReportRequest, Series
 from packs.service_sales.delivery import delivery_progress, utilisation
 from packs.service_sales.receivables import BUCKETS, CURRENT, ageing
 from packs.service_sales.records_io import all_rows

@@ -25,13 +25,11 @@ a refusal anywhere leaves nothing written.  They are never changed later.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, NamedTuple
 
-from engine.errors import ValidationFailed
-from engine.services.workflows import WorkflowService
+from engine.pack_api import ValidationFailed, say, with_pack_rights
 
 OUT_KINDS = ("out", "adjust_out", "transfer_out")
 CENT = Decimal("0.01")
@@ -43,32 +41,25 @@ def _d(value: Any) -> Decimal:
     return Decimal(str(value)) if value not in (None, "") else ZERO
 
 
-def _say(actor: Any, en: str, zh: str) -> str:
-    return zh if (actor.language or "").startswith("zh") else en
-
-
-def _engine(actor: Any) -> Any:
-    """The acting user with the pack's own rights: the document being posted is the authority."""
-    return dataclasses.replace(actor, is_admin=True)
-
-
 def _plain(value: Decimal) -> str:
     text = format(value.normalize(), "f")
     return "0" if text in ("-0", "") else text
 
 
 def _product_name(context: Any, product_id: Any) -> str:
-    product = context.records.get(_engine(context.actor), "product", product_id, conn=context.conn)
+    product = context.records.get(with_pack_rights(context.actor), "product", product_id,
+                                  conn=context.conn)
     return f"{product['code']} {product['name']}"
 
 
 def average_cost(records: Any, actor: Any, product_id: Any, conn: Any) -> tuple[Decimal, Decimal, Decimal]:
     """(quantity on hand, stock value, moving-average cost) of a product over every warehouse."""
-    on_hand = records.ledgers.balance(_engine(actor), "stock_move", product=product_id, conn=conn)
+    on_hand = records.ledgers.balance(with_pack_rights(actor), "stock_move", product=product_id,
+                                      conn=conn)
     quantity, value = on_hand.quantity, on_hand.amounts.get("value", ZERO)
     if quantity > 0:
         return quantity, value, (value / quantity).quantize(COST_PLACES, ROUND_HALF_UP)
-    product = records.get(_engine(actor), "product", product_id, conn=conn)
+    product = records.get(with_pack_rights(actor), "product", product_id, conn=conn)
     fallback = product.get("avg_cost") or product.get("cost") or ZERO
     return quantity, value, _d(fallback)
 
@@ -86,7 +77,8 @@ def price_stock_move(context: Any) -> None:
     quantity = _d(move["quantity"])
     # the product stays locked until this movement is written: no other movement of it
     # can change the average or the value on hand in between
-    context.records.locked(_engine(context.actor), "product", move["product"], conn=context.conn)
+    context.records.locked(with_pack_rights(context.actor), "product", move["product"],
+                           conn=context.conn)
     on_hand, value, average = average_cost(context.records, context.actor, move["product"],
                                            context.conn)
     if move["kind"] in OUT_KINDS:
@@ -121,7 +113,7 @@ def update_average_cost(context: Any) -> None:
             changes["last_purchase_price"] = move.get("unit_cost")
         return changes
 
-    context.records.update_with(_engine(context.actor), "product", move["product"], moved,
+    context.records.update_with(with_pack_rights(context.actor), "product", move["product"], moved,
                                 conn=context.conn)
 
 
@@ -197,7 +189,7 @@ def keep_documents_unchanged(context: Any) -> None:
 
 def refuse_document_delete(context: Any) -> None:
     """before_delete of posted documents."""
-    raise ValidationFailed({"record": [_say(
+    raise ValidationFailed({"record": [say(
         context.actor, "A posted document cannot be deleted; post a correction.",
         "已过账的单据不可删除,请另行冲正。")]})
 
@@ -228,7 +220,7 @@ def _allocate(context: Any, order_lines: list[dict[str, Any]], document_lines: l
                 left -= take
         if left > 0:
             open_quantity = wanted - left
-            over.append(_say(context.actor, messages[0], messages[1]).format(
+            over.append(say(context.actor, messages[0], messages[1]).format(
                 product=_product_name(context, got["product"]), left=_plain(open_quantity),
                 wanted=_plain(wanted)))
     if over:
@@ -238,8 +230,8 @@ def _allocate(context: Any, order_lines: list[dict[str, Any]], document_lines: l
 
 def _follow(context: Any, entity: str, record_id: Any, stage: str) -> None:
     """Move an order to the stage its documents now justify (its guards check the quantities)."""
-    workflows = WorkflowService(context.records, clock=context.clock)
-    workflows.transition(_engine(context.actor), entity, record_id, stage, conn=context.conn)
+    context.workflows.transition(with_pack_rights(context.actor), entity, record_id, stage,
+                                 conn=context.conn)
 
 
 class _Posting(NamedTuple):
@@ -270,13 +262,13 @@ def _post(context: Any, posting: _Posting,
     if context.previous is not None:
         return
     document = context.values
-    actor, conn, records = _engine(context.actor), context.conn, context.records
+    actor, conn, records = with_pack_rights(context.actor), context.conn, context.records
     # the order's done quantities are read, added to and written back: hold it meanwhile
     order = records.locked(actor, posting.order_entity, document[posting.order_field],
                            conn=conn)
     if order["stage"] not in (posting.first_stage, posting.partial_stage):
         en, zh = posting.refused
-        raise ValidationFailed({posting.order_field: [_say(
+        raise ValidationFailed({posting.order_field: [say(
             context.actor, en.format(number=order["number"], stage=order["stage"]),
             zh.format(number=order["number"], stage=order["stage"]))]})
     warehouse = document.get("warehouse") or order["warehouse"]
@@ -315,7 +307,7 @@ _DELIVERY = _Posting(
 def _stock_in(context: Any, receipt: dict[str, Any], order: dict[str, Any], warehouse: Any,
               chunks: _Chunks) -> None:
     """A receipt's moves: stock in at the receipt line's price, else the order line's."""
-    actor = _engine(context.actor)
+    actor = with_pack_rights(context.actor)
     for index, line, quantity in chunks:
         price = receipt["lines"][index].get("unit_price")
         context.records.create(actor, "stock_move", {
@@ -330,7 +322,7 @@ def _stock_out(context: Any, delivery: dict[str, Any], order: dict[str, Any], wa
                chunks: _Chunks) -> None:
     """A delivery's moves: every line's stock checked at once, then stock out at cost, the
     cost counted on the order line."""
-    actor, conn, records = _engine(context.actor), context.conn, context.records
+    actor, conn, records = with_pack_rights(context.actor), context.conn, context.records
     records.ledgers.guard(conn, context.actor, records.entity("stock_move"), [
         {"product": line["product"], "warehouse": warehouse, "signed_quantity": -quantity}
         for _, line, quantity in chunks])
@@ -360,7 +352,7 @@ def post_stock_transfer(context: Any) -> None:
     if context.previous is not None:
         return
     transfer = context.values
-    actor, conn, records = _engine(context.actor), context.conn, context.records
+    actor, conn, records = with_pack_rights(context.actor), context.conn, context.records
     records.locked_all(actor, "product", [line["product"] for line in transfer["lines"]],
                        conn=conn)
     records.ledgers.guard(conn, context.actor, records.entity("stock_move"), [
@@ -387,7 +379,7 @@ def convert_to_order(context: Any) -> None:
     """
     quotation = context.record
     keys = ("product", "quantity", "unit_price", "discount")
-    order = context.records.create(_engine(context.actor), "sales_order", {
+    order = context.records.create(with_pack_rights(context.actor), "sales_order", {
         "customer": quotation["customer"], "quotation": quotation["id"],
         "warehouse": quotation.get("warehouse"), "owner": quotation["owner"],
         "lines": [_line_input(line, keys) for line in quotation["lines"]],
@@ -398,7 +390,7 @@ def convert_to_order(context: Any) -> None:
 def send_sample(context: Any) -> dict[str, Any]:
     """The sample's 'send' transition: the goods leave stock at the moving-average cost."""
     sample = context.record
-    move = context.records.create(_engine(context.actor), "stock_move", {
+    move = context.records.create(with_pack_rights(context.actor), "stock_move", {
         "product": sample["product"], "warehouse": sample["warehouse"], "kind": "out",
         "quantity": sample["quantity"], "customer": sample["customer"], "sample": sample["id"],
         "moved_on": context.now.date(), "note": sample["number"]}, conn=context.conn)
@@ -408,7 +400,7 @@ def send_sample(context: Any) -> dict[str, Any]:
 def return_sample(context: Any) -> None:
     """The sample's 'return' transition: the goods come back at the cost they left at."""
     sample = context.record
-    context.records.create(_engine(context.actor), "stock_move", {
+    context.records.create(with_pack_rights(context.actor), "stock_move", {
         "product": sample["product"], "warehouse": sample["warehouse"], "kind": "adjust_in",
         "quantity": sample["quantity"], "unit_cost": sample.get("unit_cost"),
         "customer": sample["customer"], "sample": sample["id"],

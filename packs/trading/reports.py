@@ -18,9 +18,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from engine.errors import ValidationFailed
-from engine.services.figures import Figure, ReportRequest, Series
-from engine.storage.queries import Filter
+from engine.pack_api import Figure, Filter, ReportRequest, Series, ValidationFailed
 
 ZERO = Decimal(0)
 SALES = {"en": "Sales", "zh": "销售额"}

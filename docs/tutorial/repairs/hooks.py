@@ -1,6 +1,6 @@
 """Hooks of the repairs pack (see docs/hooks.md)."""
 
-from engine.errors import ValidationFailed
+from engine.pack_api import ValidationFailed
 
 
 def normalise_serial(context):
