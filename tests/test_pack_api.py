@@ -83,3 +83,36 @@ def test_a_workflow_hook_action_carries_the_file_that_defines_it(trading):
     ship_all = selling.pipeline(None).transitions["ship_all"]
     (hook,) = [a for a in ship_all.actions if a.kind == "hook"]
     assert Path(hook.file) == (trading.config.overlay_dir / "hooks.py").resolve()
+
+
+def test_a_claim_the_distribution_pack_accepts_runs_the_sites_custom_hook(tmp_path, db_url):
+    flow = (PACKS / "distribution" / "workflows" / "end_customer_claim.yaml").read_text(
+        encoding="utf-8")
+    accept = "  accept: {from: submitted, to: accepted, label: {en: Accept, zh: 接受}, roles: [owner]}"
+    assert accept in flow
+    overlays = {
+        "attribution.yaml": "override: true\n" + flow.replace(accept, (
+            "  accept:\n    from: submitted\n    to: accepted\n"
+            "    label: {en: Accept, zh: 接受}\n    roles: [owner]\n"
+            "    actions:\n      - hook: note_accepted\n")),
+        "hooks.py": '''
+            from packs.distribution.hooks import award_end_customer  # the site's flow keeps it
+
+
+            def note_accepted(context):
+                return {"note": f"accepted for dealer {context.record['dealer']}"}
+        ''',
+    }
+    site = open_migrated(write_site(tmp_path / "site", db_url, ["core", "distribution"],
+                                    overlays=overlays), clock=FixedClock(NOW))
+    try:
+        records = site.records
+        dealer = records.create(SYSTEM, "customer", {"name": "Alpha Dealer",
+                                                     "kind": "dealer"})["id"]
+        claim = records.create(SYSTEM, "end_customer_claim", {"dealer": dealer,
+                                                              "name": "Star River Ltd"})
+        claim = records.get(SYSTEM, "end_customer_claim", claim["id"])
+        assert claim["stage"] == "accepted" and claim["end_customer"]
+        assert claim["note"] == f"accepted for dealer {dealer}"
+    finally:
+        site.close()

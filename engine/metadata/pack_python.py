@@ -54,7 +54,12 @@ def did_you_mean(name: Any, candidates: Sequence[str]) -> str:
 
 
 def python_functions(path: Path) -> tuple[dict[str, int], Problem | None]:
-    """The top-level functions of a Python file (name → line), read without running it."""
+    """The top-level functions of a Python file (name → line), read without running it.
+
+    A name the file imports at its top (``from packs.trading.hooks import
+    post_delivery``) counts too: a site's ``custom/hooks.py`` may hand on a
+    pack's function to a workflow it took over.
+    """
     display = f"{path.parent.name}/{path.name}"
     try:
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
@@ -63,10 +68,13 @@ def python_functions(path: Path) -> tuple[dict[str, int], Problem | None]:
                            f"parse: {exc.msg}")
     except (OSError, UnicodeDecodeError) as exc:
         return {}, Problem(display, None, None, "", f"{path.name} cannot be read: {exc}")
-    return {
-        node.name: node.lineno for node in tree.body
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-    }, None
+    found = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            found[node.name] = node.lineno
+        elif isinstance(node, ast.ImportFrom):
+            found.update({a.asname or a.name: node.lineno for a in node.names if a.name != "*"})
+    return found, None
 
 
 def missing_function(shown: str, name: str, functions: Sequence[str]) -> str:
