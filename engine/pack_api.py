@@ -28,6 +28,8 @@ a pack function gets …      and finds on it
 - errors: raise :class:`ValidationFailed` (field messages),
   :class:`TransitionRefused` (a move that may not happen, with
   :class:`Refusal` reasons) or another engine error to undo the whole write.
+- the outbox: :func:`notify` writes messages in the write's transaction, so a
+  write that is undone tells nobody and one that commits tells each once.
 - i18n: :func:`say` and :func:`message` answer in the actor's language.
 - figures: :class:`Figure` and :class:`Series` are what a report returns.
 
@@ -39,6 +41,8 @@ from __future__ import annotations
 
 import dataclasses as _dataclasses
 from collections.abc import Iterator as _Iterator
+from collections.abc import Mapping as _Mapping
+from collections.abc import Sequence as _Sequence
 from contextlib import contextmanager as _contextmanager
 
 from sqlalchemy import Connection as _Connection
@@ -58,8 +62,12 @@ from engine.errors import (
 )
 from engine.i18n import message
 from engine.jobs.context import JobContext
+from engine.notifications.outbox import Cause as _Cause
+from engine.notifications.outbox import UserDirectory as _UserDirectory
+from engine.notifications.outbox import unique_targets as _unique_targets
 from engine.services.duplicates import normalise_name, normalise_phone
 from engine.services.figures import Figure, ReportRequest, Series
+from engine.services.recipients import Notifier as _Notifier
 from engine.services.record_hooks import RecordHookContext
 from engine.services.records import RecordService as Records
 from engine.services.workflow_actions import HookContext
@@ -73,7 +81,7 @@ __all__ = [
     "HookContext", "JobContext", "LedgerRefused", "NotFound", "PermissionDenied", "Problem",
     "RecordHookContext", "Records", "Refusal", "ReportRequest", "Series", "Site",
     "TransitionRefused", "ValidationFailed", "Workflows", "message", "normalise_name",
-    "normalise_phone", "say", "transaction", "with_pack_rights",
+    "normalise_phone", "notify", "say", "transaction", "with_pack_rights",
 ]
 
 
@@ -103,3 +111,38 @@ def with_pack_rights(actor: Actor) -> Actor:
 def say(actor: Actor, en: str, zh: str) -> str:
     """The text in the actor's language (Chinese for ``zh*``, else English)."""
     return zh if (actor.language or "").startswith("zh") else en
+
+
+def notify(
+    context: RecordHookContext | HookContext, source: str, occurrence: str,
+    to: _Sequence[int | str], text: _Mapping[str, str], *,
+    subject: _Mapping[str, str] | None = None, channels: _Sequence[str] = ("in_app",),
+    record: _Mapping[str, object] | None = None,
+) -> int:
+    """Write messages about the hook's record to the outbox; how many were written.
+
+    ``to`` holds user ids and ``role:<role>``; each user is told once, in
+    their language (``text`` and ``subject`` are ``{en:, zh:}``), and only if
+    they may read the record.  ``source`` names the rule (``trading.low_stock``)
+    and ``occurrence`` what makes this message once (``f"v{record['version']}"``):
+    the same source, occurrence and recipient is never written twice.  The
+    messages are written on ``context.conn`` and delivered by the worker after
+    the write commits, like a workflow's ``notify:`` action.
+    """
+    about = dict(record if record is not None else getattr(context, "record", context.values))
+    users = _UserDirectory(context.records.schema)
+    ids = [who for who in to if isinstance(who, int)]
+    targets = users.users_by_id(context.conn, ids)
+    for who in to:
+        if isinstance(who, str) and who.startswith("role:"):
+            targets += users.users_with_role(context.conn, who.split(":", 1)[1])
+    cause = _Cause("notify", source, occurrence, context.entity.key, about.get("id"),
+                   {"actor_id": context.actor.user_id})
+
+    def texts(language: str, _hidden: frozenset[str]) -> tuple[str | None, str]:
+        shown = text.get(language) or text["en"]
+        return ((subject.get(language) or subject["en"]) if subject else None), shown
+
+    return _Notifier(context.records).write(
+        context.conn, cause, _unique_targets(targets), channels, texts,
+        named=[str(who) for who in to], now=context.now).messages

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from engine.context import Actor, FixedClock
-from engine.errors import DefinitionError
+from engine.errors import DefinitionError, ValidationFailed
 from engine.site import Site
 from tests.support import open_migrated, write_site
 
@@ -116,3 +116,63 @@ def test_a_claim_the_distribution_pack_accepts_runs_the_sites_custom_hook(tmp_pa
         assert claim["note"] == f"accepted for dealer {dealer}"
     finally:
         site.close()
+
+
+NOTIFYING_PACK = {
+    "pack.yaml": """
+        name: shop
+        version: 1.0.0
+        label: {en: Shop, zh: 商店}
+    """,
+    "entities/part.yaml": """
+        entity: part
+        label: {en: Part, zh: 配件}
+        fields:
+          name: {type: string, required: true}
+          in_stock: {type: integer}
+        hooks:
+          after_save: warn_when_low
+    """,
+    "roles.yaml": """
+        roles:
+          clerk:
+            label: {en: Clerk, zh: 店员}
+            entities:
+              "*": {rights: all, scope: all}
+    """,
+    "hooks.py": '''
+        from engine.pack_api import RecordHookContext, ValidationFailed, notify
+
+
+        def warn_when_low(context: RecordHookContext) -> None:
+            part = context.values
+            if (part.get("in_stock") or 0) >= 5:
+                return
+            notify(context, "shop.low_stock", f"v{part['version']}", ["role:clerk"],
+                   {"en": f"Only {part['in_stock']} {part['name']} left.",
+                    "zh": f"{part['name']} 仅剩 {part['in_stock']} 个。"},
+                   subject={"en": "Low stock", "zh": "库存不足"})
+            if part["in_stock"] < 0:
+                raise ValidationFailed({"in_stock": ["Stock cannot be negative."]})
+    ''',
+}
+
+
+def test_a_pack_hook_writes_to_the_outbox_in_the_writes_transaction(tmp_path, crm_site):
+    from engine.testing import write_pack
+
+    write_pack(tmp_path / "packs", "shop", NOTIFYING_PACK)
+    shop = crm_site(["shop"], pack_paths=[tmp_path / "packs"])
+    ann = shop.actor("clerk", login="ann")
+    bo = shop.actor("clerk", login="bo", language="zh")
+    part = shop.create(ann, "part", name="Bolt", in_stock=10)
+    assert shop.outbox() == []
+    shop.update(ann, "part", part, in_stock=3)
+    messages = {m["recipient"]: m for m in shop.outbox()}
+    assert set(messages) == {f"user:{ann.user_id}", f"user:{bo.user_id}"}
+    assert messages[f"user:{ann.user_id}"]["body"] == "Only 3 Bolt left."
+    assert messages[f"user:{bo.user_id}"]["title"] == "库存不足"
+    assert messages[f"user:{bo.user_id}"]["source"] == "shop.low_stock"
+    with pytest.raises(ValidationFailed):
+        shop.update(ann, "part", part, in_stock=-1)
+    assert len(shop.outbox()) == 2  # the refused write told nobody
