@@ -25,7 +25,6 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
-
 from typing import Any
 
 from engine.context import Actor
