@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
-from sqlalchemy import MetaData, func, inspect, select
+from sqlalchemy import MetaData, inspect, select
 
 from engine.cli import main
 from engine.context import Actor, FixedClock
