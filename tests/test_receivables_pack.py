@@ -102,3 +102,27 @@ def test_not_yet_due_money_stays_out_of_the_overdue_buckets(site):
     assert ageing(site.records, fin, dt.date(2026, 3, 2)) == {
         "current": Decimal("40000"), "0-30": Decimal("30000"), "31-60": 0, "61-90": 0,
         "90+": Decimal("50000")}
+
+
+def test_the_api_and_an_import_are_refused_the_same_way(site):
+    from engine.services.importing import Importer
+    from tests.api_support import api_for
+
+    fin = site.users.actor("fin")
+    (plan,) = _contract_with_plan(site, ("96000", "2026-02-15"))
+    api = api_for(site, "fin")
+    refused = api.post("/collection", {"payment_plan": plan["id"], "received_on": "2026-02-20",
+                                       "amount": "110000"})
+    assert refused.status_code == 422
+    assert "96,000.00" in refused.get_json()["errors"]["amount"][0]
+    # Two rows of one file: the second would take the instalment above 96,000.
+    data = ("payment_plan,received_on,amount\n"
+            "第1期,2026-02-20,60000\n"
+            "第1期,2026-02-25,40000\n").encode()
+    report = Importer(site.records, timezone="Asia/Shanghai").run(fin, "collection", data,
+                                                                  "collections.csv")
+    assert not report.written
+    errors = {e.line: e.errors for e in report.row_errors}
+    assert list(errors) == [3] and "36,000.00" in errors[3]["amount"][0]
+    assert site.records.count(fin, "collection") == 0  # all or nothing
+    assert site.records.get(fin, "payment_plan", plan["id"])["collected"] == 0

@@ -20,7 +20,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from engine.context import Actor
-from engine.errors import NotFound
+from engine.errors import NotFound, ValidationFailed
 from engine.storage.queries import Filter
 
 SYSTEM = Actor.system()
@@ -48,10 +48,23 @@ def _collected(context: Any, plan_id: int, *, leaving_out: int | None = None) ->
 
 def _resum(context: Any, plan_id: int) -> None:
     """Sum the instalment's collections under its lock: a collection saved at the same time
-    waits, then sums again with this one in it, so neither total leaves the other out."""
+    waits, then sums again with this one in it, so neither total leaves the other out.
+
+    A sum that grew above the amount due is refused here too: collections
+    checked together before any was written (an import's batch) each fit on
+    their own, and the engine then writes them again one by one, each checked
+    by :func:`refuse_overpayment` with the ones before it in the sum.
+    """
     def summed(plan: dict[str, Any]) -> dict[str, Any]:
         collected = _collected(context, plan_id)
-        return {"collected": collected, "settled": collected >= plan["amount"]}
+        amount = Decimal(str(plan["amount"]))
+        if collected > amount and collected > Decimal(str(plan.get("collected") or 0)):
+            text = (f"该付款节点的回款合计 {collected:,.2f} 将超过应收金额 {amount:,.2f}。"
+                    if context.actor.language == "zh" else
+                    f"The collections would come to {collected:,.2f}, above the "
+                    f"{amount:,.2f} due on this instalment.")
+            raise ValidationFailed({"amount": [text]})
+        return {"collected": collected, "settled": collected >= amount}
 
     context.records.update_with(SYSTEM, "payment_plan", plan_id, summed, conn=context.conn)
 
