@@ -92,6 +92,8 @@ def test_a_renamed_entity_keeps_records_history_files_and_numbers(tmp_path, db_u
         assert 'Rename entity "instalment" to "payment_plan" (Payment plan: records, history, ' \
                "files and numbers kept)" in described, described
         assert 'Rename field "instalment" to "payment_plan" on Payment (data kept)' in described
+        assert ('Rename the table of lines field "parts" from "instalment__parts" to '
+                '"payment_plan__parts" (data kept)') in described
         assert plan.destructive == (), described
         apply_migration(site.engine, site.registry, site.schema, clock=site.clock)
 

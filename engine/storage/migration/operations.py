@@ -112,6 +112,9 @@ class RenameTable(Operation):
         if self.role == "entity":
             return (f'Rename entity "{self.old}" to "{self.new}" ({self.place.entity_label}: '
                     "records, history, files and numbers kept)")
+        if self.old == self.new:  # the lines of a renamed entity go with it
+            return (f'Rename the table of {self.role} field "{self.new}" from '
+                    f'"{self.old_table}" to "{self.place.table}" (data kept)')
         return (
             f'Rename {self.role} field "{self.old}" to "{self.new}" on {self.place.entity_label} '
             "(data kept)"
