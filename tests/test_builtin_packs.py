@@ -23,8 +23,8 @@ PACKS = sorted(p.name for p in BUILTIN_PACKS_DIR.iterdir() if (p / "pack.yaml").
 
 
 def test_the_built_in_packs_are_the_ones_tried():
-    assert PACKS == ["core", "distribution", "membership", "project_sales", "service_sales",
-                     "trading"]
+    assert PACKS == ["core", "distribution", "membership", "project_sales", "receivables",
+                     "service_sales", "trading"]
 
 
 @pytest.mark.parametrize("pack", PACKS)

@@ -163,7 +163,7 @@ def test_concurrent_collections_are_all_summed_on_their_instalment(tmp_path, db)
                                                           "customer": customer["id"]})
         plan = site.records.create(fin, "payment_plan", {
             "name": "签约款", "contract": contract["id"], "due_date": "2026-03-31",
-            "amount": "20000"})
+            "amount": "34000"})
 
         def collect(amount: str) -> dict[str, Any]:
             return site.records.create(fin, "collection", {
@@ -178,9 +178,30 @@ def test_concurrent_collections_are_all_summed_on_their_instalment(tmp_path, db)
                                                                   wrong[i]["id"]))
         assert kinds(outcomes) == {"ok": WRITERS}
         stored = site.records.get(fin, "payment_plan", plan["id"])
-        assert stored["collected"] == Decimal("20000.00") and stored["settled"] is True
+        assert stored["collected"] == Decimal("20000.00") and stored["settled"] is False
         left = site.records.list(fin, "collection", limit=100).rows
         assert sorted(c["id"] for c in left) == sorted(c["id"] for c in kept)
+    finally:
+        site.close()
+
+
+def test_concurrent_collections_never_take_an_instalment_above_its_amount(tmp_path, db):
+    """20 collections of 1,000 at once on a 15,000 instalment: 15 fit, 5 are refused."""
+    site = open_site(tmp_path, db, ["service_sales"], [("boss", "owner"), ("fin", "finance")])
+    try:
+        boss, fin = site.users.actor("boss"), site.users.actor("fin")
+        customer = site.records.create(boss, "customer", {"name": "华东电力设计院"})
+        contract = site.records.create(boss, "contract", {"name": "咨询服务",
+                                                          "customer": customer["id"]})
+        plan = site.records.create(fin, "payment_plan", {
+            "name": "签约款", "contract": contract["id"], "due_date": "2026-03-31",
+            "amount": "15000"})
+        outcomes = at_once(WRITERS, lambda i: site.records.create(fin, "collection", {
+            "payment_plan": plan["id"], "received_on": "2026-03-10", "amount": "1000"}))
+        assert kinds(outcomes) == {"ok": 15, "ValidationFailed": 5}
+        stored = site.records.get(fin, "payment_plan", plan["id"])
+        assert stored["collected"] == Decimal("15000.00") and stored["settled"] is True
+        assert site.records.count(fin, "collection") == 15
     finally:
         site.close()
 

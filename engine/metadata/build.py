@@ -403,6 +403,7 @@ class _Checker:
             indexes=tuple(indexes),
             extended_by=tuple(raw.extended_by),
             ledger=ledger,
+            renamed_from=raw.data.get("renamed_from"),
             origin=_origin(raw.declared, raw.pack),
         )
 
@@ -486,4 +487,9 @@ def build_entities(raw: dict[str, RawEntity]) -> tuple[dict[str, Entity], list[P
         built = checker.entity(raw[key])
         if built is not None:
             entities[key] = built
+        old = raw[key].data.get("renamed_from")
+        if old is not None and old in raw:
+            checker.report(raw[key].where("renamed_from"),
+                           f"'{old}' is still an entity here; an entity can only be renamed from "
+                           "one that is gone (its table is renamed on 'crm migrate')")
     return entities, checker.problems

@@ -70,7 +70,8 @@ class RawEntity:
         return self.options.get(option) or self.declared
 
 
-ENTITY_OPTIONS = ("label", "plural", "description", "title_field", "icon", "archivable", "audit")
+ENTITY_OPTIONS = ("label", "plural", "description", "title_field", "icon", "archivable", "audit",
+                  "renamed_from")
 
 
 def _merge_field(

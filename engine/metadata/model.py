@@ -259,6 +259,8 @@ class Entity:
     extended_by: tuple[str, ...] = ()
     #: Set when the entity is an append-only ledger (see :class:`LedgerDef`).
     ledger: LedgerDef | None = None
+    #: The key the entity had before: its table (and history, files, counters) is renamed.
+    renamed_from: str | None = None
     origin: Origin | None = field(default=None, compare=False)
     #: Hook functions by event (``before_save`` …), in run order; see docs/hooks.md.
     hooks: Mapping[str, tuple[HookRef, ...]] = field(
@@ -295,6 +297,8 @@ class Entity:
             data["audit"] = False
         if self.ledger is not None:
             data["ledger"] = self.ledger.to_data()
+        if self.renamed_from:
+            data["renamed_from"] = self.renamed_from
         return data
 
 

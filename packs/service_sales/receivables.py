@@ -1,128 +1,20 @@
-"""Receivables (应收账款) and their ageing: the payment schedule less what was collected.
+"""The receivables ageing service_sales reports use, from the receivables block.
 
-Each instalment of the payment schedule (``payment_plan``) is owed on its due
-date; collections (``collection``) are recorded against it. What is still
-owed on an instalment whose due date has come is a receivable, aged by the
-days since that date:
-
-- ``0-30``: due today up to 30 days ago; ``31-60``; ``61-90``; ``90+``;
-- instalments not yet due are ``current`` (owed, but not a receivable yet).
-
-Everything is read with the asking actor, so finance sees the company's
-receivables and a manager their team's.
+Instalments and collections are the receivables pack's entities
+(docs/packs/building_blocks.md); this name stays for the pack's reports and
+scripts that import it.
 """
 
-from __future__ import annotations
-
-import datetime as dt
-from collections import defaultdict
-from dataclasses import dataclass
-from decimal import Decimal
-
-from engine.pack_api import Actor, Records
-from packs.service_sales.records_io import all_rows
-
-#: Ageing buckets: key, first and last day overdue (None: no end).
-BUCKETS: tuple[tuple[str, int, int | None], ...] = (
-    ("0-30", 0, 30),
-    ("31-60", 31, 60),
-    ("61-90", 61, 90),
-    ("90+", 91, None),
+from packs.receivables.ageing import (
+    BUCKETS,
+    CURRENT,
+    Instalment,
+    PaymentReminder,
+    ageing,
+    bucket_of,
+    instalments,
+    payment_reminders,
 )
-CURRENT = "current"
-ZERO = Decimal("0")
 
-
-def bucket_of(days_overdue: int) -> str:
-    """The ageing bucket of a receivable ``days_overdue`` days past its due date."""
-    if days_overdue < 0:
-        return CURRENT
-    for key, first, last in BUCKETS:
-        if days_overdue >= first and (last is None or days_overdue <= last):
-            return key
-    raise AssertionError("the buckets cover every day")  # pragma: no cover
-
-
-@dataclass(frozen=True)
-class Instalment:
-    """One instalment of the schedule with what was collected against it."""
-
-    plan_id: int
-    contract_id: int
-    name: str
-    due_date: dt.date
-    amount: Decimal
-    collected: Decimal
-    last_received: dt.date | None
-
-    @property
-    def outstanding(self) -> Decimal:
-        return max(self.amount - self.collected, ZERO)
-
-    def days_overdue(self, today: dt.date) -> int:
-        return (today - self.due_date).days
-
-    @property
-    def paid_late_by(self) -> int | None:
-        """Days after the due date the instalment was fully paid (None: not paid, or on time)."""
-        if self.outstanding > 0 or self.last_received is None:
-            return None
-        late = (self.last_received - self.due_date).days
-        return late if late > 0 else None
-
-
-def instalments(records: Records, actor: Actor) -> list[Instalment]:
-    """Every instalment the actor reads, with the collections the actor reads against it."""
-    collected: dict[int, Decimal] = defaultdict(lambda: ZERO)
-    last: dict[int, dt.date] = {}
-    for row in all_rows(records, actor, "collection"):
-        plan = row["payment_plan"]
-        collected[plan] += Decimal(row["amount"] or 0)
-        if plan not in last or row["received_on"] > last[plan]:
-            last[plan] = row["received_on"]
-    return [
-        Instalment(plan_id=row["id"], contract_id=row["contract"], name=row["name"],
-                   due_date=row["due_date"], amount=Decimal(row["amount"]),
-                   collected=collected[row["id"]], last_received=last.get(row["id"]))
-        for row in all_rows(records, actor, "payment_plan")
-    ]
-
-
-def ageing(records: Records, actor: Actor, today: dt.date) -> dict[str, Decimal]:
-    """Outstanding amounts per bucket on ``today``: ``current`` then ``0-30`` … ``90+``."""
-    totals = {CURRENT: ZERO, **{key: ZERO for key, _, _ in BUCKETS}}
-    for item in instalments(records, actor):
-        if item.outstanding > 0:
-            totals[bucket_of(item.days_overdue(today))] += item.outstanding
-    return totals
-
-
-@dataclass(frozen=True)
-class PaymentReminder:
-    """An instalment to remind the customer (or finance) of."""
-
-    instalment: Instalment
-    kind: str  # "due_soon" or "overdue"
-    days: int  # days until due (due_soon) or days overdue (overdue)
-
-
-def payment_reminders(records: Records, actor: Actor, today: dt.date, *,
-                      before: int = 7, after: tuple[int, ...] = (1, 30, 60, 90)
-                      ) -> list[PaymentReminder]:
-    """Unpaid instalments falling due within ``before`` days, and those exactly ``after`` days late.
-
-    Run once a day (a scheduled job or ``crm`` script), it lists the
-    reminders due that day: one ahead of the due date and one at each of the
-    ``after`` marks, so nobody is reminded every day.
-    """
-    due: list[PaymentReminder] = []
-    for item in instalments(records, actor):
-        if item.outstanding <= 0:
-            continue
-        overdue = item.days_overdue(today)
-        if overdue < 0 and -overdue <= before:
-            due.append(PaymentReminder(item, "due_soon", -overdue))
-        elif overdue in after:
-            due.append(PaymentReminder(item, "overdue", overdue))
-    due.sort(key=lambda r: (r.instalment.due_date, r.instalment.plan_id))
-    return due
+__all__ = ["BUCKETS", "CURRENT", "Instalment", "PaymentReminder", "ageing", "bucket_of",
+           "instalments", "payment_reminders"]

@@ -68,7 +68,7 @@ from engine.storage.migration.operations import (
 from engine.storage.migration.pack_steps import PackStep, pending_steps, run_steps
 from engine.storage.migration.planner import plan_on, typed
 from engine.storage.migration.state import applied_state, record_applied
-from engine.storage.tables import Schema, build_schema, short_name
+from engine.storage.tables import RESERVED_TABLE_PREFIX, Schema, build_schema, short_name
 
 Progress = Callable[[str], None]
 
@@ -227,6 +227,27 @@ class Executor:
             with self.batch(op.place.table) as batch:
                 batch.drop_index(old)
             self.create_index(op.place.table, new)
+        if op.role == "entity":
+            self.rekey_entity(op.old, op.new)
+
+    def rekey_entity(self, old: str, new: str) -> None:
+        """What the system tables keep under an entity's key follows it to its new key.
+
+        Every ``entity`` column (history, stage history, files, archive, the
+        outbox, shares...) and the number counters (``entity.field:…``
+        scopes, and their ``key:entity.field`` scrambling keys).
+        """
+        for table in self.schema.metadata.sorted_tables:
+            if table.name.startswith(RESERVED_TABLE_PREFIX) and "entity" in table.c:
+                self.conn.execute(update(table).where(table.c.entity == old).values(entity=new))
+        sequences = self.schema.system("crm_sequence")
+        for prefix in (f"{old}.", f"key:{old}."):
+            moved = prefix.replace(old, new, 1)
+            rows = self.conn.execute(select(sequences.c.scope).where(
+                sequences.c.scope.startswith(prefix, autoescape=True))).scalars().all()
+            for scope in rows:
+                self.conn.execute(update(sequences).where(sequences.c.scope == scope)
+                                  .values(scope=moved + scope[len(prefix):]))
 
     def keep_ids_unique(self, op: KeepIdsUnique) -> None:
         """Rebuild a SQLite table as ``AUTOINCREMENT`` (copy, drop, rename: rows kept)."""

@@ -94,7 +94,11 @@ class CreateTable(Operation):
 
 @dataclass(frozen=True)
 class RenameTable(Operation):
-    """A lines or link field with ``renamed_from``: its table is renamed, rows kept."""
+    """A renamed entity, lines or link field (``renamed_from``): its table is renamed, rows kept.
+
+    For an entity the history, files, archived values and number counters
+    kept under its old key move to the new one with it.
+    """
 
     kind: ClassVar[str] = "rename_table"
     place: Place  # the new table
@@ -105,6 +109,12 @@ class RenameTable(Operation):
     indexes: tuple[tuple[str, str], ...] = ()  # (old name, new name), renamed with the table
 
     def describe(self) -> str:
+        if self.role == "entity":
+            return (f'Rename entity "{self.old}" to "{self.new}" ({self.place.entity_label}: '
+                    "records, history, files and numbers kept)")
+        if self.old == self.new:  # the lines of a renamed entity go with it
+            return (f'Rename the table of {self.role} field "{self.new}" from '
+                    f'"{self.old_table}" to "{self.place.table}" (data kept)')
         return (
             f'Rename {self.role} field "{self.old}" to "{self.new}" on {self.place.entity_label} '
             "(data kept)"

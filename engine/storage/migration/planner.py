@@ -23,6 +23,7 @@ from sqlalchemy import (
     Column,
     Connection,
     Engine,
+    ForeignKeyConstraint,
     Index,
     MetaData,
     Table,
@@ -36,7 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeEngine
 
 from engine.errors import DefinitionError
-from engine.metadata.model import Field, Registry
+from engine.metadata.model import Entity, Field, Registry
 from engine.storage.ids import SQLITE_AUTOINCREMENT, highest_id_used, lacks_autoincrement
 from engine.storage.migration.convert import (
     convert,
@@ -168,10 +169,11 @@ class Catalog:
 
 
 def table_renames(registry: Registry, existing: set[str]) -> dict[str, str]:
-    """Lines and link tables to rename (new → old), from declared ``renamed_from`` only."""
+    """Entity, lines and link tables to rename (new → old), from declared ``renamed_from`` only."""
     found = {}
     for entity in registry.entities.values():
         if entity.table_name not in existing:
+            found.update(_entity_renames(entity, existing))
             continue
         for fld in entity.fields.values():
             if fld.type in ("lines", "many_to_many") and fld.renamed_from:
@@ -182,6 +184,20 @@ def table_renames(registry: Registry, existing: set[str]) -> dict[str, str]:
     return found
 
 
+def _entity_renames(entity: Entity, existing: set[str]) -> dict[str, str]:
+    """An entity whose table is still under its old key: that table and its child tables."""
+    old = entity.renamed_from
+    if not old or old not in existing:
+        return {}
+    found = {entity.table_name: old}
+    for fld in entity.fields.values():
+        if fld.type in ("lines", "many_to_many"):
+            before = f"{old}__{fld.renamed_from or fld.key}"
+            if before in existing:
+                found[entity.child_table_name(fld.key)] = before
+    return found
+
+
 def aliased(metadata: MetaData, renames: dict[str, str]) -> MetaData:
     """``metadata`` with the tables to rename under their old names, to compare their columns."""
     if not renames:
@@ -189,6 +205,18 @@ def aliased(metadata: MetaData, renames: dict[str, str]) -> MetaData:
     copy = MetaData(naming_convention=metadata.naming_convention)
     for t in metadata.sorted_tables:
         t.to_metadata(copy, name=renames.get(t.name, t.name))
+    for t in copy.tables.values():  # references to a renamed entity's table: its old name
+        for fk in list(t.foreign_keys):
+            table_name, _, column_name = fk.target_fullname.rpartition(".")
+            if table_name not in renames:
+                continue
+            old = fk.constraint
+            t.constraints.discard(old)
+            t.foreign_keys.discard(fk)
+            fk.parent.foreign_keys.discard(fk)
+            t.append_constraint(ForeignKeyConstraint(
+                [c.name for c in old.columns], [f"{renames[table_name]}.{column_name}"],
+                name=old.name, ondelete=old.ondelete, onupdate=old.onupdate))
     return copy
 
 
@@ -398,11 +426,18 @@ class Planner:
         ]
         return [*renames, *adds, *changes]
 
+    def renamed_entity(self, key: str | None) -> str | None:
+        """The key entity ``key`` had while its table is renamed by this migration."""
+        return self.catalog.table_renames.get(key) if key else None
+
     def field_changes(
         self, place: Place, live: str, key: str, old: Field, new: Field
     ) -> list[Operation]:
         """Type and choice changes of one column (``live`` is its name before renames)."""
         old_spec, new_spec = spec_of(old), spec_of(new)
+        if old_spec.kind == new_spec.kind == "reference" and self.renamed_entity(
+                new_spec.target) == old_spec.target:
+            return []  # the same records, their entity renamed: the reference follows it
         if old_spec != new_spec:
             widening = widens(old_spec, new_spec)
             if widening:
@@ -472,8 +507,8 @@ class Planner:
         for new, old in self.catalog.table_renames.items():
             place = self.catalog.place(new)
             old_key = self.catalog.split(old)[1] or old
-            ops.append(RenameTable(place, self.catalog.role(new), old, old_key, place.lines or new,
-                                   self.renamed_indexes(new)))
+            ops.append(RenameTable(place, self.catalog.role(new), old, old_key,
+                                   place.lines or place.entity, self.renamed_indexes(new)))
         return ops
 
     def renamed_indexes(self, name: str) -> tuple[tuple[str, str], ...]:
@@ -507,7 +542,8 @@ class Planner:
                     or not target.dialect_kwargs.get(SQLITE_AUTOINCREMENT)
                     or not lacks_autoincrement(self.conn, live)):
                 continue
-            entity = target.name if self.catalog.role(target.name) == "entity" else None
+            # The history of a renamed entity's records is still under its old key.
+            entity = live if self.catalog.role(target.name) == "entity" else None
             # Read under the live name: a renamed table is renamed before it is rebuilt.
             highest = highest_id_used(self.conn, self.schema.metadata, live, entity)
             ops.append(KeepIdsUnique(self.catalog.place(target.name), entity,
