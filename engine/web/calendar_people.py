@@ -1,6 +1,6 @@
 """Whose events the calendar shows: a colour per owner, a legend, a filter by person or team.
 
-Colours are CSS classes (``owner-c0`` … ``owner-c9`` in app.css), never inline
+Colours are CSS classes (``owner-c0`` … ``owner-c11`` in app.css), never inline
 styles, which the Content Security Policy blocks.  A person keeps their
 colour on every page and every week (it follows their user id).  The filter
 only narrows what :class:`~engine.services.calendar.CalendarService` already
@@ -19,8 +19,9 @@ from engine.context import Actor
 from engine.site import Site
 from engine.storage.queries import Filter
 
-#: Distinct colours in app.css; a person's is their user id modulo this.
-COLOURS = 10
+#: Distinct colours in app.css; a person's is their user id modulo this (beyond that many
+#: people colours repeat: the legend and the filter tell them apart).
+COLOURS = 12
 
 
 def colour_class(owner: int | None) -> str:
