@@ -223,7 +223,8 @@ class Site:
             self.records, registry.views, timezone=config.timezone, clock=self.clock,
             users_table=self.schema.system("crm_user"),
             feeds_table=self.schema.system("crm_calendar_feed"))
-        self.transfers = TransferService(registry, self.schema, self.engine, clock=self.clock)
+        self.transfers = TransferService(registry, self.schema, self.engine, clock=self.clock,
+                                         policy=self.policy)
         self.workflows = WorkflowService(self.records, clock=self.clock)
         self.pipeline = PipelineService(self.report_records, clock=self.clock,
                                         timezone=config.timezone)

@@ -68,6 +68,8 @@ class CalendarEvent:
     all_day: bool
     color: str | None
     version: int | None
+    #: The record's owner (a user id), by which the calendar page colours and filters.
+    owner: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"entity": self.entity, "id": self.record_id, "title": self.title,
@@ -150,7 +152,7 @@ class CalendarService:
                              title=str(title or f"{entity.label.get('en')} {record['id']}"),
                              start=start, end=end, all_day=is_date,
                              color=None if color is None else str(color),
-                             version=record.get("version"))
+                             version=record.get("version"), owner=record.get("owner"))
 
     def reschedule(self, actor: Actor, entity_key: str, record_id: Any, start: str, *,
                    version: int | None = None) -> dict[str, Any]:

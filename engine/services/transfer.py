@@ -17,6 +17,14 @@ shows exactly what :meth:`~TransferService.run` would do; a run re-plans
 inside its transaction, writes one audit row per moved record (all sharing
 the transfer's change id) and a ``crm_transfer`` row with who, when, from,
 to and the counts.  Anything failing midway rolls all of it back.
+
+Who may transfer follows the roles (:meth:`TransferService.check`): an
+administrator always; anyone else needs the right to update every entity
+the plan moves with ``owner`` writable for them, every moved record inside
+their update scope, and every receiver someone whose records that scope
+covers — so an owner (scope ``all``) transfers anyone's customers, a sales
+manager (scope ``team``) those of their team to their team, and a
+salesperson, whose ``owner`` is read-only, nobody's.
 """
 
 from __future__ import annotations
@@ -130,18 +138,113 @@ class TransferService:
     """Preview and run customer resource transfers; list the past ones."""
 
     def __init__(self, registry: Registry, schema: Schema, engine: Engine,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, policy: Any | None = None) -> None:
         self.registry = registry
         self.schema = schema
         self.engine = engine
         self.clock = clock or default_clock()
         self.users = schema.system("crm_user")
+        #: The access policy; without one only administrators transfer.
+        self.policy = policy
 
     # -- who ---------------------------------------------------------------------
 
+    def _is_admin(self, actor: Actor) -> bool:
+        checks = getattr(self.policy, "is_admin", None)
+        return actor.is_admin or bool(checks and checks(actor))
+
     def _require_admin(self, actor: Actor) -> None:
-        if not actor.is_admin:
-            raise PermissionDenied("Only an administrator may transfer customers.")
+        if not self._is_admin(actor):
+            raise PermissionDenied("Only an administrator may list transfers.")
+
+    def _roots(self) -> list[str]:
+        return [e for e, rule in self.registry.transfer.items() if rule.parent is None]
+
+    def _may_hand_over(self, actor: Actor, entity_key: str) -> bool:
+        entity = self.registry.entities[entity_key]
+        return (self.policy.can(actor, entity, "update")
+                and "owner" not in self.policy.readonly_fields(actor, entity))
+
+    def may_transfer(self, actor: Actor) -> bool:
+        """Whether the actor may transfer anything at all (the page and its link)."""
+        if self._is_admin(actor):
+            return True
+        if self.policy is None or not self.registry.transfer:
+            return False
+        return all(self._may_hand_over(actor, e) for e in self._roots())
+
+    def _scope_users(self, conn: Connection, actor: Actor) -> set[int] | None:
+        """The users whose records the actor may update (None: everyone's)."""
+        if self._is_admin(actor):
+            return None
+        assert self.policy is not None
+        for entity_key in self._roots():
+            entity = self.registry.entities[entity_key]
+            if self.policy.row_filter(actor, entity, self.schema.table(entity_key),
+                                      "update") is None:
+                return None
+        found = {actor.user_id} if actor.user_id is not None else set()
+        if actor.team_ids:
+            members = self.schema.system("crm_team_member")
+            teams = self.schema.system("crm_team")
+            ids = sorted(actor.team_ids)
+            found |= set(conn.execute(select(members.c.user_id)
+                                      .where(members.c.team_id.in_(ids))).scalars())
+            found |= {m for m in conn.execute(select(teams.c.manager_id)
+                                              .where(teams.c.id.in_(ids))).scalars() if m}
+        return found
+
+    def _require_entry(self, actor: Actor) -> None:
+        if not self.may_transfer(actor):
+            raise PermissionDenied("You may not transfer customers: your roles do not let "
+                                   "you change who owns them.")
+
+    def people(self, actor: Actor) -> list[dict[str, Any]]:
+        """The active users the actor may transfer from and to (id, login, display name)."""
+        if not self.may_transfer(actor):
+            raise PermissionDenied("You may not transfer customers.")
+        with self.engine.connect() as conn:
+            allowed = self._scope_users(conn, actor)
+            query = select(self.users.c.id, self.users.c.login, self.users.c.display_name,
+                           self.users.c.active).order_by(self.users.c.id)
+            rows = [dict(r) for r in conn.execute(query).mappings()]
+        return [r for r in rows if allowed is None or r["id"] in allowed]
+
+    def check(self, conn: Connection, actor: Actor, plan: TransferPlan) -> None:
+        """Refuse a plan the actor's roles do not allow (see the module's docstring)."""
+        if self._is_admin(actor):
+            return
+        if not self.may_transfer(actor):
+            raise PermissionDenied("You may not transfer customers: your roles do not let "
+                                   "you change who owns them.")
+        assert self.policy is not None
+        allowed = self._scope_users(conn, actor)
+        if allowed is not None:
+            outside = [plan.logins[u] for u in [plan.from_user, *plan.to_users]
+                       if u not in allowed]
+            if outside:
+                raise PermissionDenied(
+                    f"You may transfer only between people whose records you may change; "
+                    f"not {', '.join(sorted(set(outside)))}.")
+        by_entity: dict[str, list[int]] = defaultdict(list)
+        for move in plan.moves:
+            by_entity[move.entity].append(move.record_id)
+        for entity_key, ids in by_entity.items():
+            entity = self.registry.entities[entity_key]
+            if not self._may_hand_over(actor, entity_key):
+                raise PermissionDenied(f"You may not change who owns {entity_key} records.")
+            table = self.schema.table(entity_key)
+            scope = self.policy.row_filter(actor, entity, table, "update")
+            if scope is None:
+                continue
+            for start in range(0, len(ids), _CHUNK):
+                chunk = ids[start:start + _CHUNK]
+                inside = set(conn.execute(select(table.c.id).where(
+                    table.c.id.in_(chunk), scope)).scalars())
+                stray = sorted(set(chunk) - inside)
+                if stray:
+                    raise PermissionDenied(
+                        f"{entity_key} {stray[0]} is outside the records you may change.")
 
     def _user(self, conn: Connection, login: str, *, active: bool, what: str) -> tuple[int, str]:
         row = conn.execute(select(self.users.c.id, self.users.c.active)
@@ -236,9 +339,11 @@ class TransferService:
         mapping: Mapping[Any, str] | None = None,
     ) -> TransferPlan:
         """What :meth:`run` would move, to whom, and what would stay."""
-        self._require_admin(actor)
+        self._require_entry(actor)
         with self.engine.connect() as conn:
-            return self._plan(conn, from_login, to_logins, rule, by_field, mapping or {})
+            plan = self._plan(conn, from_login, to_logins, rule, by_field, mapping or {})
+            self.check(conn, actor, plan)
+            return plan
 
     # -- running ---------------------------------------------------------------------
 
@@ -249,12 +354,13 @@ class TransferService:
         note: str | None = None,
     ) -> dict[str, Any]:
         """Move everything the plan names in one transaction; returns the transfer record."""
-        self._require_admin(actor)
+        self._require_entry(actor)
         now = self.clock.now()
         change_id = new_change_id()
         with write_transaction(self.engine) as conn:
             plan = self._plan(conn, from_login, to_logins, rule, by_field, mapping or {},
                               lock=True)
+            self.check(conn, actor, plan)
             by_entity: dict[str, list[Move]] = defaultdict(list)
             for move in plan.moves:
                 by_entity[move.entity].append(move)

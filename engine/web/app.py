@@ -182,6 +182,7 @@ def _template_globals() -> dict[str, Any]:
         .format(csrf_token()),
         "url_with": _url_with,
         "quick_forms": quick.template_quick_forms,
+        "may_transfer": lambda: me is not None and web.site.transfers.may_transfer(me),
     }
 
 

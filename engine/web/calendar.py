@@ -1,7 +1,8 @@
 """The calendar page (week or month), moving events, and the phone feed.
 
 Events come from :class:`engine.services.calendar.CalendarService` with the
-actor.  Dragging an event onto another day (``static/calendar.js``) posts a
+actor, coloured by owner and narrowed to a person or team
+(``calendar_people``).  Dragging an event onto another day (``static/calendar.js``) posts a
 move that is an ordinary update — rights, validation and the version the
 page showed are checked, and a refusal is shown where the event was.  The
 feed address is the one route here without a session: its secret token is
@@ -11,7 +12,6 @@ the credential, and a wrong one gets the same 404 as a revoked one.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from dataclasses import dataclass, field
 
 from flask import Blueprint, Response, jsonify, render_template, request, url_for
@@ -20,32 +20,10 @@ from werkzeug.exceptions import NotFound as HttpNotFound
 from engine.errors import Conflict, CrmError, NotFound, ValidationFailed
 from engine.services.calendar import CalendarEvent, in_calendar_years
 from engine.services.values import whole_number
+from engine.web.calendar_people import colour_class, people
 from engine.web.context import actor, login_required, site
 
 bp = Blueprint("calendar", __name__)
-PALETTE = ("#2563eb", "#16a34a", "#d97706", "#9333ea", "#dc2626", "#0891b2", "#4b5563",
-           "#db2777")
-
-
-def color_of(key: str | None, order: dict[str, int] | None = None) -> str:
-    """A stable colour per value: a choice's position in its list, else a hash (owner…)."""
-    if key is None:
-        return PALETTE[0]
-    if order and key in order:
-        return PALETTE[order[key] % len(PALETTE)]
-    return PALETTE[int(hashlib.sha1(key.encode()).hexdigest(), 16) % len(PALETTE)]
-
-
-def choice_orders(sources: list) -> dict[str, dict[str, int]]:
-    """Per entity, the position of each choice of its colour field (distinct colours)."""
-    orders = {}
-    for entity, calendar in sources:
-        field_ = entity.fields.get(calendar.color_by) if calendar.color_by else None
-        if field_ is not None and field_.type == "choice":
-            orders[entity.key] = {key: i for i, key in enumerate(field_.choices)}
-    return orders
-
-
 @dataclass
 class Day:
     date: dt.date
@@ -82,7 +60,9 @@ def page() -> str:
     start = dt.datetime.combine(first, dt.time(), zone)
     end = dt.datetime.combine(last, dt.time(), zone)
     wanted = request.args.getlist("entity") or None
-    events = crm.calendar.events(actor(), start, end, entities=wanted)
+    sources = crm.calendar.sources(actor())
+    chosen = people(crm, actor(), sources, request.args.get("owner"), request.args.get("team"))
+    events = crm.calendar.events(actor(), start, end, entities=wanted, filters=chosen.filters())
     days = [Day(first + dt.timedelta(days=i),
                 span == "week" or (first + dt.timedelta(days=i)).month == anchor.month)
             for i in range((last - first).days)]
@@ -93,14 +73,19 @@ def page() -> str:
         if 0 <= index < len(days):
             days[index].events.append(event)
     step = dt.timedelta(days=7) if span == "week" else dt.timedelta(days=31)
-    sources = crm.calendar.sources(actor())
-    orders = choice_orders(sources)
+    shown = crm.users.list()
+    names = {u["id"]: u.get("display_name") or u["login"] for u in shown}
+    legend = sorted({e.owner for e in events if e.owner is not None},
+                    key=lambda o: names.get(o, "").lower())
     return render_template(
         "calendar.html", days=days, span=span, today=today, zone=zone,
-        sources=sources, wanted=wanted or [],
+        sources=sources, wanted=wanted or [], people=chosen, names=names,
+        legend=[(colour_class(o), names.get(o, str(o))) for o in legend],
+        colour_of=lambda event: colour_class(event.owner),
+        keep={"owner": chosen.owner, "team": chosen.team},
         previous=(anchor - step).replace(day=1 if span == "month" else (anchor - step).day),
         following=(anchor + step).replace(day=1 if span == "month" else (anchor + step).day),
-        color_of=lambda event: color_of(event.color, orders.get(event.entity)), anchor=anchor)
+        anchor=anchor)
 
 
 @bp.route("/calendar/move/<entity_key>/<int:record_id>", methods=["POST"])

@@ -89,6 +89,18 @@ class Presenter:
 
     # -- values ------------------------------------------------------------------
 
+    def href(self, field: Field, value: Any) -> str | None:
+        """A phone number's ``tel:`` or an e-mail's ``mailto:`` address (a tap calls or
+        writes), else None."""
+        if not value or not isinstance(value, str):
+            return None
+        if field.value_type == "phone":
+            dialled = "".join(c for c in value if c.isdigit() or c in "+*#,;")
+            return f"tel:{dialled}" if any(c.isdigit() for c in dialled) else None
+        if field.value_type == "email" and "@" in value:
+            return f"mailto:{value.strip()}"
+        return None
+
     def value(self, field: Field, value: Any) -> str:
         """The text for one value of ``field`` (references by title, choices by label)."""
         if value is None or value == "" or value == []:

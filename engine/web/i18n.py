@@ -285,6 +285,24 @@ WORDS: dict[str, dict[str, str]] = {
 }
 
 
+# The board's move sheet, the calendar's people, the transfer rules and the keyboard
+# (docs/web.md, "Phone and keyboard").
+WORDS.update({
+    "choose": {"en": "— choose —", "zh": "— 请选择 —"},
+    "move_needs": {"en": "Moving {title} to {stage} needs:", "zh": "将 {title} 移到 {stage} 需要填写:"},
+    "skip_to_content": {"en": "Skip to the content", "zh": "跳到正文"},
+    "filters": {"en": "Filters", "zh": "筛选"},
+    "calendar_people": {"en": "Whose events", "zh": "谁的日程"},
+    "calendar_owner": {"en": "Person", "zh": "人员"},
+    "calendar_team": {"en": "Team", "zh": "团队"},
+    "calendar_everyone": {"en": "Everyone I may see", "zh": "我可查看的所有人"},
+    "calendar_legend": {"en": "Colours by owner", "zh": "按负责人着色"},
+    "rule_round_robin": {"en": "In turn (round robin)", "zh": "轮流分配"},
+    "rule_balanced": {"en": "Balanced (fewest records first)", "zh": "均衡分配(记录最少者优先)"},
+    "rule_by_field": {"en": "By a field's value", "zh": "按字段值分配"},
+})
+
+
 def normalise(language: str | None) -> str:
     """The catalogue language for a user's setting (``zh-CN`` → ``zh``)."""
     return "zh" if language and language.lower().startswith("zh") else "en"

@@ -4,14 +4,18 @@ Cards come from the record service (the actor's rows and visible fields
 only) and the stale and SLA-overdue marks from the pipeline service, so
 the board shows what the figures say.  A move — dragged (``static/
 kanban.js`` posts with the CSRF header and reads JSON) or chosen with the
-card's button without JavaScript — runs the workflow service's transition,
-which checks the role, the guard and the required fields again.  A refusal
-comes back with its reasons, and values asked on the way (a lost reason)
-with the fields to ask for.
+card's button — runs the workflow service's transition, which checks the
+role, the guard and the required fields again.  A move whose transition
+declares fields (a lost reason) opens a sheet asking for them first, with
+no choice made for the user; the board knows which moves ask from
+``data-transitions``.  A refusal comes back with its reasons and with
+field-level messages for the values asked on the way; without JavaScript
+it renders ``kanban_move.html``, the same fields as a page.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -44,8 +48,9 @@ class Card:
     version: Any
     stale: bool = False
     overdue: bool = False
-    #: The texts of the view's card fields (``kanban.card``).
-    extras: list[str] = field(default_factory=list)
+    #: The texts of the view's card fields (``kanban.card``), each with its ``tel:`` or
+    #: ``mailto:`` address when it is a phone number or an e-mail.
+    extras: list[tuple[str, str | None]] = field(default_factory=list)
 
 
 @dataclass
@@ -100,7 +105,8 @@ def build_board(site_: Site, me: Actor, entity: Entity, workflow: Workflow, pipe
             row["id"], shown.record_title(entity, row), value,
             shown.user_name(row["owner"]) if row.get("owner") else "", row.get("version"),
             stale=row["id"] in stale, overdue=row["id"] in late,
-            extras=[t for t in (shown.value(f, row.get(f.key)) for f in extras) if t]))
+            extras=[(text, shown.href(f, row.get(f.key))) for f in extras
+                    if (text := shown.value(f, row.get(f.key)))]))
         column.total += value or 0
     return list(columns.values()), page.has_more
 
@@ -116,9 +122,28 @@ def kanban(entity_key: str) -> str:
     shown = Presenter(site(), actor(), language())
     columns, cut = build_board(site(), actor(), entity, workflow, pipeline, shown, views.card)
     value_field = entity.fields.get(workflow.figures.value or "")
+    asks = _transition_fields(entity, pipeline)
     return render_template("kanban.html", entity=entity, workflow=workflow, pipeline=pipeline,
                            columns=columns, cut=cut, shown=shown, value_field=value_field,
-                           may_move=site().records.policy.can(actor(), entity, "transition"))
+                           may_move=site().records.policy.can(actor(), entity, "transition"),
+                           transitions=json.dumps(asks[0]), fields=json.dumps(asks[1]))
+
+
+def _transition_fields(entity: Entity, pipeline: Pipeline) -> tuple[dict, dict]:
+    """Per source stage and target stage, the fields its transition asks for; and how to
+    draw each of them (label, type, choices) in the move sheet."""
+    hidden = site().records.hidden(actor(), entity)
+    by_move: dict[str, dict[str, list[str]]] = {}
+    keys: set[str] = set()
+    for source in pipeline.stages:
+        for target in pipeline.stages:
+            found = pipeline.transition(source, target) if source != target else None
+            asked = [k for k in found.fields if k in entity.fields and k not in hidden] \
+                if found else []
+            if asked:
+                by_move.setdefault(source, {})[target] = asked
+                keys.update(asked)
+    return by_move, {item["key"]: item for item in _asked(entity, {k: [] for k in sorted(keys)})}
 
 
 def _wants_json() -> bool:
@@ -134,13 +159,14 @@ def _asked(entity: Entity, errors: dict[str, list[str]]) -> list[dict[str, Any]]
         if found is None or not found.is_input:
             continue
         asked.append({"key": key, "label": found.label.get(lang), "type": found.value_type,
-                      "choices": [[k, v.get(lang)] for k, v in found.choices.items()]})
+                      "choices": [[k, v.get(lang)] for k, v in found.choices.items()],
+                      "multiple": bool(getattr(found, "multiple", False))})
     return asked
 
 
 @bp.route("/r/<entity_key>/kanban/move", methods=["POST"])
 @login_required
-def kanban_move(entity_key: str) -> tuple[Response, int] | Response:
+def kanban_move(entity_key: str) -> tuple[Response | str, int] | Response:
     """Run one transition from the board; JSON for the script, a redirect without it."""
     entity, views = entity_and_views(entity_key)
     try:
@@ -159,10 +185,12 @@ def kanban_move(entity_key: str) -> tuple[Response, int] | Response:
         body.update(ok=True, version=moved.get("version"))
     except TransitionRefused as exc:
         status = 409
-        body["reasons"] = [r.message for r in exc.reasons]
         missing = {f: [r.message] for r in exc.reasons if r.code == "missing_fields"
                    for f in r.fields}
-        body["ask"] = _asked(entity, {**missing, **exc.errors})
+        body["errors"] = {k: list(dict.fromkeys(missing.get(k, []) + exc.errors.get(k, [])))
+                          for k in {**missing, **exc.errors}}
+        body["reasons"] = [r.message for r in exc.reasons if r.code != "missing_fields"]
+        body["ask"] = _asked(entity, body["errors"])
     except ValidationFailed as exc:
         status = 422
         body["errors"] = exc.errors
@@ -176,6 +204,27 @@ def kanban_move(entity_key: str) -> tuple[Response, int] | Response:
         flash(translate("moved", language()), "success")
     else:
         texts = body["reasons"] + [m for ms in body["errors"].values() for m in ms]
-        flash(" ".join(texts) or translate("move_refused", language()), "error")
+        flash(" ".join(dict.fromkeys(texts)) or translate("move_refused", language()), "error")
+        if body["ask"]:
+            return _move_page(entity, record_id, to_stage, body), status
     return redirect(url_for("records.kanban", entity_key=entity.key,
                             pipeline=request.form.get("pipeline") or None))
+
+
+def _move_page(entity: Entity, record_id: int, to_stage: str, body: dict[str, Any]) -> str:
+    """The fields a move asks for as a page (the board without JavaScript), each with its
+    messages, nothing chosen for the user."""
+    shown = Presenter(site(), actor(), language())
+    try:
+        record = site().records.get(actor(), entity.key, record_id)
+    except CrmError:
+        abort(404)
+    workflow = workflow_of(entity)
+    stage = workflow.pipeline_of(record).stages.get(to_stage) if workflow else None
+    return render_template(
+        "kanban_move.html", entity=entity, record=record, to_stage=to_stage,
+        title=shown.record_title(entity, record),
+        stage_label=stage.label.get(language()) if stage else to_stage,
+        asked=[entity.fields[item["key"]] for item in body["ask"]],
+        errors=body["errors"], values=request.form,
+        pipeline=request.form.get("pipeline") or "")

@@ -1,8 +1,10 @@
 """Customer resource transfer from the UI: preview what moves, then confirm.
 
 Both steps call :class:`engine.services.transfer.TransferService` with the
-actor, which refuses anyone but an administrator (403) — the page is only
-a form over the service.  The confirm step re-plans inside its own
+actor, which decides from the roles who may transfer whose customers to
+whom (an owner anyone's, a manager their team's; a salesperson gets 403) —
+the page is only a form over the service, offering the people the service
+names, by display name, and the rules by their translated names.  The confirm step re-plans inside its own
 transaction, so what moves is what the rules say at that moment, and the
 preview shown is exactly the plan the service would run then.
 """
@@ -22,7 +24,7 @@ from engine.web.records import bp
 
 
 def _users() -> list[dict[str, Any]]:
-    return [u for u in site().users.list() if u.get("active", True)]
+    return [u for u in site().transfers.people(actor()) if u.get("active", True)]
 
 
 def _choices() -> dict[str, Any]:
@@ -35,11 +37,12 @@ def _choices() -> dict[str, Any]:
 @login_required
 def transfer() -> tuple[str, int] | Response:
     me = actor()
-    if not me.is_admin:
+    if not site().transfers.may_transfer(me):
         raise PermissionDenied(translate("error_403", language()))
     chosen = _choices()
     plan = None
     errors: dict[str, list[str]] = {}
+    status = 422
     if request.method == "POST":
         if chosen["rule"] not in RULES:
             chosen["rule"] = "round_robin"
@@ -53,8 +56,12 @@ def transfer() -> tuple[str, int] | Response:
                                             rule=chosen["rule"])
         except ValidationFailed as exc:
             errors = exc.errors
+        except PermissionDenied as exc:  # people outside the actor's scope
+            errors, status = {"transfer": [exc.message]}, 403
     labels = {k: e.plural.get(language()) for k, e in site().registry.entities.items()}
-    html = render_template("transfer.html", users=_users(), chosen=chosen, plan=plan,
+    users = _users()
+    names = {u["login"]: u.get("display_name") or u["login"] for u in users}
+    html = render_template("transfer.html", users=users, chosen=chosen, plan=plan,
                            data=plan.to_data() if plan else None, rules=RULES, errors=errors,
-                           labels=labels)
-    return html, 422 if errors else 200
+                           labels=labels, names=names)
+    return html, status if errors else 200

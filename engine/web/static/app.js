@@ -101,8 +101,31 @@
     recompute();
   }
 
+  // A new or edit form starts in its first field (or the first one with an error).
+  function focusFirstField() {
+    var form = document.querySelector("form.record-form");
+    if (!form) { return; }
+    var fields = form.querySelectorAll(
+      ".has-error input, .has-error select, .has-error textarea, " +
+      "input:not([type=hidden]), select, textarea");
+    for (var i = 0; i < fields.length; i += 1) {
+      var field = fields[i];
+      if (!field.disabled && field.getClientRects().length) { field.focus(); return; }
+    }
+  }
+
+  // Lists: the filters sit behind one "Filters" control on a phone, open on a desktop.
+  function openFiltersWhenWide() {
+    var wide = window.matchMedia("(min-width: 900px)").matches;
+    document.querySelectorAll("details[data-open-wide]").forEach(function (box) {
+      if (wide) { box.open = true; }
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("input.picker-search").forEach(setupPicker);
     document.querySelectorAll("[data-lines]").forEach(setupLines);
+    openFiltersWhenWide();
+    focusFirstField();
   });
 })();
