@@ -49,6 +49,15 @@ PACK = {
           grade: {type: integer, label: {en: Grade, zh: 等级}}
           double: {type: computed, returns: decimal, expression: "budget * 2", label: {en: Double, zh: 双倍}}
     """,
+    "entities/stock_move.yaml": """
+        entity: stock_move
+        fields:
+          region: {type: reference, to: region, required: true, label: {en: Region, zh: 区域}}
+          quantity: {type: decimal, scale: 2, required: true, label: {en: Quantity, zh: 数量}}
+        ledger:
+          quantity: quantity
+          dimensions: [region]
+    """,
     "roles.yaml": """
         roles:
           boss:
@@ -177,6 +186,24 @@ def test_a_check_of_an_upsert_gives_the_real_imports_messages(site):
     real = importer.run(rep, "customer", fixed, "up.csv", upsert_on="code")
     assert compared(check) == compared(real)
     assert real.written and real.updated == 1 and real.created == 1 and real.ok
+
+
+@pytest.mark.parametrize("batch_size", [1000, 2])
+def test_a_check_counts_the_files_earlier_movements_as_the_import_does(site, batch_size):
+    """A stock ledger: each row is held against the balance after the rows before it."""
+    rep = site.users.actor("rep")
+    data = b"Region,Quantity\nEast,5\nEast,-3\nEast,-4\nEast,-2\nEast,1\nEast,-2\n"
+    importer = Importer(site.records, batch_size=batch_size)
+    check = importer.run(rep, "stock_move", data, "moves.csv", dry_run=True, good_rows=True)
+    assert count(site, "stock_move") == 0
+    real = importer.run(rep, "stock_move", data, "moves.csv", good_rows=True)
+    assert compared(check) == compared(real)
+    assert [e.line for e in real.row_errors] == [4, 7] and real.created == 4
+
+
+def count(site, entity: str) -> int:
+    with site.engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(site.schema.table(entity))).scalar()
 
 
 def test_a_check_holds_no_write_lock_while_others_commit(site, tmp_path):

@@ -230,29 +230,52 @@ class RecordBatchMixin:
         *,
         conn: Connection,
         refused: Collection[int] = (),
+        written: list[Mapping[str, Any]] | None = None,
     ) -> BatchOutcome:
         """What :meth:`create_many` would answer for ``rows``, reading only.
 
         The same coercion, defaults, stage, computed fields, ``before_save``
         hooks, field checks, references and unique values, then the row scope
         of ``create`` and a ledger's balances, each asked with a ``SELECT``;
-        ``ids`` stay None.  ``conn`` may be a read-only transaction.
+        ``ids`` stay None.  ``conn`` may be a read-only transaction.  For a
+        ledger, ``written`` holds the records earlier checks passed (as if
+        stored) and gets this batch's: the balances count them as an import
+        would, having written them.
         """
         entity = self.entity(entity_key)
         self._allow(actor, entity, "create")
         now = self.clock.now()
         outcome, good = self._checked(conn, actor, entity, rows, now, frozenset(refused))
         outside = self._outside_scope(conn, actor, entity, [item.record for item in good], now)
-        for place, item in enumerate(good):
+        if getattr(entity, "ledger", None) is None:
+            guard = None
+        else:
+            before = written if written is not None else []
+
+            def guard(records: list[Mapping[str, Any]]) -> None:
+                self.ledgers.guard(conn, actor, entity, records, pending=before)
+        try:  # the batch as a whole, as create_many first tries to write it
+            if outside:
+                raise _Retry
+            if guard is not None:
+                guard([item.record for item in good])
+                before.extend(item.record for item in good)
+            return outcome
+        except (_Retry, CrmError):
+            pass
+        for place, item in enumerate(good):  # one by one, as create_many then writes them
+            try:
+                if guard is not None:
+                    guard([item.record])
+            except CrmError as exc:
+                outcome.errors[item.index] = (getattr(exc, "errors", None)
+                                              or {"record": [exc.message]})
+                continue
             if place in outside:
                 where = "owner" if "owner" in item.typed else "record"
                 outcome.errors[item.index] = {where: [message("outside_scope", actor.language)]}
-            elif getattr(entity, "ledger", None) is not None:
-                try:
-                    self.ledgers.guard(conn, actor, entity, [item.record])
-                except CrmError as exc:
-                    outcome.errors[item.index] = (getattr(exc, "errors", None)
-                                                  or {"record": [exc.message]})
+            elif guard is not None:
+                before.append(item.record)
         return outcome
 
     # -- the steps -------------------------------------------------------------------

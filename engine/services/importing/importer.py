@@ -137,6 +137,8 @@ class _Run:
     #: rows of the file created so far (None for other entities).
     existing: DuplicateIndex | None = None
     in_file: DuplicateIndex | None = None
+    #: A check of a ledger's movements: the records it passed so far (as if written).
+    ledger_written: list[dict[str, Any]] = field(default_factory=list)
     #: The line columns, by lines field (empty for a file without any).
     line_groups: tuple[LineGroup, ...] = ()
     #: The cells of the record's own columns and of the line columns.
@@ -680,9 +682,13 @@ class Importer:
         if not rows:
             return
         refused = {index for index, row in enumerate(rows) if row.errors}
-        batch = self.records.check_many if check else self.records.create_many
-        outcome = batch(run.actor, run.entity.key, [r.values for r in rows], conn=conn,
-                        refused=refused)
+        values = [r.values for r in rows]
+        if check:
+            outcome = self.records.check_many(run.actor, run.entity.key, values, conn=conn,
+                                              refused=refused, written=run.ledger_written)
+        else:
+            outcome = self.records.create_many(run.actor, run.entity.key, values, conn=conn,
+                                               refused=refused)
         for index, (row, record_id, errors) in enumerate(
                 zip(rows, outcome.ids, outcome.errors, strict=True)):
             if record_id is not None or (check and not errors and index not in refused):
