@@ -79,7 +79,7 @@ ROW_KEY = "row"
 
 
 class _Undo(Exception):
-    """Roll the import's transaction back (a dry run, or errors in all-or-nothing mode)."""
+    """Roll the import's transaction back (refused rows in all-or-nothing mode)."""
 
 
 @dataclass(frozen=True)
