@@ -155,7 +155,8 @@ class LedgerService:
     # -- the guard ---------------------------------------------------------
 
     def guard(
-        self, conn: Connection, actor: Actor, entity: Entity, movements: Iterable[Mapping[str, Any]]
+        self, conn: Connection, actor: Actor, entity: Entity, movements: Iterable[Mapping[str, Any]],
+        *, pending: Iterable[Mapping[str, Any]] = (),
     ) -> None:
         """Refuse movements that would take a balance below zero, naming every such balance.
 
@@ -163,6 +164,8 @@ class LedgerService:
         service does, per movement; a pack checks a whole document's lines
         first to name every short product at once).  Only balances that go
         down are locked and summed: a movement that adds cannot break the rule.
+        ``pending`` are movements counted as if already stored (a check of a
+        file, which writes nothing, holds each row against the rows before it).
         """
         ledger = entity.ledger
         if ledger is None or ledger.allow_negative:
@@ -179,9 +182,13 @@ class LedgerService:
         if conn.dialect.name == "postgresql":
             for key in lowering:
                 conn.execute(select(func.pg_advisory_xact_lock(lock_key(entity.key, key))))
+        before: dict[DimensionKey, Decimal] = {}
+        for movement in pending:
+            key = tuple(movement.get(d) for d in ledger.dimensions)
+            before[key] = before.get(key, Decimal(0)) + _number(movement.get(ledger.quantity))
         shortfalls = []
         for key in lowering:
-            current = _number(conn.execute(
+            current = before.get(key, Decimal(0)) + _number(conn.execute(
                 select(func.coalesce(func.sum(table.c[ledger.quantity]), 0)).where(
                     *[table.c[d] == v for d, v in zip(ledger.dimensions, key, strict=True)])
             ).scalar_one())

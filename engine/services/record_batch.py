@@ -14,6 +14,12 @@ pays only for its own values.  Whenever the batch cannot be
 written as a whole (a race on a unique value, a ledger or scope refusal),
 the batch is undone to its savepoint and written again record by record
 through :meth:`create`, so each refusal lands on its own row.
+
+:meth:`RecordBatchMixin.check_many` runs the same steps and writes nothing:
+the row scope a new record must fall in is asked of the database over the
+rows' values (a ``SELECT`` of literals, never an ``INSERT``), so a check of
+a file (an import's dry run) takes no write lock.  What only a written
+record can tell — ``after_save`` hooks — is left to the real write.
 """
 
 from __future__ import annotations
@@ -24,11 +30,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, cast, func, insert, literal, select, type_coerce, union_all
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import ColumnClause
+from sqlalchemy.sql.visitors import iterate, replacement_traverse
 
 from engine.context import Actor
 from engine.errors import CrmError, ValidationFailed
+from engine.i18n import message
 from engine.metadata.model import Entity, Field
 from engine.services.audit import creation_rows
 from engine.services.record_input import FieldErrors
@@ -61,6 +70,10 @@ class _Prepared:
     record: dict[str, Any]
     given: set[str]
     errors: FieldErrors
+
+
+#: New records whose create scope is asked in one query (SQLite joins at most 500 SELECTs).
+_SCOPE_CHUNK = 400
 
 
 class _Retry(Exception):
@@ -209,12 +222,70 @@ class RecordBatchMixin:
                 })
         return outcome
 
+    def check_many(
+        self,
+        actor: Actor,
+        entity_key: str,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        conn: Connection,
+        refused: Collection[int] = (),
+        written: list[Mapping[str, Any]] | None = None,
+    ) -> BatchOutcome:
+        """What :meth:`create_many` would answer for ``rows``, reading only.
+
+        The same coercion, defaults, stage, computed fields, ``before_save``
+        hooks, field checks, references and unique values, then the row scope
+        of ``create`` and a ledger's balances, each asked with a ``SELECT``;
+        ``ids`` stay None.  ``conn`` may be a read-only transaction.  For a
+        ledger, ``written`` holds the records earlier checks passed (as if
+        stored) and gets this batch's: the balances count them as an import
+        would, having written them.
+        """
+        entity = self.entity(entity_key)
+        self._allow(actor, entity, "create")
+        now = self.clock.now()
+        outcome, good = self._checked(conn, actor, entity, rows, now, frozenset(refused))
+        outside = self._outside_scope(conn, actor, entity, [item.record for item in good], now)
+        if getattr(entity, "ledger", None) is None:
+            guard = None
+        else:
+            before = written if written is not None else []
+
+            def guard(records: list[Mapping[str, Any]]) -> None:
+                self.ledgers.guard(conn, actor, entity, records, pending=before)
+        try:  # the batch as a whole, as create_many first tries to write it
+            if outside:
+                raise _Retry
+            if guard is not None:
+                guard([item.record for item in good])
+                before.extend(item.record for item in good)
+            return outcome
+        except (_Retry, CrmError):
+            pass
+        for place, item in enumerate(good):  # one by one, as create_many then writes them
+            try:
+                if guard is not None:
+                    guard([item.record])
+            except CrmError as exc:
+                outcome.errors[item.index] = (getattr(exc, "errors", None)
+                                              or {"record": [exc.message]})
+                continue
+            if place in outside:
+                where = "owner" if "owner" in item.typed else "record"
+                outcome.errors[item.index] = {where: [message("outside_scope", actor.language)]}
+            elif guard is not None:
+                before.append(item.record)
+        return outcome
+
     # -- the steps -------------------------------------------------------------------
 
-    def _create_batch(
+    def _checked(
         self, conn: Connection, actor: Actor, entity: Entity,
         rows: Sequence[Mapping[str, Any]], now: dt.datetime, refused: frozenset[int],
-    ) -> BatchOutcome:
+    ) -> tuple[BatchOutcome, list[_Prepared]]:
+        """Every row prepared and checked: the outcome with the refused rows' messages, and
+        the rows that may be written."""
         plan = _Plan(self, actor, entity)
         prepared = [self._prepare_one(conn, actor, entity, index, values, now, plan)
                     for index, values in enumerate(rows)]
@@ -228,6 +299,50 @@ class RecordBatchMixin:
                 outcome.errors[item.index] = item.errors.shown()
             elif item.index not in refused:
                 good.append(item)
+        return outcome, good
+
+    def _outside_scope(
+        self, conn: Connection, actor: Actor, entity: Entity, records: Sequence[Mapping[str, Any]],
+        now: dt.datetime,
+    ) -> set[int]:
+        """The places in ``records`` of the new records the actor's ``create`` scope leaves
+        out, asked of the database over their values as :meth:`create` asks over the
+        inserted row (the new record has no id yet, as it has no lines or links then)."""
+        table = self.schema.table(entity.key)
+        scope = self._visible(actor, entity, table, "create")
+        if not scope or not records:
+            return set()
+        condition = scope[0]
+        used = sorted({c.key for c in iterate(condition)
+                       if isinstance(c, ColumnClause) and getattr(c, "table", None) is table})
+        typed = conn.dialect.name == "postgresql"  # NULL literals need their type there
+        outside: set[int] = set()
+        for start in range(0, len(records), _SCOPE_CHUNK):
+            selects = []
+            for place, record in enumerate(records[start:start + _SCOPE_CHUNK], start):
+                row = {"id": None, **self._system_values(actor, record, now),
+                       **self._column_values(entity, record)}
+                selects.append(select(literal(place).label("crm_place"), *[
+                    (cast if typed else type_coerce)(literal(row.get(key), table.c[key].type),
+                                                     table.c[key].type).label(key)
+                    for key in used]))
+            values = (union_all(*selects) if len(selects) > 1 else selects[0]).subquery()
+
+            def swap(element: Any, values: Any = values) -> Any:
+                if isinstance(element, ColumnClause) and getattr(element, "table", None) is table:
+                    return values.c[element.key]
+                return None
+
+            inside = set(conn.execute(select(values.c.crm_place).where(
+                replacement_traverse(condition, {}, swap))).scalars())
+            outside.update(p for p in range(start, start + len(selects)) if p not in inside)
+        return outside
+
+    def _create_batch(
+        self, conn: Connection, actor: Actor, entity: Entity,
+        rows: Sequence[Mapping[str, Any]], now: dt.datetime, refused: frozenset[int],
+    ) -> BatchOutcome:
+        outcome, good = self._checked(conn, actor, entity, rows, now, refused)
         if not good:
             return outcome
         try:

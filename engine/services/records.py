@@ -563,24 +563,9 @@ class RecordService(RecordInputMixin, RecordAccessMixin, RecordBatchMixin, Recor
         now = self.clock.now()
         with self.lookup_attempt(actor, self._key_ref_targets(entity, changes), conn), \
                 self._write(conn) as c:
-            # a move reaches the records the 'transition' right reaches (a dealer's user
-            # confirms receipt without the right to edit the shipment)
-            current = self._fetch(c, actor, entity, record_id, lock=True,
-                                  action="transition" if move else "update")
-            if version is not None and int(version) != current["version"]:
-                raise self._conflict(entity, actor, int(version), current)
-            errors = self._errors(actor, entity)
-            typed = self._coerce_input(
-                actor, entity, changes, errors, now, existing=current,
-                engine_set=engine_set if move else frozenset(),
-            )
-            self.stages.on_update(actor, entity, typed, current, errors, move)
-            record = {**current, **typed}
-            apply_computed(entity.fields, record, now, self._order, stored=True)
-            hooked = self.hooks.before_save(self, c, actor, entity, record, current, errors,
-                                            now=now, move=move)
-            self._validate(c, actor, entity, record, set(typed) | hooked, errors, current["id"])
-            errors.raise_if_any()
+            current, typed, record = self._checked_update(
+                c, actor, entity, record_id, changes, now, version=version, move=move,
+                engine_set=engine_set, lock=True)
             diff: dict[str, tuple[Any, Any]] = {}
             for field in entity.fields.values():
                 if field.type == "computed" and not field.stored:
@@ -633,6 +618,45 @@ class RecordService(RecordInputMixin, RecordAccessMixin, RecordBatchMixin, Recor
             self.hooks.after("after_save", self, c, actor, entity, updated, current, now=now,
                              move=move)
             return self._redact(actor, entity, updated)
+
+    def check_update(
+        self, actor: Actor, entity_key: str, record_id: Any, changes: Mapping[str, Any], *,
+        conn: Connection,
+    ) -> None:
+        """Refuse (as :meth:`update` would: NotFound, PermissionDenied, ValidationFailed)
+        ``changes`` to a record, reading only: an import's dry run of an upsert."""
+        entity = self.entity(entity_key)
+        self._allow(actor, entity, "update")
+        refuse_change(actor, entity)
+        self._checked_update(conn, actor, entity, record_id, changes, self.clock.now())
+
+    def _checked_update(
+        self, c: Connection, actor: Actor, entity: Entity, record_id: Any,
+        changes: Mapping[str, Any], now: dt.datetime, *, version: int | None = None,
+        move: StageMove | None = None, engine_set: frozenset[str] = frozenset(),
+        lock: bool = False,
+    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """The record as it is, the typed changes and the record they make, every rule of
+        an update checked (raises what :meth:`update` answers)."""
+        # a move reaches the records the 'transition' right reaches (a dealer's user
+        # confirms receipt without the right to edit the shipment)
+        current = self._fetch(c, actor, entity, record_id, lock=lock,
+                              action="transition" if move else "update")
+        if version is not None and int(version) != current["version"]:
+            raise self._conflict(entity, actor, int(version), current)
+        errors = self._errors(actor, entity)
+        typed = self._coerce_input(
+            actor, entity, changes, errors, now, existing=current,
+            engine_set=engine_set if move else frozenset(),
+        )
+        self.stages.on_update(actor, entity, typed, current, errors, move)
+        record = {**current, **typed}
+        apply_computed(entity.fields, record, now, self._order, stored=True)
+        hooked = self.hooks.before_save(self, c, actor, entity, record, current, errors,
+                                        now=now, move=move)
+        self._validate(c, actor, entity, record, set(typed) | hooked, errors, current["id"])
+        errors.raise_if_any()
+        return current, typed, record
 
     def _conflict(
         self, entity: Entity, actor: Actor, expected: int, current: Mapping[str, Any]

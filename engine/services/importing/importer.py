@@ -22,22 +22,21 @@ not a dry run and either found no error or was asked to import the good
 rows; otherwise it is rolled back, so an import that fails — or stops on
 an unexpected exception — leaves the database as it was.
 
-SQLite has one writer at a time, and a check writes the rows it checks (so
-that numbering, scopes, constraints and hooks answer as they will), so a
-check holding one transaction for a whole file would keep every other
-user's save waiting for as long.  A check (dry run) therefore checks a
-batch at a time, each batch in its own transaction rolled back at once:
-others write between two batches.  A real import is written in one
-transaction, so all or nothing holds; on SQLite others' saves wait for it
-(and answer 503 after the busy timeout).  Checking a big file first and
-writing it after would spare the lock for a refused file only, at twice the
-time of every import that succeeds, so it is not done: run a check first
-when a file may be refused.
+A check (dry run) writes nothing and so never takes SQLite's write lock:
+each batch is read in its own short read transaction and goes through
+:meth:`~engine.services.record_batch.RecordBatchMixin.check_many` and
+:meth:`~engine.services.records.RecordService.check_update`, the same steps
+as the writes without the writing (references, unique values and the
+create scope are asked with ``SELECT``; the file's own duplicates are kept
+in memory), so its report says what the import would.  Only what a
+written record alone can tell — ``after_save`` hooks — waits for the real
+import.  A real import is written in one transaction, so all or nothing
+holds; on SQLite others' saves wait for it (and answer 503 after the busy
+timeout).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,12 +67,10 @@ from engine.services.importing.messages import say
 from engine.services.importing.readers import Sheet, read_sheet
 from engine.services.importing.report import ImportReport, LikelyDuplicate, RowError
 from engine.services.values import ValueProblem, coerce
-from engine.storage.database import write_transaction
+from engine.storage.database import read_transaction, write_transaction
 
 #: Rows handed to the record service at once.
 BATCH_SIZE = 1000
-#: How long a check leaves SQLite's write lock free between two batches (seconds).
-STEP_ASIDE = 0.1
 #: How a user is told to import a file too long for a web request.
 BACKGROUND_HOW = "background=true, crm import --background, or the upload page"
 #: Likely duplicates named per row of the report (the strongest first).
@@ -82,7 +79,7 @@ ROW_KEY = "row"
 
 
 class _Undo(Exception):
-    """Roll the import's transaction back (a dry run, or errors in all-or-nothing mode)."""
+    """Roll the import's transaction back (refused rows in all-or-nothing mode)."""
 
 
 @dataclass(frozen=True)
@@ -140,6 +137,8 @@ class _Run:
     #: rows of the file created so far (None for other entities).
     existing: DuplicateIndex | None = None
     in_file: DuplicateIndex | None = None
+    #: A check of a ledger's movements: the records it passed so far (as if written).
+    ledger_written: list[dict[str, Any]] = field(default_factory=list)
     #: The line columns, by lines field (empty for a file without any).
     line_groups: tuple[LineGroup, ...] = ()
     #: The cells of the record's own columns and of the line columns.
@@ -227,9 +226,7 @@ class Importer:
         if started is None:
             return report
         run, sheet = started
-        if dry_run:
-            # Checked a batch at a time, each batch rolled back: the write lock is held for
-            # one batch, never for the whole file.
+        if dry_run:  # read a batch at a time, never writing: no write lock, ever
             self._all_rows(run, sheet, self._checked_batch, progress)
             return report
         try:
@@ -292,22 +289,10 @@ class Importer:
         return run, sheet
 
     def _checked_batch(self, run: _Run, pending: Sequence[tuple[int, list[Any] | None]]) -> None:
-        """Check one batch as it would be written, in its own transaction, rolled back.
-
-        On SQLite a writer kept waiting asks again only every 100 ms or so, so
-        after each batch the check steps aside for that long (at most as long as
-        the batch held the lock): otherwise it would take the lock straight back.
-        """
-        engine = self.records.engine
-        began = time.monotonic()
-        try:
-            with write_transaction(engine) as conn:
-                self._batch(conn, run, pending)
-                raise _Undo
-        except _Undo:
-            pass
-        if engine.dialect.name == "sqlite":
-            time.sleep(min(STEP_ASIDE, time.monotonic() - began))
+        """Check one batch as it would be written, in its own short read transaction."""
+        with read_transaction(self.records.engine) as conn:
+            self._batch(conn, run, pending, check=True)
+            conn.rollback()  # nothing was written; a hook's stray write is not kept either
 
     # -- planning ---------------------------------------------------------------------
 
@@ -377,7 +362,8 @@ class Importer:
                 progress(len(pending), sheet.size_hint)
 
     def _batch(self, conn: Connection, run: _Run,
-               pending: Sequence[tuple[int, list[Any] | None]]) -> None:
+               pending: Sequence[tuple[int, list[Any] | None]], *, check: bool = False) -> None:
+        """Read, look up and write (or with ``check`` only check) one batch of rows."""
         if run.line_groups:
             rows = self._read_records(run, pending)
         else:
@@ -390,8 +376,8 @@ class Importer:
         creates = rows
         if run.upsert_on:
             creates = self._match(conn, run, rows)
-            self._update(conn, run, [r for r in rows if r.record_id is not None])
-        self._create(conn, run, creates)
+            self._update(conn, run, [r for r in rows if r.record_id is not None], check)
+        self._create(conn, run, creates, check)
         if run.line_groups:
             for row in rows:
                 self._report_record(run, row)
@@ -664,8 +650,9 @@ class Importer:
             creates.append(row)
         return creates
 
-    def _update(self, conn: Connection, run: _Run, rows: list[_Row]) -> None:
-        """Upserted rows change their record through the update path (blank cells change nothing)."""
+    def _update(self, conn: Connection, run: _Run, rows: list[_Row], check: bool) -> None:
+        """Upserted rows change their record through the update path (blank cells change
+        nothing); with ``check`` the same path refuses or passes them without writing."""
         keep_key = run.upsert_on if run.upsert_on not in ("id",) else None
         found = run.entity.fields.get(run.upsert_on or "")
         if found is not None and not found.is_input:
@@ -676,23 +663,35 @@ class Importer:
             changes = {k: v for k, v in row.values.items()
                        if v not in (None, "", []) and (k != run.upsert_on or keep_key)}
             try:
-                with conn.begin_nested():
-                    self.records.update(run.actor, run.entity.key, row.record_id, changes,
-                                        conn=conn)
+                if check:
+                    self.records.check_update(run.actor, run.entity.key, row.record_id, changes,
+                                              conn=conn)
+                else:
+                    with conn.begin_nested():
+                        self.records.update(run.actor, run.entity.key, row.record_id, changes,
+                                            conn=conn)
                 run.report.updated += 1
             except CrmError as exc:
                 for key, texts in (getattr(exc, "errors", None) or {ROW_KEY: [exc.message]}).items():
                     for text in texts:
                         row.fail(key, text)
 
-    def _create(self, conn: Connection, run: _Run, rows: list[_Row]) -> None:
+    def _create(self, conn: Connection, run: _Run, rows: list[_Row], check: bool) -> None:
+        """New records through ``create_many`` (``check_many`` for a check, which writes
+        nothing and passes the rows ``create_many`` would write)."""
         if not rows:
             return
         refused = {index for index, row in enumerate(rows) if row.errors}
-        outcome = self.records.create_many(run.actor, run.entity.key, [r.values for r in rows],
-                                           conn=conn, refused=refused)
-        for row, record_id, errors in zip(rows, outcome.ids, outcome.errors, strict=True):
-            if record_id is not None:
+        values = [r.values for r in rows]
+        if check:
+            outcome = self.records.check_many(run.actor, run.entity.key, values, conn=conn,
+                                              refused=refused, written=run.ledger_written)
+        else:
+            outcome = self.records.create_many(run.actor, run.entity.key, values, conn=conn,
+                                               refused=refused)
+        for index, (row, record_id, errors) in enumerate(
+                zip(rows, outcome.ids, outcome.errors, strict=True)):
+            if record_id is not None or (check and not errors and index not in refused):
                 run.report.created += 1
                 if run.existing is not None:
                     self._likely_duplicate(run, row)
