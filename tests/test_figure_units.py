@@ -38,7 +38,7 @@ NAMED = [(re.compile(r"^days\b", re.I), {"days"}), (re.compile(r"^hours?\b", re.
 
 
 @pytest.mark.parametrize(("value", "unit", "language", "text"), [
-    (4, "count", "en", "4"), (1234, "count", "zh", "1,234"),
+    (4, "count", "en", "4"), (1234, "count", "zh", "1,234"), (Decimal("2.50"), "count", "en", "2.5"),
     (Decimal("60"), "money", "en", "¥60.00"), (Decimal("-1234.5"), "money", "zh", "-¥1,234.50"),
     (Decimal("68.50"), "percent", "en", "68.5%"), (Decimal("168"), "percent", "zh", "168%"),
     (3, "days", "en", "3 days"), (1, "days", "en", "1 day"), (Decimal("2.5"), "days", "zh", "2.5 天"),

@@ -4,7 +4,7 @@ One formatter for the three places a figure is read — the web dashboard, the
 API (each series' ``text``) and ``crm report`` — so a count never shows as
 money nor a number of days as a percentage in any of them.  Units:
 
-``count``    whole things: ``1,234``
+``count``    whole things: ``1,234`` (an average count keeps its decimals)
 ``money``    an amount in its currency: ``¥1,234.50``, ``1,234.50 CHF``
 ``percent``  ``68.5%``
 ``days``     ``3.5 days`` / ``3.5 天``
@@ -64,8 +64,6 @@ def format_value(value: Any, unit: str, currency: str, language: str = "en") -> 
     number = _decimal(value)
     if number is None:
         return str(value)
-    if unit == "count":
-        return f"{int(number.to_integral_value()):,}"
     if unit == "percent":
         return f"{_grouped(number, None)}%"
     if unit in _SPANS:
