@@ -203,12 +203,13 @@ def test_the_weekly_report_and_the_report_command(site, clock, tmp_path):
     assert shown.exit_code == 0, shown.output
     lines = shown.output.splitlines()
     assert lines[0] == "Target vs actual, 2026-11"
-    assert lines[2].split() == ["Wang", "1,000,000.00", "800,000.00"]
+    assert lines[2].split() == ["Wang", "¥1,000,000.00", "¥800,000.00"]  # money, in CNY
     as_json = runner.invoke(main, [*base, "core.visits_per_week", "--as", "wang", "--json",
                                    "--param", "weeks=1"], obj=at_week,
                             catch_exceptions=False)
-    assert json.loads(as_json.output)["series"] == [{"name": {"en": "Wang", "zh": "Wang"},
-                                                     "values": [2]}]
+    assert json.loads(as_json.output)["series"] == [{"key": "wang", "unit": "count",
+                                                     "name": {"en": "Wang", "zh": "Wang"},
+                                                     "values": [2], "text": ["2"]}]
     bad = runner.invoke(main, [*base, "core.visits_per_week", "--as", "mgr",
                                "--param", "weeks=0"], obj=at_week)
     assert bad.exit_code == 1 and "weeks" in bad.output

@@ -3,6 +3,8 @@
 ``GET /dashboards`` lists the declared dashboards the caller may open;
 ``GET /dashboards/<name>`` computes one (``home``: the caller's own) with
 the caller's rights, through :class:`engine.services.dashboards.DashboardService`.
+Each series carries its unit (and currency for money) and its values as text
+in the caller's language.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from flask import Response
 from engine.api.auth import api_actor
 from engine.api.records import answer
 from engine.metadata.view_defs import DashboardDef
-from engine.web.context import state
+from engine.web.context import site, state
 
 
 def _summary(dashboard: DashboardDef) -> dict[str, Any]:
@@ -34,4 +36,5 @@ def register(bp: Any) -> None:
         me = api_actor()
         dashboard = service.get(me, name)
         return answer({**_summary(dashboard),
-                       "widgets": [w.as_json() for w in service.figures(me, dashboard)]})
+                       "widgets": [w.as_json(me.language, site().config.currency)
+                                   for w in service.figures(me, dashboard)]})

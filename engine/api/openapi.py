@@ -26,6 +26,7 @@ from engine.context import Actor
 from engine.errors import DefinitionError
 from engine.metadata.model import Entity, Field
 from engine.printing.documents import GENERIC, print_formats
+from engine.services.record_choices import DEFAULT_CHOICES, MAX_CHOICES, MAX_QUERY
 from engine.services.values import INT_MAX, INT_MIN
 from engine.site import Site
 
@@ -169,6 +170,15 @@ LIST_PARAMS = [
     {"name": "count", "in": "query", "schema": {"type": "boolean"}},
 ]
 
+CHOICE_PARAMS = [
+    {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": MAX_QUERY},
+     "description": "Words each found in the title, a number or code, or a searchable "
+                    "field; #42 finds record 42."},
+    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                                "maximum": MAX_CHOICES},
+     "description": f"Choices at most (default {DEFAULT_CHOICES})."},
+]
+
 
 def _paths(entity: Entity, hidden: frozenset[str], has_flow: bool) -> dict[str, Any]:
     name, key = _name(entity), entity.key
@@ -213,6 +223,10 @@ def _paths(entity: Entity, hidden: frozenset[str], has_flow: bool) -> dict[str, 
             "requestBody": {"required": True, "content": {"application/json": {
                 "schema": {"type": "object", "minProperties": 1}}}},
             "responses": {"200": _json(name), **ERRORS}}},
+        f"/{key}/choices": {"get": {
+            "operationId": f"choices_{key}", "tags": tag,
+            "parameters": CHOICE_PARAMS,
+            "responses": {"200": _json("Choices"), **ERRORS}}},
     }
     if has_flow:
         paths[f"/{key}/{{id}}/transitions"] = {
@@ -249,6 +263,12 @@ COMMON_SCHEMAS: dict[str, Any] = {
     "TransitionRequest": {"type": "object", "required": ["to"], "properties": {
         "to": {"type": "string", "minLength": 1}, "values": {"type": "object"},
         "comment": {"type": "string"}, "version": {"type": "integer"}}},
+    "Choices": {"type": "object", "required": ["items", "has_more"], "properties": {
+        "items": {"type": "array", "items": {"type": "object", "required": ["id", "title"],
+                                             "properties": {
+            "id": {"type": "integer"}, "title": {"type": "string"},
+            "detail": {"type": "string"}}}},
+        "has_more": {"type": "boolean"}}},
     "Meta": {"type": "object"},
     "DashboardList": {"type": "object", "required": ["items"], "properties": {
         "items": {"type": "array", "items": {"type": "object", "properties": {

@@ -17,6 +17,7 @@ from flask import Response, json, request, url_for
 
 from engine.api.auth import api_actor
 from engine.errors import CrmError, NotFound, ValidationFailed
+from engine.services.record_choices import DEFAULT_CHOICES, MAX_CHOICES, choose
 from engine.services.values import INT_MAX, to_json
 from engine.storage.queries import Filter, Sort
 from engine.web.context import site
@@ -233,6 +234,13 @@ def register(bp: Any) -> None:
             raise ValidationFailed({"body": ["Give the key fields to look up by."]})
         record = site().records.lookup(api_actor(), entity, keys)
         return answer(record, headers=_etag(record))
+
+    @bp.get("/<entity>/choices")
+    def record_choices(entity: str) -> Response:
+        """Records to point a reference at, by text: what the web pickers search."""
+        found = choose(site().records, api_actor(), entity, request.args.get("q"),
+                       limit=_int_arg("limit", DEFAULT_CHOICES, 1, MAX_CHOICES))
+        return answer(found.as_json())
 
     @bp.get("/<entity>/<int:record_id>/related/<other>/<field>")
     def related_records(entity: str, record_id: int, other: str, field: str) -> Response:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import click
 
 from engine.cli.main import echo_json, report_errors
@@ -16,20 +14,11 @@ from engine.services.figures import Figure, ReportRequest
 from engine.services.reports import ReportLoader
 
 
-def _cell(value: Decimal | int | None, unit: str) -> str:
-    if value is None:
-        return ""
-    if unit == "money" and isinstance(value, Decimal):
-        return f"{value:,.2f}"
-    if unit == "percent":
-        return f"{value}%"
-    return str(value)
-
-
-def figure_lines(figure: Figure, language: str) -> list[str]:
-    """The figure as a title, a table (a row per category, a column per series) and its note."""
+def figure_lines(figure: Figure, language: str, currency: str = "CNY") -> list[str]:
+    """The figure as a title, a table (a row per category, a column per series, each value
+    written by its series' unit) and its note."""
     header = [""] + [s.name.get(language) or s.name.get("en", "") for s in figure.series]
-    rows = [[category] + [_cell(s.values[i], figure.unit) for s in figure.series]
+    rows = [[category] + [figure.text(s, s.values[i], currency, language) for s in figure.series]
             for i, category in enumerate(figure.categories)]
     lines = [figure.title.get(language) or figure.title.get("en", "")]
     lines += table(header, rows) if rows else ["(nothing to show)"]
@@ -73,9 +62,9 @@ def report(ctx: click.Context, name: str | None, login: str | None, params: tupl
         function = ReportLoader(site.registry, site.config.overlay_dir).function(name)
         figure = function(ReportRequest(site, actor, site.clock.now(), _params(params)))
         if as_json:
-            echo_json(figure.as_json())
+            echo_json(figure.as_json(actor.language, site.config.currency))
             return
-        for line in figure_lines(figure, actor.language):
+        for line in figure_lines(figure, actor.language, site.config.currency):
             click.echo(line)
 
 

@@ -39,6 +39,12 @@ SITE_REPORTS = "site"
 #: Built-in widget kinds: each names an entity with a workflow.
 BUILTIN_WIDGETS: tuple[str, ...] = ("funnel", "weighted_pipeline", "won_lost", "sla_overdue")
 WIDGET_KINDS: tuple[str, ...] = (*BUILTIN_WIDGETS, "report")
+#: What a figure's measure may be (engine/services/figure_text.py writes each).
+FIGURE_UNITS: tuple[str, ...] = ("count", "money", "percent", "days", "hours", "number")
+#: The series keys of the built-in widgets, which a widget's ``units:`` may name.
+BUILTIN_SERIES: dict[str, tuple[str, ...]] = {
+    "funnel": ("count",), "weighted_pipeline": ("weighted_value",),
+    "won_lost": ("won", "lost"), "sla_overdue": ("hours_late",)}
 #: Field types a list may filter on.
 FILTERABLE = frozenset({"choice", "boolean", "date", "datetime", "integer", "decimal",
                         "reference"})
@@ -120,6 +126,8 @@ class WidgetDef:
     pipeline: str | None = None
     draw: str | None = None
     params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    #: The unit of each series by its key ("*": every series), over the figure's own.
+    units: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def pack(self) -> str:
@@ -450,13 +458,33 @@ class _DashboardChecker:
                 self.problems.append(at.child(option).problem(
                     f"'{option}' applies only to a {only} widget", key=True))
         roles = self.role_keys(list(item.get("roles") or []), at.child("roles"))
+        units = self.units(kind, item.get("units") or {}, at.child("units"))
         return WidgetDef(
             kind=kind, target=target,
             title=Label.from_yaml(item["title"]) if item.get("title") else None,
             roles=frozenset(roles), months=int(item.get("months", 6)),
             pipeline=item.get("pipeline"), draw=item.get("kind"),
             params=MappingProxyType(dict(item.get("params") or {})),
+            units=MappingProxyType(units),
         )
+
+    def units(self, kind: str, units: dict[str, Any], at: Located) -> dict[str, str]:
+        """A widget's units per series: known units, and for a built-in widget its series."""
+        kept = {}
+        for key, unit in units.items():
+            if unit not in FIGURE_UNITS:
+                self.problems.append(at.child(key).problem(
+                    f"'{unit}' is not a unit; use one of {', '.join(FIGURE_UNITS)}"
+                    f"{_near(unit, FIGURE_UNITS)}"))
+                continue
+            known = BUILTIN_SERIES.get(kind)
+            if known is not None and key != "*" and key not in known:
+                self.problems.append(at.child(key).problem(
+                    f"a {kind} widget has no series '{key}'; its series: {', '.join(known)}"
+                    f"{_near(key, known)}", key=True))
+                continue
+            kept[str(key)] = str(unit)
+        return kept
 
     def dashboard(self, name: str, data: dict[str, Any], places: dict[str, Located],
                   pack: str) -> DashboardDef:

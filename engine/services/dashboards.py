@@ -65,9 +65,9 @@ class WidgetFigure:
     figure: Figure | None
     error: str | None = None
 
-    def as_json(self) -> dict:
+    def as_json(self, language: str | None = None, currency: str | None = None) -> dict:
         return {"key": self.key, "kind": self.widget.kind, "target": self.widget.target,
-                "figure": self.figure.as_json() if self.figure else None,
+                "figure": self.figure.as_json(language, currency) if self.figure else None,
                 "error": self.error}
 
 
@@ -161,6 +161,7 @@ class DashboardService:
             changes["title"] = {"en": widget.title.en, "zh": widget.title.get("zh")}
         if widget.draw is not None:
             changes["kind"] = widget.draw
+        figure = figure.with_units(widget.units)
         if not changes:
             return figure
         return dataclasses.replace(figure, **changes)

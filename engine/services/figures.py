@@ -15,7 +15,9 @@ same object, so the three can never disagree.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -24,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 from engine.context import Actor
 from engine.errors import ValidationFailed
+from engine.services.figure_text import format_value
 
 if TYPE_CHECKING:
     from engine.services.ledgers import LedgerService
@@ -38,12 +41,28 @@ FigureUnit = Literal["count", "money", "percent", "days", "hours", "number"]
 Label = Mapping[str, str]
 
 
+def series_key(name: Label) -> str:
+    """A series' key from its English name: "Open value" → ``open_value``."""
+    text = str(name.get("en") or next(iter(name.values()), "")) if name else ""
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "value"
+
+
 @dataclass(frozen=True)
 class Series:
-    """One row of values, aligned with the figure's categories."""
+    """One measure: values aligned with the figure's categories, in one unit."""
 
     name: Label
     values: tuple[Decimal | int | None, ...]
+    #: What these values measure; None: the figure's unit.
+    unit: FigureUnit | None = None
+    #: The key a dashboard's ``units:`` names it by; by default from its English name.
+    key: str = ""
+    #: Money in another currency than the site's (an ISO code); None: the site's.
+    currency: str | None = None
+
+    @property
+    def name_key(self) -> str:
+        return self.key or series_key(self.name)
 
 
 @dataclass(frozen=True)
@@ -60,19 +79,47 @@ class Figure:
     #: Optional links per category (record or list URLs' query parts), same order.
     links: tuple[str | None, ...] = ()
 
-    def as_json(self) -> dict[str, Any]:
-        """A JSON-ready form (decimals as strings, so money keeps its digits)."""
+    def unit_of(self, series: Series) -> FigureUnit:
+        """The unit of one series: its own, else the figure's."""
+        return series.unit or self.unit
+
+    def with_units(self, units: Mapping[str, str]) -> Figure:
+        """The figure with the units a dashboard sets per series key (``*``: every series)."""
+        if not units:
+            return self
+        changed = tuple(
+            dataclasses.replace(s, unit=units.get(s.name_key) or units.get("*") or s.unit)
+            for s in self.series)
+        return dataclasses.replace(self, series=changed)
+
+    def text(self, series: Series, value: Any, currency: str, language: str) -> str:
+        """One value of ``series`` as text for a reader of ``language``."""
+        return format_value(value, self.unit_of(series), series.currency or currency, language)
+
+    def as_json(self, language: str | None = None, currency: str | None = None
+                ) -> dict[str, Any]:
+        """A JSON-ready form (decimals as strings, so money keeps its digits); each series
+        with its unit (and currency for money), and with ``language``, its values as text."""
 
         def value(v: Decimal | int | None) -> Any:
             return str(v) if isinstance(v, Decimal) else v
+
+        def one(s: Series) -> dict[str, Any]:
+            unit = self.unit_of(s)
+            data = {"key": s.name_key, "name": dict(s.name), "unit": unit,
+                    "values": [value(v) for v in s.values]}
+            if unit == "money":
+                data["currency"] = s.currency or currency
+            if language is not None:
+                data["text"] = [self.text(s, v, currency or "CNY", language) for v in s.values]
+            return data
 
         return {
             "title": dict(self.title),
             "kind": self.kind,
             "unit": self.unit,
             "categories": list(self.categories),
-            "series": [{"name": dict(s.name), "values": [value(v) for v in s.values]}
-                       for s in self.series],
+            "series": [one(s) for s in self.series],
             "note": dict(self.note) if self.note else None,
         }
 

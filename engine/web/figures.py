@@ -2,37 +2,27 @@
 
 ``bar``, ``funnel`` and ``column`` become the SVG charts of
 :mod:`engine.web.charts`; ``line`` a polyline chart; ``table`` an HTML
-table; ``number`` one big figure.  Values are formatted by the figure's
-unit (money in the site's currency, hours, percents).  Everything from the
+table; ``number`` one big figure.  Each value is written by its series' unit
+in the reader's language (:mod:`engine.services.figure_text`): a count of
+deals beside their value in money, days, hours, percents.  Everything from the
 figure goes through :func:`markupsafe.escape`: a pack's report cannot
 inject markup.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from markupsafe import Markup, escape
 
+from engine.services import figure_text
 from engine.services.figures import Figure
-from engine.web import formatting
 from engine.web.charts import PALETTE, Bar, Series, bar_chart, grouped_columns, line_chart
 
 
-def format_value(value: Any, unit: str, currency: str) -> str:
-    """A figure's value as text, by its unit."""
-    if value is None:
-        return ""
-    if unit == "money":
-        return formatting.money(value, currency)
-    if unit == "percent":
-        return f"{formatting.number(Decimal(value), 1)} %"
-    if unit in ("days", "hours"):
-        return f"{formatting.number(Decimal(value), 1)} {'d' if unit == 'days' else 'h'}"
-    if isinstance(value, Decimal) and value == value.to_integral_value():
-        return formatting.number(int(value))
-    return formatting.number(value)
+def format_value(value: Any, unit: str, currency: str, language: str = "en") -> str:
+    """A figure's value as text, by its unit (see :mod:`engine.services.figure_text`)."""
+    return figure_text.format_value(value, unit, currency, language)
 
 
 def _label(mapping: Any, language: str) -> str:
@@ -56,7 +46,8 @@ def _table(figure: Figure, language: str, currency: str) -> Markup:
         name = (Markup('<a href="{}">{}</a>').format(link, category) if link
                 else escape(category))
         cells = "".join(
-            f'<td class="num">{escape(format_value(s.values[i], figure.unit, currency))}</td>'
+            f'<td class="num unit-{figure.unit_of(s)}">'
+            f'{escape(figure.text(s, s.values[i], currency, language))}</td>'
             for s in figure.series)
         rows.append(f"<tr><td>{name}</td>{cells}</tr>")
     if not rows:
@@ -69,19 +60,21 @@ def _table(figure: Figure, language: str, currency: str) -> Markup:
 def draw(figure: Figure, language: str, currency: str) -> Markup:
     """The figure as SVG or HTML, by its kind."""
     title = _label(figure.title, language)
-    unit = figure.unit
     if figure.kind == "table":
         return _table(figure, language, currency)
     if figure.kind == "number":
-        value = figure.series[0].values[0] if figure.series and figure.series[0].values else None
-        return Markup('<p class="big-number">{}</p>').format(format_value(value, unit, currency))
+        if not (figure.series and figure.series[0].values):
+            return Markup('<p class="big-number"></p>')
+        first = figure.series[0]
+        return Markup('<p class="big-number">{}</p>').format(
+            figure.text(first, first.values[0], currency, language))
     if not figure.series:
         return Markup('<p class="help empty-figure">—</p>')
     if figure.kind in ("bar", "funnel"):
         first = figure.series[0]
         bars = []
         for i, category in enumerate(figure.categories):
-            texts = [format_value(s.values[i], unit, currency) for s in figure.series]
+            texts = [figure.text(s, s.values[i], currency, language) for s in figure.series]
             bars.append(Bar(category, first.values[i] or 0, " · ".join(texts)))
         return bar_chart(bars, title=title, funnel=figure.kind == "funnel")
     series = [Series(_label(s.name, language), [v or 0 for v in s.values],

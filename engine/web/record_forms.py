@@ -18,6 +18,7 @@ from werkzeug.wrappers import Response
 
 from engine.errors import Conflict, CrmError, PermissionDenied, ValidationFailed
 from engine.metadata.model import Entity, Field
+from engine.services.record_choices import MAX_CHOICES, MAX_QUERY, choose
 from engine.services.values import ValueProblem, coerce, whole_number
 from engine.web.context import actor, language, login_required, site
 from engine.web.display import Presenter
@@ -28,7 +29,10 @@ from engine.web.merge import duplicate_warning
 from engine.web.records import bp, entity_and_views, presenter
 from engine.web.views import EntityViews
 
-PICKER_OPTIONS = 50
+PICKER_OPTIONS = MAX_CHOICES
+#: The button that asks a picker's search instead of saving (forms without JS).
+FIND = "_find"
+_PICKER_NAME = re.compile(r"^[a-z_][a-z0-9_]*(-\d{1,4}-[a-z_][a-z0-9_]*)?$")
 _PRODUCT = re.compile(r"^\s*([a-z_][a-z0-9_]*)\s*\*\s*([a-z_][a-z0-9_]*)\s*$")
 
 
@@ -80,16 +84,19 @@ def posted_values(entity: Entity, views: EntityViews, base: dict[str, Any], *,
     return values if again == keys else read_form(entity, again, request.form, tz)
 
 
-def _picker_options(field: Field, current: Any, shown: Presenter) -> list[tuple[str, str]]:
-    """The first records of the target (and the current one), for the picker without JS."""
+def _picker_options(field: Field, current: Any, shown: Presenter,
+                    query: str | None = None) -> list[tuple[str, str]]:
+    """What a picker's plain select offers without JS: the records matching ``query`` (the
+    form's own search button) or the first records by title, and the current values."""
     target = site().registry.entities.get(field.to or "")
     if target is None:
         return []
     try:
-        page = site().records.list(actor(), target.key, limit=PICKER_OPTIONS, with_total=False)
+        found = choose(site().records, actor(), target.key, query, limit=PICKER_OPTIONS)
     except CrmError:
-        page = None
-    options = [(str(r["id"]), shown.record_title(target, r)) for r in (page.rows if page else [])]
+        found = None
+    options = [(str(c.id), f"{c.title} · {c.detail}" if c.detail else c.title)
+               for c in (found.items if found else ())]
     wanted = current if isinstance(current, list) else [current]
     for value in wanted:
         if value not in (None, "") and str(value) not in {o[0] for o in options}:
@@ -98,6 +105,14 @@ def _picker_options(field: Field, current: Any, shown: Presenter) -> list[tuple[
             except (TypeError, ValueError):
                 continue
     return options
+
+
+def picker_search() -> tuple[str, str] | None:
+    """The picker whose search button posted the form (no JS), and the words to find."""
+    name = request.form.get(FIND, "")
+    if not _PICKER_NAME.match(name):
+        return None
+    return name, request.form.get(f"{name}__find", "").strip()[:MAX_QUERY]
 
 
 def _line_products(field: Field) -> dict[str, list[str]]:
@@ -120,7 +135,8 @@ def _require(entity: Entity, action: str) -> None:
 def render_form(entity: Entity, views: EntityViews, values: dict[str, Any], *,
                 record: dict[str, Any] | None, errors: dict[str, list[str]] | None = None,
                 conflict: list[tuple[str, str, str]] | None = None,
-                version: Any = None, status: int = 200) -> tuple[str, int]:
+                version: Any = None, status: int = 200,
+                search: tuple[str, str] | None = None) -> tuple[str, int]:
     keys = form_keys(entity, views, values)
     # Fields whose visible_if does not hold now are drawn hidden: static/app.js shows them
     # as soon as /r/<entity>/rules says they apply (engine/web/form_rules.py).
@@ -133,14 +149,20 @@ def render_form(entity: Entity, views: EntityViews, values: dict[str, Any], *,
     lines = {k: [{s: input_value(entity.fields[k].fields[s], line.get(s), tz)
                   for s in entity.fields[k].fields} for line in values.get(k) or []]
              for k in candidates if entity.fields[k].type == "lines"}
-    options = {k: _picker_options(entity.fields[k], values.get(k), shown) for k in candidates
+    # A picker's search (the no-JS button) names its input: "customer" or "lines-2-product".
+    searched, words = search or ("", "")
+    wanted_key = re.sub(r"-\d+-", ".", searched)
+    options = {k: _picker_options(entity.fields[k], values.get(k), shown,
+                                  words if k == wanted_key else None) for k in candidates
                if entity.fields[k].type in ("reference", "many_to_many")}
     conditional = [k for k in conditional_keys(entity) if k in candidates]
     required_now = evaluate(entity, typed(entity, values))["required"] if conditional else {}
     for key in lines:
         for sub in entity.fields[key].fields.values():
-            if sub.type == "reference":
-                options[f"{key}.{sub.key}"] = _picker_options(sub, None, shown)
+            if sub.type == "reference":  # every row's product stays offered, then the search's
+                chosen = [line.get(sub.key) for line in values.get(key) or []]
+                options[f"{key}.{sub.key}"] = _picker_options(
+                    sub, chosen, shown, words if f"{key}.{sub.key}" == wanted_key else None)
     html = render_template(
         "form.html", entity=entity, views=views, keys=keys, inputs=inputs, lines=lines,
         candidates=candidates, required_now=required_now,
@@ -148,7 +170,8 @@ def render_form(entity: Entity, views: EntityViews, values: dict[str, Any], *,
         options=options, readonly=readonly, record=record, errors=errors or {},
         other_errors=field_errors(errors or {}, keys), conflict=conflict,
         version=version if version is not None else (record or {}).get("version"),
-        products={k: _line_products(entity.fields[k]) for k in lines}, shown=shown)
+        products={k: _line_products(entity.fields[k]) for k in lines}, shown=shown,
+        searched=searched, search_words=words)
     return html, status
 
 
@@ -164,6 +187,8 @@ def new(entity_key: str) -> tuple[str, int] | Response:
     if request.method == "GET":
         return render_form(entity, views, defaults, record=None)
     values = posted_values(entity, views, defaults, editing=False)
+    if (search := picker_search()) is not None:
+        return render_form(entity, views, {**defaults, **values}, record=None, search=search)
     if (warning := duplicate_warning(entity, views, values)) is not None:
         return warning  # likely duplicates: shown before saving (engine/web/merge.py)
     try:
@@ -186,6 +211,9 @@ def edit(entity_key: str, record_id: int) -> tuple[str, int] | Response:
         return render_form(entity, views, record, record=record)
     values = posted_values(entity, views, record, editing=True)
     version = request.form.get("version") or None
+    if (search := picker_search()) is not None:
+        return render_form(entity, views, {**record, **values}, record=record,
+                           version=version, search=search)
     try:
         site().records.update(me, entity.key, record["id"], values, version=version)
     except ValidationFailed as exc:

@@ -12,11 +12,12 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from flask import Blueprint, abort, jsonify, render_template, request
+from flask import Blueprint, jsonify, render_template, request
 from werkzeug.wrappers import Response
 
 from engine.errors import ValidationFailed
 from engine.metadata.model import Entity
+from engine.services.record_choices import MAX_CHOICES, choose
 from engine.services.records import Page
 from engine.services.saved_filters import SavedFilterService
 from engine.storage.queries import Filter, Sort
@@ -159,14 +160,16 @@ def detail(entity_key: str, record_id: int) -> tuple[str, int]:
 
 @bp.route("/r/<entity_key>/lookup")
 @login_required
-def lookup(entity_key: str) -> Response:
-    """Records matching ``q`` for a reference picker: ``{"results": [{id, title}]}``."""
+def lookup(entity_key: str) -> Response | tuple[Response, int]:
+    """Records matching ``q`` for a reference picker: ``{"results": [{id, title, detail}],
+    "has_more"}`` — every record the actor may read, searched by title, number, code and
+    the searchable fields (:mod:`engine.services.record_choices`)."""
     entity, _ = entity_and_views(entity_key)
-    query = request.args.get("q", "").strip()
-    if len(query) > 200:
-        abort(400)
-    page = site().records.list(actor(), entity.key, search=query or None, limit=LOOKUP_SIZE,
-                               with_total=False)
-    shown = presenter()
-    return jsonify({"results": [{"id": r["id"], "title": shown.record_title(entity, r)}
-                                for r in page.rows], "has_more": page.has_more})
+    limit = _int_arg("limit", LOOKUP_SIZE) or LOOKUP_SIZE
+    try:
+        found = choose(site().records, actor(), entity.key, request.args.get("q"),
+                       limit=min(limit, MAX_CHOICES))
+    except ValidationFailed as exc:
+        return jsonify({"errors": exc.errors}), 422
+    return jsonify({"results": [c.as_json() for c in found.items],
+                    "has_more": found.has_more})

@@ -89,7 +89,7 @@ def sell_in_vs_sell_out(request: ReportRequest) -> Figure:
         (Series(_label("Sell-in", "进货"), tuple(flows[d][0] for d in order)),
          Series(_label("Sell-out", "出货"), tuple(flows[d][1] for d in order)),
          Series(_label("Sell-through %", "动销率%"),
-                tuple(sell_through(*flows[d]) for d in order))),
+                tuple(sell_through(*flows[d]) for d in order), unit="percent")),
         _label(f"Quantities of the last {months} months; sell-through = sell-out ÷ sell-in.",
                f"最近 {months} 个月的数量;动销率 = 出货 ÷ 进货。"),
     )
@@ -146,7 +146,7 @@ def receivables_and_credit(request: ReportRequest) -> Figure:
          Series(_label("Credit limit", "信用额度"), tuple(limits[d] for d in order)),
          Series(_label("Credit use %", "额度使用%"), tuple(
              (owed[d] * 100 / limits[d]).quantize(Decimal("0.1")) if limits[d] else None
-             for d in order))),
+             for d in order), unit="percent")),
     )
 
 

@@ -43,7 +43,7 @@ def sales_by_store(request: ReportRequest) -> Figure:
     return Figure(title={"en": "Sales per store", "zh": "各门店销售统计"}, kind="bar", unit="money",
                   categories=tuple(names.get(k, str(k)) for k in keys),
                   series=(Series(AMOUNT, tuple(figures[k][1] for k in keys)),
-                          Series(COUNT, tuple(figures[k][0] for k in keys))),
+                          Series(COUNT, tuple(figures[k][0] for k in keys), unit="count")),
                   note={"en": f"{since} – {until}", "zh": f"{since} 至 {until}"})
 
 
@@ -56,7 +56,7 @@ def sales_by_clerk(request: ReportRequest) -> Figure:
     return Figure(title={"en": "Sales per clerk", "zh": "各店员销售统计"}, kind="bar", unit="money",
                   categories=tuple(users.get(k, "—") for k in keys),
                   series=(Series(AMOUNT, tuple(figures[k][1] for k in keys)),
-                          Series(COUNT, tuple(figures[k][0] for k in keys))),
+                          Series(COUNT, tuple(figures[k][0] for k in keys), unit="count")),
                   note={"en": f"{since} – {until}", "zh": f"{since} 至 {until}"})
 
 

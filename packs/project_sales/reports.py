@@ -214,7 +214,7 @@ def projects_in_delivery(request: ReportRequest) -> Figure:
             Series(_label("Overdue instalments", "逾期应收"),
                    tuple(late_money.get(c["project"], ZERO) for c in rows)),
             Series(_label("Overdue milestones", "逾期里程碑数"),
-                   tuple(late_milestones.get(c["project"], 0) for c in rows)),
+                   tuple(late_milestones.get(c["project"], 0) for c in rows), unit="count"),
         ),
         note=_label("Delivery stage after the project's name.", "项目名称后为当前交付阶段。"),
     )
@@ -255,7 +255,8 @@ def overdue_instalments(request: ReportRequest) -> Figure:
             Series(_label("Due", "应收"), tuple(_money(i["amount"]) for i, *_ in found)),
             Series(_label("Collected", "已回款"), tuple(got for _, got, _, _ in found)),
             Series(_label("Outstanding", "未回款"), tuple(out for _, _, out, _ in found)),
-            Series(_label("Days overdue", "逾期天数"), tuple(days for *_, days in found)),
+            Series(_label("Days overdue", "逾期天数"), tuple(days for *_, days in found),
+                   unit="days"),
         ),
     )
 

@@ -40,7 +40,8 @@ def contracts_by_status(request: ReportRequest) -> Figure:
         kind="bar", unit="money",
         categories=tuple(s.label.get(language) for s in stages),
         series=(Series({"en": "Value", "zh": "金额"}, tuple(value[s.key] for s in stages)),
-                Series({"en": "Contracts", "zh": "合同数"}, tuple(count[s.key] for s in stages))),
+                Series({"en": "Contracts", "zh": "合同数"}, tuple(count[s.key] for s in stages),
+                       unit="count")),
     )
 
 
@@ -93,7 +94,7 @@ def consultant_utilisation(request: ReportRequest) -> Figure:
         kind="bar", unit="percent",
         categories=tuple(names.get(r.user_id or 0, "—") for r in rows),
         series=(Series({"en": "Utilisation", "zh": "利用率"}, tuple(r.percent for r in rows)),
-                Series({"en": "Hours", "zh": "工时"}, tuple(r.hours for r in rows))),
+                Series({"en": "Hours", "zh": "工时"}, tuple(r.hours for r in rows), unit="hours")),
         note={"en": f"{since} – {until}, Monday to Friday.",
               "zh": f"{since} 至 {until},按周一至周五计。"},
     )
@@ -110,7 +111,7 @@ def renewals_coming(request: ReportRequest) -> Figure:
         series=(Series({"en": "Value", "zh": "金额"},
                        tuple(Decimal(r.get("total") or 0) for r in due)),
                 Series({"en": "Days to end", "zh": "距到期天数"},
-                       tuple((r["end_date"] - request.today()).days for r in due))),
+                       tuple((r["end_date"] - request.today()).days for r in due), unit="days")),
         note={"en": "Notice from each contract's renewal notice days "
                     f"(first due: {min((notice_date(r) for r in due), default='—')}).",
               "zh": "按各合同的续约提前天数计算。"},

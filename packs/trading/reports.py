@@ -119,7 +119,7 @@ def stock_on_hand(request: ReportRequest) -> Figure:
         tuple(names.get(b.dimensions["product"], "?") for b in balances),
         (Series(_label("Quantity", "数量"), tuple(b.quantity for b in balances)),
          Series(_label("Stock value", "库存金额"),
-                tuple(b.amounts.get("value", ZERO) for b in balances))),
+                tuple(b.amounts.get("value", ZERO) for b in balances), unit="money")),
         _label("From the stock ledger; value at moving-average cost.",
                "来自库存流水;金额按移动加权平均成本。"),
     )
@@ -159,7 +159,7 @@ def open_purchase_orders(request: ReportRequest) -> Figure:
     return Figure(
         _label("Open purchase orders", "未完成采购订单"), "table", "number",
         tuple(f"{r['number']} {suppliers.get(r['supplier'], '')}".strip() for r in rows),
-        (Series(_label("Value", "金额"), tuple(r["total"] or ZERO for r in rows)),
+        (Series(_label("Value", "金额"), tuple(r["total"] or ZERO for r in rows), unit="money"),
          Series(_label("Still to receive", "待到货数量"),
                 tuple((r["ordered_quantity"] or ZERO) - (r["received_quantity"] or ZERO)
                       for r in rows))),
@@ -188,7 +188,8 @@ def not_sold_in_days(request: ReportRequest) -> Figure:
         _label(f"In stock, not sold in {days} days", f"{days} 天未销售的库存产品"), "table",
         "number", tuple(names.get(row[0], "?") for row in idle),
         (Series(_label("On hand", "库存"), tuple(row[1] for row in idle)),
-         Series(_label("Days since last sale", "距上次销售天数"), tuple(row[2] for row in idle))),
+         Series(_label("Days since last sale", "距上次销售天数"), tuple(row[2] for row in idle),
+                unit="days")),
         _label("Empty: never sold.", "空白表示从未销售。"),
     )
 
@@ -226,6 +227,7 @@ def price_comparison(request: ReportRequest) -> Figure:
         tuple(names.get(s, str(s)) for s in suppliers),
         (Series(_label("Cheapest valid offer", "最低有效报价"), tuple(best.get(s) for s in suppliers)),
          Series(_label("Last purchase price", "最近采购价"), tuple(last.get(s) for s in suppliers)),
-         Series(_label("Offers made", "报价次数"), tuple(offers.get(s, 0) for s in suppliers))),
+         Series(_label("Offers made", "报价次数"), tuple(offers.get(s, 0) for s in suppliers),
+                unit="count")),
         _label("Offers valid today; cheapest first.", "今日有效的报价,从低到高。"),
     )
