@@ -230,8 +230,10 @@ def test_the_sales_analysis_dashboard_shows_the_same_figures(site, clock):
     assert by_target["core.win_rate_by_owner"]["categories"] == ["Wang"]
     assert by_target["core.win_rate_by_owner"]["series"][0]["values"] == ["50.00"]
     assert by_target["core.visits_per_week"]["series"] == [
-        {"name": {"en": "Wang", "zh": "Wang"}, "values": [0, 0, 0, 0, 0, 0, 0, 2]},
-        {"name": {"en": "Zhou", "zh": "Zhou"}, "values": [0, 0, 0, 0, 0, 0, 0, 1]}]
+        {"key": "wang", "name": {"en": "Wang", "zh": "Wang"}, "unit": "count",
+         "values": [0, 0, 0, 0, 0, 0, 0, 2], "text": ["0"] * 7 + ["2"]},
+        {"key": "zhou", "name": {"en": "Zhou", "zh": "Zhou"}, "unit": "count",
+         "values": [0, 0, 0, 0, 0, 0, 0, 1], "text": ["0"] * 7 + ["1"]}]
     page = create_app(site, testing=True).test_client()
     log_in(page, "mgr", PASSWORD)
     html = page.get("/dashboards/sales_analysis")
