@@ -38,6 +38,7 @@ qualify.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -57,6 +58,8 @@ from engine.services.records import RecordService
 from engine.services.values import to_json
 
 PERIODS = ("month", "quarter", "year")
+#: Conditions narrowing a figure's rows beyond the row scope (``PipelineService.within``).
+Narrow = Callable[[Entity, Workflow, Table], list[ColumnElement[bool]]]
 
 
 def _dict(item: Any) -> dict[str, Any]:
@@ -198,6 +201,15 @@ class PipelineService:
         self.engine = records.engine
         self.clock = clock or records.clock
         self.timezone = timezone
+        #: Extra conditions every figure's rows meet (a dashboard's filter); see :meth:`within`.
+        self.narrow: Narrow | None = None
+
+    def within(self, narrow: Narrow | None) -> PipelineService:
+        """This service with every figure narrowed by ``narrow(entity, workflow, table)``
+        (a dashboard's period, team and owner), on top of the actor's row scope."""
+        other = copy.copy(self)
+        other.narrow = narrow
+        return other
 
     # -- plumbing ----------------------------------------------------------
 
@@ -217,6 +229,8 @@ class PipelineService:
         scope = self.records.policy.row_filter(actor, entity, table)
         if scope is not None:
             where.append(scope)
+        if self.narrow is not None:
+            where.extend(self.narrow(entity, workflow, table))
         if pipeline is not None:
             if pipeline not in workflow.pipelines:
                 raise ValidationFailed({"pipeline": [

@@ -24,6 +24,7 @@ from engine.web.context import actor, language, login_required, site, state
 from engine.web.detail import related_lists, timeline, transitions
 from engine.web.display import Presenter
 from engine.web.forms import applies
+from engine.web.list_narrowing import narrowing
 from engine.web.views import FILTER_KINDS, EntityViews, column_field
 
 bp = Blueprint("records", __name__)
@@ -42,7 +43,7 @@ def entity_and_views(entity_key: str) -> tuple[Entity, EntityViews]:
 
 @bp.route("/")
 @login_required
-def home() -> str:
+def home() -> tuple[str, int]:
     """The actor's dashboard for their role (``engine.web.dashboard``)."""
     from engine.web.dashboard import render
 
@@ -103,6 +104,9 @@ def list_records(entity_key: str) -> tuple[str, int]:
     offset = _int_arg("offset")
     archived = request.args.get("archived") == "1"
     filters, widgets = _list_filters(entity, views, hidden)
+    handled = frozenset(views.filters) | {f"{k}__{op}" for k in views.filters for op in ("ge", "le")}
+    extra, chips = narrowing(entity, handled, hidden, request.args, presenter(), language())
+    filters += extra
     errors: dict[str, list[str]] = {}
     size = views.page_size
     try:
@@ -121,6 +125,7 @@ def list_records(entity_key: str) -> tuple[str, int]:
     html = render_template(
         "list.html", entity=entity, views=views, columns=columns, page=page, shown=shown,
         search=search, sort=sort, widgets=widgets, archived=archived, errors=errors,
+        chips=chips,
         may_create=policy.can(me, entity, "create"),
         may_update=policy.can(me, entity, "update") and entity.ledger is None,
         bulk=bulk_options(entity, me),
