@@ -291,7 +291,19 @@ def _plot_box(categories: Sequence[str], series: Sequence[Series],
     left = max(text_width(axis(t)) for t in ticks) + 10
     right = WIDTH - 8
     layout = _x_labels(categories, (right - left) / max(1, len(categories)))
+    if layout.rotate:
+        # a turned label reaches left of its column by its length × cos 45°: keep it inside
+        slot = (right - left) / max(1, len(categories))
+        reach = clip_width(categories[0], layout.room) * 0.71 - slot / 2 - 4
+        if reach > left:
+            left = min(reach, WIDTH * 0.3)
+            layout = _x_labels(categories, (right - left) / max(1, len(categories)))
     return ticks, left, right, layout
+
+
+def clip_width(text: str, room: float) -> float:
+    """The width of ``text`` once cut to ``room``."""
+    return text_width(clip(text, room))
 
 
 def grouped_columns(categories: Sequence[str], series: Sequence[Series], *, title: str,
@@ -305,7 +317,9 @@ def grouped_columns(categories: Sequence[str], series: Sequence[Series], *, titl
     texts = [[axis(v) for v in s.values] for s in series]
     widest = max((text_width(t) for row in texts for t in row), default=0.0)
     turned = widest > bar + 2  # value labels read upwards above narrow columns
-    headroom = (widest + 6) if turned else FONT + 6
+    # columns narrower than a line of text: their values would touch; the table has them
+    labelled = not turned or bar >= FONT + 2
+    headroom = (widest + 6) if turned and bar >= FONT + 2 else FONT + 6
     top = legend_height + headroom
     plot = 150.0
     bottom = top + plot
@@ -329,6 +343,8 @@ def grouped_columns(categories: Sequence[str], series: Sequence[Series], *, titl
                          f'<title>{escape(name)} · {escape(each.name)}: '
                          f'{escape(show(each.values[i]))}</title></rect>')
             mid = x + (bar - 1) / 2
+            if not labelled:
+                continue
             if turned:
                 group.append(_text(mid + FONT * 0.35, bottom - h - 4, texts[j][i],
                                    css="value", rotate=-90))
@@ -358,6 +374,7 @@ def line_chart(categories: Sequence[str], series: Sequence[Series], *, title: st
     _value_axis(parts, ticks, left, right, top, bottom, axis)
     scale_top = ticks[-1] or 1.0
     centres = [left + i * slot + slot / 2 for i in range(len(categories))]
+    taken: list[float] = []  # heights of the last values written, so none touches another
     for each in series:
         points = [(centres[i], bottom - plot * float(v or 0) / scale_top)
                   for i, v in enumerate(each.values)]
@@ -369,9 +386,10 @@ def line_chart(categories: Sequence[str], series: Sequence[Series], *, title: st
                    f'fill="{escape(each.colour)}"><title>{escape(categories[i])} · '
                    f'{escape(each.name)}: {escape(show(each.values[i]))}</title></circle>')
             parts.append(_linked(link, f"{categories[i]}: {show(each.values[i])}", dot))
-        if points:
+        if points and all(abs(points[-1][1] - y) > FONT * 1.4 for y in taken):
             x, y = points[-1]
-            parts.append(_text(x, y - 8, axis(each.values[-1] or 0), anchor="end",
+            taken.append(y)
+            parts.append(_text(x - 6, y - 6, axis(each.values[-1] or 0), anchor="end",
                                css="value"))
     _category_labels(parts, categories, centres, bottom, layout)
     parts.append("</svg>")
