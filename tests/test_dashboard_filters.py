@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import re
-from zoneinfo import ZoneInfo
 from html import unescape
+from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner

@@ -292,9 +292,9 @@ def _plot_box(categories: Sequence[str], series: Sequence[Series],
     right = WIDTH - 8
     layout = _x_labels(categories, (right - left) / max(1, len(categories)))
     if layout.rotate:
-        # a turned label reaches left of its column by its length × cos 45°: keep it inside
+        # a turned label reaches left of its column by (length + height) × cos 45°: keep it in
         slot = (right - left) / max(1, len(categories))
-        reach = clip_width(categories[0], layout.room) * 0.71 - slot / 2 - 4
+        reach = (clip_width(categories[0], layout.room) + FONT) * 0.71 - slot / 2 + 2
         if reach > left:
             left = min(reach, WIDTH * 0.3)
             layout = _x_labels(categories, (right - left) / max(1, len(categories)))
