@@ -3,7 +3,8 @@
 On a generated company (teams, an owner, managers and salespeople), the
 sales dashboard is read through the web as each role, unfiltered and
 narrowed by period, team and owner; every linked bar's list is opened with
-the same login and its count compared with the figure behind the bar.  The
+the same login and its count compared with the figure behind the bar.  Won/lost
+columns open the deals closed in their month.  The
 weighted pipeline by stage agrees with ``crm report core.weighted_pipeline``,
 and a filter the actor may not pick is refused.
 """
@@ -19,7 +20,9 @@ import pytest
 from click.testing import CliRunner
 
 from engine.cli.main import main
+from engine.context import Actor
 from engine.services.dashboard_filters import DashboardFilter, period_bounds, team_owners
+from engine.services.dashboards import DashboardService
 from engine.web import create_app
 from packs.core.demo_generator import DEMO_PASSWORD, generate
 from tests.support import open_migrated, write_site
@@ -39,9 +42,24 @@ def company(tmp_path, db_url):
     logins["sales"] = next(u.login for u in made.users if u.role == "sales" and u.team == team)
     logins["other_sales"] = next(u.login for u in made.users
                                  if u.role == "sales" and u.team != team)
+    _close_some(site)
     yield site, logins, team
     site.close()
 
+
+def _close_some(site) -> None:
+    """Win and lose a few deals of every owner, so the won/lost columns have records."""
+    system = Actor.system()
+    deals = site.records.list(system, "opportunity", limit=1000).rows
+    by_owner: dict = {}
+    for deal in deals:
+        by_owner.setdefault(deal["owner"], []).append(deal)
+    won = [("proposal", {}), ("negotiation", {"expected_close": "2026-12-31"}), ("won", {})]
+    lost = [("lost", {"lost_reason": "price"})]
+    for owned in by_owner.values():
+        for deal, path in zip(owned, [won, lost, won], strict=False):
+            for stage, values in path:
+                site.workflows.transition(system, "opportunity", deal["id"], stage, values)
 
 def _client(site, who):
     client = create_app(site, testing=True).test_client()
@@ -70,6 +88,12 @@ def _check_links(site, client, actor, narrowed: DashboardFilter, query: str) -> 
     links to a list whose count equals the records behind the bar."""
     html = client.get(f"/dashboards/sales{query}").get_data(as_text=True)
     groups = _narrowed(site, narrowed).weighted_pipeline(actor, "opportunity")
+    service = DashboardService(site)
+    shown = service.figures(actor, service.get(actor, "sales"), narrowed)
+    won_lost = next(w.figure for w in shown if w.widget.kind == "won_lost" and w.figure)
+    closed = {link: won + lost for link, won, lost in
+              zip(won_lost.links, *(s.values for s in won_lost.series), strict=True) if link}
+    assert closed, "some deals were won or lost in the months shown"
     by_owner = _narrowed(site, narrowed).weighted_pipeline(actor, "opportunity", by="owner")
     counts = {g.label: g.count for g in groups}
     checked = 0
@@ -77,14 +101,16 @@ def _check_links(site, client, actor, narrowed: DashboardFilter, query: str) -> 
         link = unescape(escaped)
         name = unescape(label).split(":")[0]
         total = _total(client, link)
-        if "owner=" in link and "stage__in" in link:
+        if "closed__ge" in link:
+            assert total == closed[link], link
+        elif "owner=" in link and "stage__in" in link:
             owner = int(re.search(r"[?&]owner=(\d+)", link).group(1))
             assert total == next(g.count for g in by_owner if g.key == owner), link
         else:
             assert total == counts[name], (link, name)
         checked += 1
     owners_shown = actor.roles & {"manager", "owner", "admin"}
-    assert checked == 2 * len(groups) + (
+    assert checked == 2 * len(groups) + len(closed) + (
         len([g for g in by_owner if g.key is not None]) if owners_shown else 0)
     return checked
 
@@ -164,6 +190,4 @@ def test_weighted_pipeline_by_stage_agrees_with_the_cli_report(company, tmp_path
 
 
 def site_dashboards(site):
-    from engine.services.dashboards import DashboardService
-
     return DashboardService(site)

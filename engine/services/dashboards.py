@@ -292,11 +292,16 @@ class DashboardService:
             actor, entity.key, list(zip(starts, starts[1:], strict=False)))
         if not any(r.won or r.lost for r in rates):
             return None
+        people = narrowed.people_only()
         return Figure(
             title=_title(entity, "won_lost"), kind="column", unit="count",
             categories=tuple(f"{s.year}-{s.month:02d}" for s in starts[:-1]),
             series=(Series(_WORDS["won"], tuple(r.won for r in rates)),
-                    Series(_WORDS["lost"], tuple(r.lost for r in rates))))
+                    Series(_WORDS["lost"], tuple(r.lost for r in rates))),
+            links=tuple(self._list(entity, people, {"closed__ge": start.isoformat(),
+                                                    "closed__lt": end.isoformat()})
+                        if rate.won or rate.lost else None
+                        for start, end, rate in zip(starts, starts[1:], rates, strict=False)))
 
     def _months_of(self, narrowed: DashboardFilter, default: list[dt.datetime]
                    ) -> list[dt.datetime]:

@@ -113,6 +113,7 @@ WORDS: dict[str, dict[str, str]] = {
     "dash_team": {"en": "Team", "zh": "团队"},
     "dash_owner": {"en": "Owner", "zh": "负责人"},
     "dash_everyone": {"en": "Everyone", "zh": "全部"},
+    "dash_closed": {"en": "Won or lost", "zh": "赢单或丢单"},
     "dash_filters": {"en": "Dashboard filters", "zh": "仪表盘筛选"},
     "dash_unfiltered": {"en": "This report is not narrowed by team or owner.",
                         "zh": "此报表不按团队或负责人筛选。"},

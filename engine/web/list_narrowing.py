@@ -3,7 +3,9 @@
 A bar of a dashboard links to the list of exactly the records it counts
 (``DashboardFilter.list_args`` and the widget's own group).  Some of those
 arguments are not filter widgets of the list's view — the owner, a team, a
-set of open stages, the creation time — so this module reads them, turns
+set of open stages, the creation time, the month a deal was won or lost in
+(``closed__ge``/``closed__lt``, answered by ``PipelineService.closed_ids``)
+— so this module reads them, turns
 them into record-service filters (which check the field and the actor's
 right to filter on it, like any filter) and shows each as a chip the user
 can remove.  The record service keeps the row scope: a link never widens
@@ -12,15 +14,17 @@ what the actor sees.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from engine.errors import ValidationFailed
 from engine.metadata.model import Entity
 from engine.services.dashboard_filters import team_owners
 from engine.storage.queries import Filter
-from engine.web.context import site
+from engine.web.context import actor, site
 from engine.web.display import Presenter
 from engine.web.i18n import translate
 
@@ -69,6 +73,14 @@ def narrowing(entity: Entity, widgets: frozenset[str], hidden: frozenset[str],
                      for k in raw.split(",")]
             chips.append(Chip(f"{field.key}__in", raw,
                               f"{field.label.get(language)}: {', '.join(names)}"))
+    closed = [args.get(f"closed__{op}", "").strip() for op in ("ge", "lt")]
+    if any(closed):
+        filters.append(Filter("id", "in", ",".join(map(str, _closed_ids(entity, *closed)))
+                              or "0"))
+        chips.append(Chip("closed__ge", closed[0], f"{translate('dash_closed', language)} ≥ "
+                                                   f"{closed[0][:10]}"))
+        chips.append(Chip("closed__lt", closed[1], f"{translate('dash_closed', language)} < "
+                                                   f"{closed[1][:10]}"))
     for key, label in _dated(entity, hidden, language):
         for op in _RANGES:
             name = f"{key}__{op}"
@@ -80,6 +92,22 @@ def narrowing(entity: Entity, widgets: frozenset[str], hidden: frozenset[str],
                 sign = {"ge": "≥", "le": "≤", "lt": "<"}[op]
                 chips.append(Chip(name, raw, f"{label} {sign} {raw}"))
     return filters, chips
+
+
+def _moment(raw: str, name: str) -> dt.datetime | None:
+    if not raw:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(raw)
+    except ValueError:
+        raise ValidationFailed({name: [f"'{raw[:40]}' is not a date and time."]}) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _closed_ids(entity: Entity, since: str, until: str) -> list[int]:
+    """The records won or lost in [since, until): those a won/lost column counts."""
+    return site().pipeline.closed_ids(actor(), entity.key, _moment(since, "closed__ge"),
+                                      _moment(until, "closed__lt"))
 
 
 def _dated(entity: Entity, hidden: frozenset[str], language: str) -> list[tuple[str, str]]:

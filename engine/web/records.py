@@ -105,11 +105,16 @@ def list_records(entity_key: str) -> tuple[str, int]:
     archived = request.args.get("archived") == "1"
     filters, widgets = _list_filters(entity, views, hidden)
     handled = frozenset(views.filters) | {f"{k}__{op}" for k in views.filters for op in ("ge", "le")}
-    extra, chips = narrowing(entity, handled, hidden, request.args, presenter(), language())
-    filters += extra
     errors: dict[str, list[str]] = {}
+    try:
+        extra, chips = narrowing(entity, handled, hidden, request.args, presenter(), language())
+    except ValidationFailed as exc:
+        extra, chips, errors = [], [], exc.errors
+    filters += extra
     size = views.page_size
     try:
+        if errors:  # a link's narrowing was refused: show nothing rather than too much
+            raise ValidationFailed(errors)
         page = site().records.list(
             me, entity.key, filters=filters, search=search or None, sort=[Sort.parse(sort)],
             limit=size, offset=offset, include_archived=archived,
