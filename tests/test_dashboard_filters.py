@@ -191,3 +191,32 @@ def test_weighted_pipeline_by_stage_agrees_with_the_cli_report(company, tmp_path
 
 def site_dashboards(site):
     return DashboardService(site)
+
+
+def test_the_api_takes_the_same_filters_and_refuses_the_same(company):
+    site, logins, team = company
+    app = create_app(site, testing=True)
+    headers = {}
+    for role in ("owner", "sales"):
+        token, _ = site.users.tokens.create(logins[role], "dash")
+        headers[role] = {"Authorization": f"Bearer {token}"}
+    api = app.test_client()
+    team_id = _team_id(site, team)
+
+    def funnel(answer):
+        return next(w for w in answer["widgets"] if w["kind"] == "funnel")["figure"]
+
+    everyone = api.get("/api/v1/dashboards/sales", headers=headers["owner"]).get_json()
+    narrowed = api.get(f"/api/v1/dashboards/sales?team={team_id}",
+                       headers=headers["owner"]).get_json()
+    assert narrowed["filter"] == {"team": str(team_id)}
+    owner = site.users.actor(logins["owner"])
+    members = team_owners(site.engine, site.schema, team_id)
+    expected = _narrowed(site, DashboardFilter(team=team_id, team_owners=members)
+                         ).weighted_pipeline(owner, "opportunity")
+    assert funnel(narrowed)["series"][0]["values"] == [g.count for g in expected]
+    assert funnel(narrowed) != funnel(everyone)
+    other_team = next(t for t in site.users.teams.list() if t["name"] != team)
+    refused = api.get(f"/api/v1/dashboards/sales?team={other_team['id']}",
+                      headers=headers["sales"])
+    assert refused.status_code == 422 and "team" in refused.get_json()["errors"]

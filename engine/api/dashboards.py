@@ -2,19 +2,22 @@
 
 ``GET /dashboards`` lists the declared dashboards the caller may open;
 ``GET /dashboards/<name>`` computes one (``home``: the caller's own) with
-the caller's rights, through :class:`engine.services.dashboards.DashboardService`.
+the caller's rights, through :class:`engine.services.dashboards.DashboardService`,
+narrowed by the same ``period``/``from``/``to``/``team``/``owner`` arguments
+as the web page (a team or owner the caller may not pick is a 422).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Response
+from flask import Response, request
 
 from engine.api.auth import api_actor
 from engine.api.records import answer
+from engine.metadata.durations import zone
 from engine.metadata.view_defs import DashboardDef
-from engine.web.context import state
+from engine.web.context import site, state
 
 
 def _summary(dashboard: DashboardDef) -> dict[str, Any]:
@@ -33,5 +36,8 @@ def register(bp: Any) -> None:
         service = state().dashboards
         me = api_actor()
         dashboard = service.get(me, name)
-        return answer({**_summary(dashboard),
-                       "widgets": [w.as_json() for w in service.figures(me, dashboard)]})
+        today = site().clock.now().astimezone(zone(site().config.timezone)).date()
+        narrowed = service.filters.read(me, service.entities(dashboard), request.args, today)
+        return answer({**_summary(dashboard), "filter": narrowed.query(),
+                       "widgets": [w.as_json() for w in service.figures(me, dashboard,
+                                                                         narrowed)]})
