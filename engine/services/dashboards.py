@@ -99,9 +99,10 @@ class DashboardService:
     def __init__(self, site: Site, reports: ReportLoader | None = None) -> None:
         self.site = site
         self.reports = reports or ReportLoader(site.registry, site.config.overlay_dir)
-        records = site.report_records
-        self.filters = DashboardFilters(records.schema, records.engine, records.policy,
-                                        site.config.timezone)
+        # teams and users are read from the primary: a few rows, and a replica that does
+        # not answer then fails only the widgets, never the page's filters
+        self.filters = DashboardFilters(site.records.schema, site.records.engine,
+                                        site.records.policy, site.config.timezone)
 
     # -- which dashboards --------------------------------------------------------------
 
