@@ -215,6 +215,8 @@ def test_dashboard_mistakes_are_reported_at_their_lines(tmp_path):
           - report: q.thing
           - sla_overdue: deal
             params: {a: 1}
+          - funnel: deal
+            by: stage
     """, "reports.py": "def something(request):\n    return None\n"})
     text = "\n".join(found)
     assert "dashboards/d.yaml:2" in text and "no role 'salse'" in text
@@ -223,6 +225,17 @@ def test_dashboard_mistakes_are_reported_at_their_lines(tmp_path):
     assert "dashboards/d.yaml:6" in text and "has no function 'nothing'" in text
     assert "dashboards/d.yaml:7" in text and "no pack 'q'" in text
     assert "dashboards/d.yaml:9" in text and "'params' applies only to a report widget" in text
+    assert "dashboards/d.yaml:11" in text and "'by' applies only to a weighted_pipeline" in text
+
+
+def test_a_weighted_pipeline_groups_by_owner_or_stage_only(tmp_path):
+    found = problems(tmp_path, {"dashboards/d.yaml": """
+        dashboard: d
+        widgets:
+          - weighted_pipeline: deal
+            by: region
+    """})
+    assert any("d.yaml:4" in p and "owner, stage" in p and "region" in p for p in found)
 
 
 def test_a_widget_needs_exactly_one_kind(tmp_path):

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 
 import pytest
 
 from engine.context import FixedClock
 from engine.web import create_app
-from engine.web.charts import Bar, Series, bar_chart, grouped_columns
+from engine.web.charts import (
+    Bar,
+    Series,
+    bar_chart,
+    chart,
+    grouped_columns,
+    nice_ticks,
+    short_value,
+)
 from tests.support import open_migrated, write_site
 from tests.web_support import login, post
 
@@ -30,6 +39,44 @@ def test_grouped_columns_draw_a_bar_per_series_and_category():
     svg = grouped_columns(["2026-05", "2026-06"], [Series("won", [1, 2], "#0f0"),
                                                    Series("lost", [0, 1], "#f00")], title="t")
     assert svg.count('class="bar"') == 4 and "style=" not in svg
+
+
+def test_value_axes_have_round_ticks_and_counts_whole_ones():
+    assert nice_ticks(187) == [0, 50, 100, 150, 200]
+    assert nice_ticks(1.0, whole=True) == [0, 1]
+    assert nice_ticks(7, whole=True) == [0, 2, 4, 6, 8]
+    assert nice_ticks(0) == [0, 1]
+
+
+def test_chart_values_are_short_in_each_language():
+    assert short_value(Decimal("1234567"), "money", "CNY", "en") == "¥1.2M"
+    assert short_value(Decimal("1250000"), "money", "CNY", "zh") == "¥125万"
+    assert short_value(Decimal("171000000"), "money", "CNY", "zh") == "¥1.7亿"
+    assert short_value(12, "count", "CNY", "en") == "12"
+    assert short_value(Decimal("50.5"), "percent", "CNY", "en") == "50.5 %"
+
+
+def test_crowded_categories_are_turned_and_thinned_and_all_stay_in_the_table():
+    names = [f"Salesperson number {i}" for i in range(30)]
+    drawn = chart("column", "T", names, [Series("won", list(range(30)), "#2563eb")],
+                  show=str, axis=str, links=["/r/x?a=1", "https://evil.example/"] * 15,
+                  language="en")
+    labels = re.findall(r'class="category x-label"[^>]*>([^<]*)<', drawn)
+    assert 0 < len(labels) < 30 and all("rotate(-45" in t for t in
+                                        re.findall(r'<text class="category x-label"[^>]*>',
+                                                   drawn))
+    assert drawn.count('<th scope="row">') == 30  # the data table has every category
+    assert "evil.example" not in drawn and drawn.count('href="/r/x?a=1"') == 30
+    assert "<desc" in drawn and "Salesperson number 29: 29" in drawn
+    assert 'font-size="13"' in drawn and "style=" not in drawn
+
+
+def test_short_categories_stay_level_and_every_one_is_written():
+    drawn = chart("column", "T", ["Q1", "Q2", "Q3"], [Series("a", [1, 2, 3], "#2563eb"),
+                                                      Series("b", [3, 2, 1], "#c2410c")],
+                  show=str, axis=str, links=[], language="zh")
+    assert "rotate(" not in drawn and drawn.count('x-label"') == 3
+    assert 'class="legend"' in drawn and "数据表" in drawn
 
 
 @pytest.fixture

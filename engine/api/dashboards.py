@@ -2,19 +2,22 @@
 
 ``GET /dashboards`` lists the declared dashboards the caller may open;
 ``GET /dashboards/<name>`` computes one (``home``: the caller's own) with
-the caller's rights, through :class:`engine.services.dashboards.DashboardService`.
-Each series carries its unit (and currency for money) and its values as text
-in the caller's language.
+the caller's rights, through :class:`engine.services.dashboards.DashboardService`,
+narrowed by the same ``period``/``from``/``to``/``team``/``owner`` arguments
+as the web page (a team or owner the caller may not pick is a 422). Each
+series carries its unit (and currency for money) and its values as text in
+the caller's language.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Response
+from flask import Response, request
 
 from engine.api.auth import api_actor
 from engine.api.records import answer
+from engine.metadata.durations import zone
 from engine.metadata.view_defs import DashboardDef
 from engine.web.context import site, state
 
@@ -35,6 +38,8 @@ def register(bp: Any) -> None:
         service = state().dashboards
         me = api_actor()
         dashboard = service.get(me, name)
-        return answer({**_summary(dashboard),
+        today = site().clock.now().astimezone(zone(site().config.timezone)).date()
+        narrowed = service.filters.read(me, service.entities(dashboard), request.args, today)
+        return answer({**_summary(dashboard), "filter": narrowed.query(),
                        "widgets": [w.as_json(me.language, site().config.currency)
-                                   for w in service.figures(me, dashboard)]})
+                                   for w in service.figures(me, dashboard, narrowed)]})

@@ -125,6 +125,8 @@ class WidgetDef:
     months: int = 6
     pipeline: str | None = None
     draw: str | None = None
+    #: weighted_pipeline only: group by ``owner`` (the default) or ``stage``.
+    by: str = "owner"
     params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     #: The unit of each series by its key ("*": every series), over the figure's own.
     units: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
@@ -453,7 +455,8 @@ class _DashboardChecker:
                     f"the workflow of {target} has no pipeline '{pipeline}'"
                     f"{_near(pipeline, list(workflow.pipelines))}"))
                 return None
-        for option, only in (("params", "report"), ("months", "won_lost"), ("pipeline", "funnel")):
+        for option, only in (("params", "report"), ("months", "won_lost"), ("pipeline", "funnel"),
+                             ("by", "weighted_pipeline")):
             if option in item and kind != only:
                 self.problems.append(at.child(option).problem(
                     f"'{option}' applies only to a {only} widget", key=True))
@@ -464,6 +467,7 @@ class _DashboardChecker:
             title=Label.from_yaml(item["title"]) if item.get("title") else None,
             roles=frozenset(roles), months=int(item.get("months", 6)),
             pipeline=item.get("pipeline"), draw=item.get("kind"),
+            by=str(item.get("by", "owner")),
             params=MappingProxyType(dict(item.get("params") or {})),
             units=MappingProxyType(units),
         )

@@ -38,6 +38,7 @@ qualify.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -57,6 +58,8 @@ from engine.services.records import RecordService
 from engine.services.values import to_json
 
 PERIODS = ("month", "quarter", "year")
+#: Conditions narrowing a figure's rows beyond the row scope (``PipelineService.within``).
+Narrow = Callable[[Entity, Workflow, Table], list[ColumnElement[bool]]]
 
 
 def _dict(item: Any) -> dict[str, Any]:
@@ -198,6 +201,15 @@ class PipelineService:
         self.engine = records.engine
         self.clock = clock or records.clock
         self.timezone = timezone
+        #: Extra conditions every figure's rows meet (a dashboard's filter); see :meth:`within`.
+        self.narrow: Narrow | None = None
+
+    def within(self, narrow: Narrow | None) -> PipelineService:
+        """This service with every figure narrowed by ``narrow(entity, workflow, table)``
+        (a dashboard's period, team and owner), on top of the actor's row scope."""
+        other = copy.copy(self)
+        other.narrow = narrow
+        return other
 
     # -- plumbing ----------------------------------------------------------
 
@@ -217,6 +229,8 @@ class PipelineService:
         scope = self.records.policy.row_filter(actor, entity, table)
         if scope is not None:
             where.append(scope)
+        if self.narrow is not None:
+            where.extend(self.narrow(entity, workflow, table))
         if pipeline is not None:
             if pipeline not in workflow.pipelines:
                 raise ValidationFailed({"pipeline": [
@@ -649,6 +663,37 @@ class PipelineService:
                     for k in groups}
         return {k: "—" if k is None else str(k) for k in groups}
 
+    def _closing(self, entity: Entity, workflow: Workflow, table: Table) -> tuple[Any, Any]:
+        """When each closed record closed: its newest move into a closed stage (its creation
+        when it never moved), all of them in one grouped pass over the history's (entity,
+        to_stage, at) index — a record in a closed stage got there by its newest move.
+        Returns the moves subquery (join it on ``record_id``) and the moment expression."""
+        history = self.schema.system("crm_stage_history")
+        closing = sorted({key for each in workflow.pipelines.values()
+                          for key, stage in each.stages.items() if stage.is_closed})
+        moves = (select(history.c.record_id, func.max(history.c.at).label("at"))
+                 .where(history.c.entity == entity.key, history.c.to_stage.in_(closing))
+                 .group_by(history.c.record_id).subquery())
+        return moves, func.coalesce(moves.c.at, table.c.created_at)
+
+    def closed_ids(self, actor: Actor, entity_key: str, since: dt.datetime | None,
+                   until: dt.datetime | None, *, pipeline: str | None = None) -> list[int]:
+        """The records won or lost in ``[since, until)``: those a won/lost column counts."""
+        entity, workflow, table = self._setup(actor, entity_key)
+        moves, entered = self._closing(entity, workflow, table)
+        query = (select(table.c.id, table.c[workflow.field].label("stage"),
+                        self._column(table, workflow.pipeline_field).label("pipeline")
+                        if workflow.pipeline_field else null().label("pipeline"))
+                 .select_from(table.outerjoin(moves, moves.c.record_id == table.c.id))
+                 .where(*self._where(actor, entity, workflow, table, pipeline),
+                        self._stage_filter(workflow, table, lambda stage: stage.is_closed),
+                        *([entered >= since] if since is not None else []),
+                        *([entered < until] if until is not None else [])))
+        with self.engine.connect() as conn:
+            rows = list(conn.execute(query).mappings())
+        return sorted(r["id"] for r in rows
+                      if self._stage_of(workflow, r).category in ("won", "lost"))
+
     def _closed(self, actor: Actor, entity_key: str, pipeline: str | None,
                 periods: Sequence[tuple[dt.datetime | None, dt.datetime | None]],
                 reason: str | None = None) -> list[tuple[int, Stage, Any, int, Decimal]]:
@@ -659,16 +704,7 @@ class PipelineService:
         did); periods are ``[since, until)``, either end open when None.
         """
         entity, workflow, table = self._setup(actor, entity_key)
-        # When each closed record closed: its newest move into a closed stage, all of them
-        # in one grouped pass over the history's (entity, to_stage, at) index — a record
-        # in a closed stage got there by its newest move.
-        history = self.schema.system("crm_stage_history")
-        closing = sorted({key for each in workflow.pipelines.values()
-                          for key, stage in each.stages.items() if stage.is_closed})
-        moves = (select(history.c.record_id, func.max(history.c.at).label("at"))
-                 .where(history.c.entity == entity.key, history.c.to_stage.in_(closing))
-                 .group_by(history.c.record_id).subquery())
-        entered = func.coalesce(moves.c.at, table.c.created_at)
+        moves, entered = self._closing(entity, workflow, table)
         choices = []
         for index, (since, until) in enumerate(periods):
             bounds = [*([entered >= since] if since is not None else []),

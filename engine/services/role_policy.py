@@ -75,6 +75,13 @@ class RolePolicy:
         conditions = [c for s in scopes if (c := self._condition(actor, s, table)) is not None]
         return or_(*conditions) if conditions else false()
 
+    def read_scopes(self, actor: Actor, entity: Entity) -> frozenset[str]:
+        """The kinds of row scope ``actor`` reads ``entity`` with (``all``, ``team``, ``own``...)."""
+        if self.is_admin(actor):
+            return frozenset({"all"})
+        return frozenset(s.kind for access in self._granting(actor, entity, ["read"])
+                         for s in access.scope_for("read"))
+
     def hidden_fields(self, actor: Actor, entity: Entity) -> frozenset[str]:
         if self.is_admin(actor):
             return frozenset()

@@ -17,7 +17,7 @@ from markupsafe import Markup, escape
 
 from engine.services import figure_text
 from engine.services.figures import Figure
-from engine.web.charts import PALETTE, Bar, Series, bar_chart, grouped_columns, line_chart
+from engine.web.charts import PALETTE, Series, chart, short_value
 
 
 def format_value(value: Any, unit: str, currency: str, language: str = "en") -> str:
@@ -70,15 +70,13 @@ def draw(figure: Figure, language: str, currency: str) -> Markup:
             figure.text(first, first.values[0], currency, language))
     if not figure.series:
         return Markup('<p class="help empty-figure">—</p>')
-    if figure.kind in ("bar", "funnel"):
-        first = figure.series[0]
-        bars = []
-        for i, category in enumerate(figure.categories):
-            texts = [figure.text(s, s.values[i], currency, language) for s in figure.series]
-            bars.append(Bar(category, first.values[i] or 0, " · ".join(texts)))
-        return bar_chart(bars, title=title, funnel=figure.kind == "funnel")
     series = [Series(_label(s.name, language), [v or 0 for v in s.values],
-                     PALETTE[(j + 1) % len(PALETTE)]) for j, s in enumerate(figure.series)]
-    if figure.kind == "line":
-        return line_chart(figure.categories, series, title=title)
-    return grouped_columns(figure.categories, series, title=title)
+                     PALETTE[j % len(PALETTE)]) for j, s in enumerate(figure.series)]
+    # One value axis: the chart is drawn in the first measure's unit; the data
+    # table and the API give every measure in its own.
+    first = figure.series[0]
+    unit, money = figure.unit_of(first), first.currency or currency
+    return chart(figure.kind, title, figure.categories, series,
+                 show=lambda v: format_value(v, unit, money, language),
+                 axis=lambda v: short_value(v, unit, money, language),
+                 links=figure.links, language=language)

@@ -25,6 +25,7 @@ from engine.web.context import actor, language, login_required, site, state
 from engine.web.detail import related_lists, timeline, transitions
 from engine.web.display import Presenter
 from engine.web.forms import applies
+from engine.web.list_narrowing import narrowing
 from engine.web.views import FILTER_KINDS, EntityViews, column_field
 
 bp = Blueprint("records", __name__)
@@ -43,7 +44,7 @@ def entity_and_views(entity_key: str) -> tuple[Entity, EntityViews]:
 
 @bp.route("/")
 @login_required
-def home() -> str:
+def home() -> tuple[str, int]:
     """The actor's dashboard for their role (``engine.web.dashboard``)."""
     from engine.web.dashboard import render
 
@@ -104,9 +105,17 @@ def list_records(entity_key: str) -> tuple[str, int]:
     offset = _int_arg("offset")
     archived = request.args.get("archived") == "1"
     filters, widgets = _list_filters(entity, views, hidden)
+    handled = frozenset(views.filters) | {f"{k}__{op}" for k in views.filters for op in ("ge", "le")}
     errors: dict[str, list[str]] = {}
+    try:
+        extra, chips = narrowing(entity, handled, hidden, request.args, presenter(), language())
+    except ValidationFailed as exc:
+        extra, chips, errors = [], [], exc.errors
+    filters += extra
     size = views.page_size
     try:
+        if errors:  # a link's narrowing was refused: show nothing rather than too much
+            raise ValidationFailed(errors)
         page = site().records.list(
             me, entity.key, filters=filters, search=search or None, sort=[Sort.parse(sort)],
             limit=size, offset=offset, include_archived=archived,
@@ -122,6 +131,7 @@ def list_records(entity_key: str) -> tuple[str, int]:
     html = render_template(
         "list.html", entity=entity, views=views, columns=columns, page=page, shown=shown,
         search=search, sort=sort, widgets=widgets, archived=archived, errors=errors,
+        chips=chips,
         may_create=policy.can(me, entity, "create"),
         may_update=policy.can(me, entity, "update") and entity.ledger is None,
         bulk=bulk_options(entity, me),
