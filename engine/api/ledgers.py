@@ -16,7 +16,7 @@ from flask import Response, request
 from engine.api.auth import api_actor
 from engine.api.records import answer
 from engine.errors import ValidationFailed
-from engine.services.values import INT_MAX
+from engine.metadata.values import INT_MAX
 from engine.web.context import site
 
 

@@ -25,7 +25,7 @@ from engine.errors import (
     TransitionRefused,
     ValidationFailed,
 )
-from engine.services.values import to_json
+from engine.metadata.values import to_json
 from engine.web import reload
 
 log = logging.getLogger(__name__)

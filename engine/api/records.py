@@ -17,7 +17,7 @@ from flask import Response, json, request, url_for
 
 from engine.api.auth import api_actor
 from engine.errors import CrmError, NotFound, ValidationFailed
-from engine.services.values import INT_MAX, to_json
+from engine.metadata.values import INT_MAX, to_json
 from engine.storage.queries import Filter, Sort
 from engine.web.context import site
 

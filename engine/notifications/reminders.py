@@ -35,6 +35,7 @@ from engine.errors import NotFound
 from engine.metadata.durations import zone
 from engine.metadata.model import Entity
 from engine.metadata.reminder_rules import ReminderRule
+from engine.metadata.values import to_json
 from engine.notifications.outbox import (
     Cause,
     Target,
@@ -46,7 +47,6 @@ from engine.notifications.templates import render_text
 from engine.services.pipeline import PipelineService
 from engine.services.recipients import Notifier
 from engine.services.records import RecordService
-from engine.services.values import to_json
 from engine.storage.database import write_transaction
 from engine.storage.queries import Filter
 

@@ -52,9 +52,9 @@ from engine.errors import NotFound, PermissionDenied, ValidationFailed
 from engine.i18n import message
 from engine.metadata.durations import zone
 from engine.metadata.model import Entity
+from engine.metadata.values import to_json
 from engine.metadata.workflow_model import Pipeline, Stage, Workflow, workflow_for
 from engine.services.records import RecordService
-from engine.services.values import to_json
 
 PERIODS = ("month", "quarter", "year")
 

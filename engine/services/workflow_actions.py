@@ -36,6 +36,7 @@ from engine.context import Actor
 from engine.errors import ActionFailed, CrmError
 from engine.metadata.merge import SITE
 from engine.metadata.model import Entity, Label, Registry
+from engine.metadata.values import to_json
 from engine.metadata.workflow_actions import HOOKS_FILE
 from engine.metadata.workflow_model import (
     Action,
@@ -52,7 +53,6 @@ from engine.services.hook_modules import HookModules
 from engine.services.recipients import Notifier
 from engine.services.records import RecordService
 from engine.services.stage_rules import StageMove
-from engine.services.values import to_json
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 

@@ -27,8 +27,8 @@ from werkzeug.routing import IntegerConverter
 from werkzeug.wrappers import Response
 
 from engine.errors import CrmError, DatabaseBusy, SchemaOutOfDate
+from engine.metadata.values import INT_MAX
 from engine.services.dashboards import DashboardService
-from engine.services.values import INT_MAX
 from engine.site import Site
 from engine.web import (  # noqa: F401 - routes
     attachments,

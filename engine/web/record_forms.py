@@ -18,7 +18,7 @@ from werkzeug.wrappers import Response
 
 from engine.errors import Conflict, CrmError, PermissionDenied, ValidationFailed
 from engine.metadata.model import Entity, Field
-from engine.services.values import ValueProblem, coerce, whole_number
+from engine.metadata.values import ValueProblem, coerce, whole_number
 from engine.web.context import actor, language, login_required, site
 from engine.web.display import Presenter
 from engine.web.form_rules import conditional_keys, evaluate, typed
