@@ -33,6 +33,7 @@ from sqlalchemy import Connection
 from engine.context import Actor, Clock
 from engine.errors import NotFound
 from engine.metadata.durations import zone
+from engine.metadata.message_templates import render_text
 from engine.metadata.model import Entity
 from engine.metadata.reminder_rules import ReminderRule
 from engine.metadata.values import to_json
@@ -43,7 +44,6 @@ from engine.notifications.outbox import (
     applies,
     unique_targets,
 )
-from engine.notifications.templates import render_text
 from engine.services.pipeline import PipelineService
 from engine.services.recipients import Notifier
 from engine.services.records import RecordService
