@@ -37,13 +37,7 @@ from engine.metadata.message_templates import render_text
 from engine.metadata.model import Entity
 from engine.metadata.reminder_rules import ReminderRule
 from engine.metadata.values import to_json
-from engine.notifications.outbox import (
-    Cause,
-    Target,
-    UserDirectory,
-    applies,
-    unique_targets,
-)
+from engine.services.outbox import Cause, Target, UserDirectory, applies, unique_targets
 from engine.services.pipeline import PipelineService
 from engine.services.recipients import Notifier
 from engine.services.records import RecordService

@@ -48,8 +48,8 @@ from engine.metadata.workflow_model import (
     Transition,
     Workflow,
 )
-from engine.notifications.outbox import Cause, UserDirectory, unique_targets
 from engine.services.hook_modules import HookModules
+from engine.services.outbox import Cause, UserDirectory, unique_targets
 from engine.services.recipients import Notifier
 from engine.services.records import RecordService
 from engine.services.stage_rules import StageMove
