@@ -35,7 +35,7 @@ from engine.services.figures import Figure, ReportRequest, Series
 from engine.services.reports import ReportLoader
 
 if TYPE_CHECKING:
-    from engine.site import Site
+    from engine.services.site_services import SiteServices
 
 log = logging.getLogger(__name__)
 #: The name of the generated dashboard (and, in URLs, of "my home dashboard").
@@ -88,7 +88,7 @@ def month_starts(now: dt.datetime, timezone: str, months: int) -> list[dt.dateti
 class DashboardService:
     """Dashboards of a site for an actor; owns the report loader (one per app)."""
 
-    def __init__(self, site: Site, reports: ReportLoader | None = None) -> None:
+    def __init__(self, site: SiteServices, reports: ReportLoader | None = None) -> None:
         self.site = site
         self.reports = reports or ReportLoader(site.registry, site.config.overlay_dir)
 
