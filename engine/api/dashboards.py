@@ -13,8 +13,8 @@ from flask import Response
 
 from engine.api.auth import api_actor
 from engine.api.records import answer
+from engine.http.context import state
 from engine.metadata.view_defs import DashboardDef
-from engine.web.context import state
 
 
 def _summary(dashboard: DashboardDef) -> dict[str, Any]:

@@ -18,9 +18,9 @@ from flask import Blueprint, Response, jsonify, render_template, request, url_fo
 from werkzeug.exceptions import NotFound as HttpNotFound
 
 from engine.errors import Conflict, CrmError, NotFound, ValidationFailed
+from engine.http.context import actor, login_required, site
 from engine.metadata.values import whole_number
 from engine.services.calendar import CalendarEvent, in_calendar_years
-from engine.web.context import actor, login_required, site
 
 bp = Blueprint("calendar", __name__)
 PALETTE = ("#2563eb", "#16a34a", "#d97706", "#9333ea", "#dc2626", "#0891b2", "#4b5563",

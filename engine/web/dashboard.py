@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from flask import render_template
 from markupsafe import Markup
 
+from engine.http.context import actor, language, login_required, site, state
 from engine.services.dashboards import HOME
-from engine.web.context import actor, language, login_required, site, state
 from engine.web.figures import draw
 from engine.web.records import bp
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.i18n import normalise
+
 LANGUAGES: dict[str, str] = {"en": "English", "zh": "中文"}
 
 WORDS: dict[str, dict[str, str]] = {
@@ -283,11 +285,6 @@ WORDS: dict[str, dict[str, str]] = {
     "inbox_digest_off": {"en": "Your e-mail reminders now come one by one.",
                          "zh": "邮件提醒将逐条发送。"},
 }
-
-
-def normalise(language: str | None) -> str:
-    """The catalogue language for a user's setting (``zh-CN`` → ``zh``)."""
-    return "zh" if language and language.lower().startswith("zh") else "en"
 
 
 def translate(key: str, language: str | None = "en", **params: Any) -> str:
