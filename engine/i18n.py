@@ -258,6 +258,11 @@ MESSAGES: dict[str, dict[str, str]] = {
 }
 
 
+def normalise(language: str | None) -> str:
+    """The catalogue language for a user's setting (``zh-CN`` → ``zh``)."""
+    return "zh" if language and language.lower().startswith("zh") else "en"
+
+
 def words_in(catalogue: Mapping[str, Mapping[str, str]], key: str, language: str | None,
              **params: Any) -> str:
     """``key`` of a catalogue in the actor's language (English when no translation exists)."""

@@ -62,11 +62,11 @@ from engine.errors import (
 )
 from engine.i18n import message
 from engine.jobs.context import JobContext
-from engine.notifications.outbox import Cause as _Cause
-from engine.notifications.outbox import UserDirectory as _UserDirectory
-from engine.notifications.outbox import unique_targets as _unique_targets
 from engine.services.duplicates import normalise_name, normalise_phone
 from engine.services.figures import Figure, ReportRequest, Series
+from engine.services.outbox import Cause as _Cause
+from engine.services.outbox import UserDirectory as _UserDirectory
+from engine.services.outbox import unique_targets as _unique_targets
 from engine.services.recipients import Notifier as _Notifier
 from engine.services.record_hooks import RecordHookContext
 from engine.services.records import RecordService as Records

@@ -237,7 +237,7 @@ class Site:
     @functools.cached_property
     def print_formats(self) -> dict[str, Any]:
         """The packs' print formats, read once per opened site (a reload opens a new site)."""
-        from engine.printing.documents import declared_print_formats
+        from engine.metadata.print_formats import declared_print_formats
 
         return declared_print_formats(self.registry)
 

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from engine.cli import main
 from engine.context import CLOCK_SETTING, FixedClock, SetClock, SystemClock, default_clock
 from engine.errors import BadSetting
-from engine.web.context import EXTENSION
+from engine.http.context import EXTENSION
 from engine.web.sites import HostedSite, SiteDispatcher
 from tests.support import open_migrated, write_site
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from engine.cli import main
 from engine.context import Actor, FixedClock
-from engine.services.values import to_json
+from engine.metadata.values import to_json
 from packs.core.demo_generator import DEMO_PASSWORD, generate
 from tests.support import open_migrated, write_site
 

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from engine.context import FixedClock
 from engine.errors import ValidationFailed
-from engine.services.values import ValueProblem, coerce, coercer
+from engine.metadata.values import ValueProblem, coerce, coercer
 from tests.support import open_migrated, write_pack, write_site
 
 NOW = dt.datetime(2026, 6, 1, 8, 0, tzinfo=dt.UTC)

@@ -22,8 +22,8 @@ from sqlalchemy import func, select
 from engine.cli import main
 from engine.errors import DefinitionError
 from engine.metadata.model import Field
+from engine.metadata.values import INT_MAX, INT_MIN, ValueProblem, check_limits, coerce, coercer
 from engine.metadata.yaml_source import MAX_DEPTH, load_yaml_text
-from engine.services.values import INT_MAX, INT_MIN, ValueProblem, check_limits, coerce, coercer
 from engine.web import create_app
 from tests.api_support import PASSWORD, api_for, core_site
 from tests.web_support import login

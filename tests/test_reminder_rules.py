@@ -13,7 +13,7 @@ from engine.cli import main
 from engine.context import FixedClock
 from engine.errors import DefinitionError
 from engine.metadata.loader import load_registry
-from engine.notifications.templates import render_text
+from engine.metadata.message_templates import render_text
 from tests.notification_support import CLUB_FILES, START, open_club_site
 from tests.support import write_pack
 

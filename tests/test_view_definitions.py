@@ -9,10 +9,10 @@ import pytest
 
 from engine.context import Actor, FixedClock
 from engine.errors import DefinitionError
+from engine.metadata.entity_views import ViewRegistry
 from engine.metadata.loader import load_registry
 from engine.services.dashboards import DashboardService
 from engine.services.figures import Figure
-from engine.web.views import ViewRegistry
 from tests.support import open_migrated, write_pack, write_site
 
 FILES = {

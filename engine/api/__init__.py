@@ -31,7 +31,7 @@ from engine.api.auth import api_actor, authenticate
 from engine.api.meta import describe
 from engine.api.openapi import document
 from engine.errors import CrmError
-from engine.web.context import site
+from engine.http.context import site
 
 PREFIX = "/api/v1"
 #: The largest request body the API reads (bytes).

@@ -21,10 +21,10 @@ from flask import Response, request, url_for
 from engine.api.auth import api_actor
 from engine.api.records import UnsupportedMedia, answer
 from engine.errors import CrmError, TooLarge, ValidationFailed
+from engine.http.context import site
+from engine.http.downloads import file_response
 from engine.metadata.model import Entity
 from engine.services.attachments import Attachment
-from engine.web.context import site
-from engine.web.downloads import file_response
 
 #: Parts one upload may carry; the request as a whole is capped accordingly.
 MAX_FILES_PER_REQUEST = 10

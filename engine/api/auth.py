@@ -15,8 +15,8 @@ from flask import g, request, session
 
 from engine.context import Actor
 from engine.errors import CrmError, NotFound, PermissionDenied
-from engine.web.context import site
-from engine.web.security import CSRF_FIELD, CSRF_HEADER, SAFE_METHODS
+from engine.http.context import site
+from engine.http.security import CSRF_FIELD, CSRF_HEADER, SAFE_METHODS
 
 
 class Unauthorized(CrmError):

@@ -19,9 +19,9 @@ from engine.api.auth import api_actor
 from engine.api.records import answer, body, version_of
 from engine.context import Actor
 from engine.errors import ValidationFailed
+from engine.http.context import site
 from engine.services.calendar import FIRST_YEAR, LAST_YEAR, in_calendar_years
 from engine.site import Site
-from engine.web.context import site
 
 #: The widest window one request may ask for.
 MAX_SPAN = dt.timedelta(days=366)

@@ -17,9 +17,9 @@ from flask import Response, request
 
 from engine.api.auth import api_actor
 from engine.api.records import answer
+from engine.http.context import site, state
 from engine.metadata.durations import zone
 from engine.metadata.view_defs import DashboardDef
-from engine.web.context import site, state
 
 
 def _summary(dashboard: DashboardDef) -> dict[str, Any]:

@@ -20,9 +20,9 @@ from engine.api.attachments import described
 from engine.api.auth import api_actor
 from engine.api.records import answer
 from engine.errors import ValidationFailed
+from engine.http.context import site
 from engine.metadata.model import Entity
 from engine.printing.documents import GENERIC, PrintFormat, formats_for, render_pdf
-from engine.web.context import site
 
 LANGUAGES = ("en", "zh")
 

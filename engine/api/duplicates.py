@@ -18,11 +18,11 @@ from flask import Response, request
 from engine.api.auth import api_actor
 from engine.api.records import answer, body
 from engine.errors import NotFound, ValidationFailed
+from engine.http.context import site
 from engine.metadata.model import Entity
+from engine.metadata.values import whole_number
 from engine.services.duplicates import CHECKED_ENTITIES, duplicate_fields, likely_duplicates
 from engine.services.merge import merge, plan_merge
-from engine.services.values import whole_number
-from engine.web.context import site
 
 LIMIT = 20
 

@@ -18,11 +18,11 @@ from flask import Response, request
 
 from engine.api.auth import api_actor
 from engine.api.records import RESERVED
+from engine.http.context import site
+from engine.http.downloads import export_response
 from engine.metadata.model import Entity
 from engine.services.exporting import FORMATS, MEDIA_TYPES, Exporter
 from engine.storage.queries import Filter, Sort
-from engine.web.context import site
-from engine.web.downloads import export_response
 
 EXPORT_ARGS = frozenset({"format", "keys", "lines", "version"})
 

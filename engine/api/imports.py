@@ -38,11 +38,11 @@ from engine.api.auth import api_actor
 from engine.api.problems import problem
 from engine.api.records import UnsupportedMedia, answer
 from engine.errors import CrmError, NotFound, ValidationFailed
+from engine.http.context import site
 from engine.metadata.model import Entity
 from engine.services.importing import Importer
 from engine.services.importing.queue import REQUEST_ROWS, ImportQueue
 from engine.services.importing.report import ImportReport
-from engine.web.context import site
 
 #: The largest import request body (bytes): files of tens of thousands of rows.
 MAX_IMPORT_BODY = 20 * 1024 * 1024

@@ -16,8 +16,8 @@ from flask import Response, request
 from engine.api.auth import api_actor
 from engine.api.records import answer
 from engine.errors import ValidationFailed
-from engine.services.values import INT_MAX
-from engine.web.context import site
+from engine.http.context import site
+from engine.metadata.values import INT_MAX
 
 
 def register(bp: Any) -> None:

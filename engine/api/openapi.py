@@ -25,13 +25,13 @@ from engine.api.records import MAX_LIMIT
 from engine.context import Actor
 from engine.errors import DefinitionError
 from engine.metadata.model import Entity, Field
+from engine.metadata.values import INT_MAX, INT_MIN
 from engine.printing.documents import GENERIC, print_formats
 from engine.services.record_choices import DEFAULT_CHOICES, MAX_CHOICES, MAX_QUERY
-from engine.services.values import INT_MAX, INT_MIN
 from engine.site import Site
 
 DECIMAL_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
-#: One line of text: no line break, no other control character (engine.services.values).
+#: One line of text: no line break, no other control character (engine.metadata.values).
 ONE_LINE = r"^[^\x00-\x1f\x7f\x85\u2028\u2029]*$"
 #: Several lines: tabs and line breaks, but no other control character.
 LINES = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"

@@ -25,8 +25,8 @@ from engine.errors import (
     TransitionRefused,
     ValidationFailed,
 )
-from engine.services.values import to_json
-from engine.web import reload
+from engine.http import reload
+from engine.metadata.values import to_json
 
 log = logging.getLogger(__name__)
 PROBLEM_TYPE = "application/problem+json"

@@ -17,10 +17,10 @@ from flask import Response, json, request, url_for
 
 from engine.api.auth import api_actor
 from engine.errors import CrmError, NotFound, ValidationFailed
+from engine.http.context import site
+from engine.metadata.values import INT_MAX, to_json
 from engine.services.record_choices import DEFAULT_CHOICES, MAX_CHOICES, choose
-from engine.services.values import INT_MAX, to_json
 from engine.storage.queries import Filter, Sort
-from engine.web.context import site
 
 RESERVED = frozenset({"sort", "limit", "offset", "fields", "q", "count", "include_archived"})
 #: The most records one page carries.

@@ -14,7 +14,7 @@ from flask import Response
 from engine.api.auth import api_actor
 from engine.api.records import _etag, answer, body, version_of
 from engine.errors import ValidationFailed
-from engine.web.context import site
+from engine.http.context import site
 
 
 def register(bp: Any) -> None:

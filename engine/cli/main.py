@@ -17,7 +17,7 @@ import click
 
 from engine import __version__
 from engine.errors import CrmError, DefinitionError
-from engine.services.values import to_json
+from engine.metadata.values import to_json
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -20,7 +20,7 @@ from engine.cli.main import echo_json, report_errors
 from engine.cli.site_commands import open_site
 from engine.context import Actor
 from engine.errors import NotFound
-from engine.services.values import to_json
+from engine.metadata.values import to_json
 from engine.site import Site
 from engine.storage.queries import Filter, Sort
 

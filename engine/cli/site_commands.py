@@ -164,7 +164,7 @@ def check(ctx: click.Context, as_json: bool, explain: str | None) -> None:
         from engine.jobs.definitions import configured_jobs
 
         configured_jobs(config, registry)  # crm.yaml's jobs: name declared pack jobs
-        from engine.printing.documents import declared_print_formats
+        from engine.metadata.print_formats import declared_print_formats
 
         declared_print_formats(registry)  # prints: name entities and templates that exist
     except DefinitionError as exc:

@@ -11,8 +11,8 @@ and a site may switch one off or move it in ``crm.yaml``::
       service_sales.renewals: {enabled: false}
       membership.points_expiry: {at: "04:30"}
 
-The function must exist in the pack's module: :func:`job_problems` parses
-the module (without running it) when the pack loads, so a typo is a
+The function must exist in the pack's module:
+:func:`engine.metadata.packs.job_problems` parses the module (without running it) when the pack loads, so a typo is a
 ``file:line`` error of ``crm check`` rather than a failure at 02:00.
 """
 
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from engine.errors import DefinitionError, Problem
 from engine.jobs.schedule import Schedule
 from engine.metadata.model import Label
-from engine.metadata.yaml_source import SourceDocument, load_yaml
+from engine.metadata.yaml_source import load_yaml
 
 if TYPE_CHECKING:
     from engine.metadata.model import Registry
@@ -45,31 +45,6 @@ class PackJob:
     function: str
     schedule: Schedule
     label: Label
-
-
-def job_problems(doc: SourceDocument, root: Path) -> list[Problem]:
-    """Each declared job names a function of its module (parsed, never imported)."""
-    from engine.metadata.pack_python import missing_function, python_functions
-
-    problems = []
-    for name, item in (doc.data.get("jobs") or {}).items():
-        module = item.get("module", "jobs")
-        file = root / f"{module}.py"
-        shown = f"packs/{root.name}/{module}.py"
-        if not file.is_file():
-            problems.append(doc.problem(("jobs", name, "module" if "module" in item else
-                                         "function"),
-                                        f"{shown} does not exist: job '{name}' needs it"))
-            continue
-        functions, broken = python_functions(file)
-        if broken is not None:
-            problems.append(doc.problem(("jobs", name), f"{shown}:{broken.line}: "
-                                        f"{broken.message}"))
-        elif item["function"] not in functions:
-            problems.append(doc.problem(
-                ("jobs", name, "function"),
-                missing_function(shown, item["function"], list(functions))))
-    return problems
 
 
 def pack_jobs(site: Site) -> dict[str, PackJob]:

@@ -3,7 +3,7 @@
 This table is plain data on purpose: the semantic checker, the reference
 documentation and the tests all read it, so a type's options are declared
 once.  How a type is stored (SQL column type) lives in ``engine.storage``;
-how its values are coerced and validated lives in ``engine.services.values``.
+how its values are coerced and validated lives in ``engine.metadata.values``.
 """
 
 from __future__ import annotations

@@ -109,10 +109,32 @@ def read_pack(root: Path) -> tuple[PackSource | None, list[Problem]]:
 
 
 def job_problems(doc: SourceDocument, root: Path) -> list[Problem]:
-    """Each scheduled job names a function of its module (engine.jobs.definitions)."""
-    from engine.jobs.definitions import job_problems as check_jobs
+    """Each declared job names a function of its module (parsed, never imported).
 
-    return check_jobs(doc, root)
+    Checked here, with the rest of the manifest, when the pack loads; the
+    scheduler (engine.jobs.definitions) reads the jobs later.
+    """
+    from engine.metadata.pack_python import missing_function, python_functions
+
+    problems = []
+    for name, item in (doc.data.get("jobs") or {}).items():
+        module = item.get("module", "jobs")
+        file = root / f"{module}.py"
+        shown = f"packs/{root.name}/{module}.py"
+        if not file.is_file():
+            problems.append(doc.problem(("jobs", name, "module" if "module" in item else
+                                         "function"),
+                                        f"{shown} does not exist: job '{name}' needs it"))
+            continue
+        functions, broken = python_functions(file)
+        if broken is not None:
+            problems.append(doc.problem(("jobs", name), f"{shown}:{broken.line}: "
+                                        f"{broken.message}"))
+        elif item["function"] not in functions:
+            problems.append(doc.problem(
+                ("jobs", name, "function"),
+                missing_function(shown, item["function"], list(functions))))
+    return problems
 
 
 def _migration_problems(doc: SourceDocument, root: Path) -> list[Problem]:

@@ -26,9 +26,9 @@ from engine.errors import Problem
 from engine.expressions import Expression, ExpressionError, compile_expression
 from engine.metadata.durations import parse_clock_time, parse_duration
 from engine.metadata.merge import SITE
+from engine.metadata.message_templates import TemplateProblem, check_template
 from engine.metadata.model import SYSTEM_COLUMNS, Entity, Label, Origin
 from engine.metadata.yaml_source import SourceDocument
-from engine.notifications.templates import TemplateProblem, check_template
 
 #: Document kinds this module builds from.
 REMINDER_KINDS: tuple[str, ...] = ("reminder",)

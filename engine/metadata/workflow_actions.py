@@ -24,6 +24,7 @@ from engine.metadata.durations import parse_duration
 from engine.metadata.merge import SITE
 from engine.metadata.model import SYSTEM_COLUMNS, Entity, Label, PackInfo
 from engine.metadata.pack_python import HOOKS_FILE, FunctionFinder, did_you_mean
+from engine.metadata.values import ValueProblem, coerce
 from engine.metadata.workflow_model import (
     RECIPIENTS,
     Action,
@@ -33,7 +34,6 @@ from engine.metadata.workflow_model import (
     SetAction,
 )
 from engine.metadata.yaml_source import SourceDocument
-from engine.services.values import ValueProblem, coerce
 
 #: The keys an action item may have; exactly one per item.
 ACTION_KEYS: tuple[str, ...] = ("set", "set_expression", "create", "follow_up", "notify", "hook")

@@ -28,8 +28,8 @@ from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Any, Protocol
 
+from engine.metadata.message_templates import render_text
 from engine.notifications.settings import NotificationSettings
-from engine.notifications.templates import render_text
 
 
 class DeliveryError(Exception):

@@ -23,8 +23,8 @@ from sqlalchemy import Connection, Engine, select, update
 
 from engine.context import Clock
 from engine.metadata.durations import zone
-from engine.notifications.outbox import Cause, OutboxWriter, Target
 from engine.notifications.settings import NotificationSettings
+from engine.services.outbox import Cause, OutboxWriter, Target
 from engine.services.recipients import RecipientAccess
 from engine.storage.database import write_transaction
 from engine.storage.tables import Schema

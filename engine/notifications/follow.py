@@ -4,7 +4,7 @@ After ``crm migrate`` in another process, every write of a process still
 built from the old definitions is refused (engine/storage/database.py,
 ``check_definitions``) — for a worker that means every claim and every
 delivery, until it is restarted, while messages pile up. The web app
-reloads by itself (engine/web/reload.py); this does the same for the
+reloads by itself (engine/http/reload.py); this does the same for the
 worker: a watcher looks at the applied definitions every few seconds,
 stops the worker's loop when they moved, reopens the site from its folder
 and starts a new worker on it — only once the folder's definitions are the

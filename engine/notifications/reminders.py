@@ -33,20 +33,14 @@ from sqlalchemy import Connection
 from engine.context import Actor, Clock
 from engine.errors import NotFound
 from engine.metadata.durations import zone
+from engine.metadata.message_templates import render_text
 from engine.metadata.model import Entity
 from engine.metadata.reminder_rules import ReminderRule
-from engine.notifications.outbox import (
-    Cause,
-    Target,
-    UserDirectory,
-    applies,
-    unique_targets,
-)
-from engine.notifications.templates import render_text
+from engine.metadata.values import to_json
+from engine.services.outbox import Cause, Target, UserDirectory, applies, unique_targets
 from engine.services.pipeline import PipelineService
 from engine.services.recipients import Notifier
 from engine.services.records import RecordService
-from engine.services.values import to_json
 from engine.storage.database import write_transaction
 from engine.storage.queries import Filter
 

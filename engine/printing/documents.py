@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -26,65 +25,21 @@ from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, TemplateErro
 from jinja2.sandbox import SandboxedEnvironment
 
 from engine.context import Actor
-from engine.errors import ActionFailed, CrmError, DefinitionError, NotFound, Problem
-from engine.metadata.model import Entity, Field, Label, Registry
-from engine.metadata.packs import read_pack
+from engine.errors import ActionFailed, CrmError, NotFound
+from engine.metadata.model import Entity, Field, Label
+from engine.metadata.print_formats import PRINTS_DIR, PrintFormat
 from engine.printing.amounts import amount_in_words
 from engine.site import Site
 from engine.storage.queries import Filter, Sort
 
 BUILTIN_TEMPLATES = Path(__file__).parent / "templates"
 GENERIC = "record"
-PRINTS_DIR = "prints"
 _THIS_RECORD = object()  # related() without a value: records pointing at the printed one
-
-
-@dataclass(frozen=True)
-class PrintFormat:
-    key: str
-    entity: str
-    label: Label
-    template: str  # file name, looked up in custom/prints/, then the pack's prints/
-    folder: Path | None  # the pack's prints/ folder (None: built in)
-    page: str = "A4"
 
 
 def print_formats(site: Site) -> dict[str, PrintFormat]:
     """Every print format of the site's packs; mistakes are reported with file and line."""
     return site.print_formats
-
-
-def declared_print_formats(registry: Registry) -> dict[str, PrintFormat]:
-    """The print formats the registry's packs declare (what ``crm check`` checks, no database)."""
-    formats: dict[str, PrintFormat] = {}
-    problems: list[Problem] = []
-    for name, info in registry.packs.items():
-        source, _ = read_pack(Path(info.path))
-        if source is None:
-            continue
-        for key, spec in (source.manifest.data.get("prints") or {}).items():
-            where = ("prints", key)
-            if spec["entity"] not in registry.entities:
-                problems.append(source.manifest.problem(
-                    (*where, "entity"), f"there is no entity '{spec['entity']}' to print"))
-                continue
-            folder = Path(info.path) / PRINTS_DIR
-            template = Path(spec["template"]).name
-            if not (folder / template).is_file():
-                problems.append(source.manifest.problem(
-                    (*where, "template"), f"{spec['template']} does not exist in pack '{name}'"))
-                continue
-            if key in formats:
-                problems.append(source.manifest.problem(
-                    where, f"the print format '{key}' is already declared by another pack"))
-                continue
-            formats[key] = PrintFormat(key=key, entity=spec["entity"],
-                                       label=Label.from_yaml(spec["label"], key),
-                                       template=template, folder=folder,
-                                       page=spec.get("page", "A4"))
-    if problems:
-        raise DefinitionError(problems)
-    return formats
 
 
 def formats_for(site: Site, entity_key: str) -> list[PrintFormat]:

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, insert
 
 from engine.context import Actor
-from engine.services.values import JSON_READY, to_json
+from engine.metadata.values import JSON_READY, to_json
 
 
 def new_change_id() -> str:

@@ -14,7 +14,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from engine.metadata.model import Field
-from engine.services.values import ValueProblem, coerce
+from engine.metadata.values import ValueProblem, coerce
 
 
 def _order(fields: Mapping[str, Field]) -> tuple[Field, ...]:

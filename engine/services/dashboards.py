@@ -39,7 +39,7 @@ from engine.services.pipeline import PipelineService
 from engine.services.reports import ReportLoader
 
 if TYPE_CHECKING:
-    from engine.site import Site
+    from engine.services.site_services import SiteServices
 
 log = logging.getLogger(__name__)
 #: The name of the generated dashboard (and, in URLs, of "my home dashboard").
@@ -96,7 +96,7 @@ def month_starts(now: dt.datetime, timezone: str, months: int) -> list[dt.dateti
 class DashboardService:
     """Dashboards of a site for an actor; owns the report loader (one per app)."""
 
-    def __init__(self, site: Site, reports: ReportLoader | None = None) -> None:
+    def __init__(self, site: SiteServices, reports: ReportLoader | None = None) -> None:
         self.site = site
         self.reports = reports or ReportLoader(site.registry, site.config.overlay_dir)
         # teams and users are read from the primary: a few rows, and a replica that does

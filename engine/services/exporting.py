@@ -60,7 +60,7 @@ from engine.services.importing.messages import say
 from engine.storage.queries import Filter, Sort
 
 if TYPE_CHECKING:
-    from engine.site import Site
+    from engine.services.site_services import SiteServices
 
 FORMATS = ("csv", "xlsx")
 MEDIA_TYPES = {
@@ -93,7 +93,7 @@ class Exporter:
             self.zone = dt.UTC
 
     @classmethod
-    def for_site(cls, site: Site, **options: Any) -> Exporter:
+    def for_site(cls, site: SiteServices, **options: Any) -> Exporter:
         """The site's exporter: reading the replica when there is one, else the primary."""
         return cls(site.report_records, timezone=site.config.timezone, **options)
 

@@ -31,7 +31,7 @@ from engine.services.figure_text import format_value
 if TYPE_CHECKING:
     from engine.services.ledgers import LedgerService
     from engine.services.records import RecordService
-    from engine.site import Site
+    from engine.services.site_services import SiteServices
 
 #: How a figure is best drawn; a table shows any of them.
 FigureKind = Literal["bar", "column", "funnel", "line", "table", "number"]
@@ -128,7 +128,7 @@ class Figure:
 class ReportRequest:
     """Everything a report may use: the site's services, who asks, when, and options."""
 
-    site: Site
+    site: SiteServices
     actor: Actor
     now: dt.datetime
     params: Mapping[str, Any] = field(default_factory=dict)

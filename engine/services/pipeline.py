@@ -53,9 +53,9 @@ from engine.errors import NotFound, PermissionDenied, ValidationFailed
 from engine.i18n import message
 from engine.metadata.durations import zone
 from engine.metadata.model import Entity
+from engine.metadata.values import to_json
 from engine.metadata.workflow_model import Pipeline, Stage, Workflow, workflow_for
 from engine.services.records import RecordService
-from engine.services.values import to_json
 
 PERIODS = ("month", "quarter", "year")
 #: Conditions narrowing a figure's rows beyond the row scope (``PipelineService.within``).

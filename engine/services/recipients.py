@@ -37,7 +37,7 @@ from sqlalchemy import Connection
 
 from engine.context import Actor
 from engine.errors import NotFound
-from engine.notifications.outbox import Cause, OutboxWriter, Target, applies
+from engine.services.outbox import Cause, OutboxWriter, Target, applies
 from engine.services.records import RecordService
 from engine.services.users import UserService
 

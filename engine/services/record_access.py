@@ -31,8 +31,8 @@ from engine.context import Actor
 from engine.errors import NotFound, ValidationFailed
 from engine.i18n import message
 from engine.metadata.model import Entity, Field
+from engine.metadata.values import ValueProblem, coerce
 from engine.services.login_guard import LoginGuard, ThrottleSettings
-from engine.services.values import ValueProblem, coerce
 from engine.storage.queries import Filter, Sort, condition
 
 if TYPE_CHECKING:

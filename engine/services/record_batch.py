@@ -39,10 +39,10 @@ from engine.context import Actor
 from engine.errors import CrmError, ValidationFailed
 from engine.i18n import message
 from engine.metadata.model import Entity, Field
+from engine.metadata.values import ValueProblem, coercer
 from engine.services.audit import creation_rows
 from engine.services.record_input import FieldErrors
 from engine.services.sequences import next_numbers
-from engine.services.values import ValueProblem, coercer
 from engine.storage.bulk import insert_rows
 
 
@@ -90,8 +90,8 @@ class _Plan:
 
     A row whose values all go the plain way (a field the actor may set, not
     lines, not a reference given by its keys) is coerced here exactly as
-    ``_coerce_input`` coerces it — same :func:`~engine.services.values.coerce`
-    (via :func:`~engine.services.values.coercer`), same messages in the same
+    ``_coerce_input`` coerces it — same :func:`~engine.metadata.values.coerce`
+    (via :func:`~engine.metadata.values.coercer`), same messages in the same
     order; any other row takes ``_coerce_input`` itself.
     """
 

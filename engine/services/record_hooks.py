@@ -35,10 +35,10 @@ from engine.context import Actor, Clock
 from engine.errors import ActionFailed, CrmError, ValidationFailed
 from engine.metadata.model import SYSTEM_COLUMNS, Entity, HookRef, Label
 from engine.metadata.pack_python import PackModules
+from engine.metadata.values import ValueProblem, coerce
 from engine.metadata.workflow_model import workflow_for
 from engine.services.compute import ComputedOrder, apply_computed
 from engine.services.stage_rules import StageMove
-from engine.services.values import ValueProblem, coerce
 
 if TYPE_CHECKING:
     from engine.services.record_input import FieldErrors

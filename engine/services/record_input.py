@@ -18,9 +18,9 @@ from engine.context import Actor
 from engine.errors import ValidationFailed
 from engine.i18n import message
 from engine.metadata.model import SYSTEM_COLUMNS, Entity, Field
+from engine.metadata.values import ValueProblem, check_limits, coerce
 from engine.services.compute import apply_defaults
 from engine.services.record_access import KeyRef
-from engine.services.values import ValueProblem, check_limits, coerce
 
 
 def given_lines(field: Field, lines: Any) -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ from engine.context import Actor, Clock, default_clock
 from engine.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from engine.i18n import message
 from engine.metadata.model import Entity, Field, Registry
+from engine.metadata.values import INT_MAX, ValueProblem, coerce, searchable_text
 from engine.services.access import AccessPolicy, AllowAll
 from engine.services.audit import write_audit
 from engine.services.compute import ComputedOrder, apply_computed, apply_defaults
@@ -39,7 +40,6 @@ from engine.services.record_input import FieldErrors, RecordInputMixin
 from engine.services.record_locks import RecordLockMixin
 from engine.services.sequences import next_number
 from engine.services.stage_rules import StageMove, StageRules
-from engine.services.values import INT_MAX, ValueProblem, coerce, searchable_text
 from engine.storage.database import write_transaction
 from engine.storage.queries import OPERATORS, UNORDERED_TYPES, Filter, Sort, condition
 from engine.storage.queries import search_condition as text_search
@@ -661,7 +661,7 @@ class RecordService(RecordInputMixin, RecordAccessMixin, RecordBatchMixin, Recor
     def _conflict(
         self, entity: Entity, actor: Actor, expected: int, current: Mapping[str, Any]
     ) -> Conflict:
-        from engine.services.values import to_json
+        from engine.metadata.values import to_json
 
         return Conflict(
             message("conflict", actor.language, expected=expected, current=current["version"]),

@@ -36,6 +36,7 @@ from engine.context import Actor, Clock
 from engine.errors import ActionFailed, CrmError
 from engine.metadata.model import Entity, Label
 from engine.metadata.pack_python import PackModules
+from engine.metadata.values import to_json
 from engine.metadata.workflow_model import (
     Action,
     CreateAction,
@@ -46,11 +47,10 @@ from engine.metadata.workflow_model import (
     Transition,
     Workflow,
 )
-from engine.notifications.outbox import Cause, UserDirectory, unique_targets
+from engine.services.outbox import Cause, UserDirectory, unique_targets
 from engine.services.recipients import Notifier
 from engine.services.records import RecordService
 from engine.services.stage_rules import StageMove
-from engine.services.values import to_json
 
 if TYPE_CHECKING:
     from engine.services.workflows import WorkflowService

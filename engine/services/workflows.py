@@ -48,13 +48,13 @@ from engine.errors import (
 from engine.expressions.actor import actor_values
 from engine.i18n import message
 from engine.metadata.model import Entity, Field
+from engine.metadata.values import INT_MAX, ValueProblem, coerce, to_json
 from engine.metadata.workflow_model import Pipeline, Stage, Transition, Workflow, workflow_for
 from engine.services.audit import write_audit
 from engine.services.compute import ComputedOrder, apply_computed
 from engine.services.login_guard import LoginGuard, ThrottleSettings
 from engine.services.records import RecordService
 from engine.services.stage_rules import StageMove, same_value
-from engine.services.values import INT_MAX, ValueProblem, coerce, to_json
 from engine.services.workflow_actions import (
     ActionRunner,
     HookContext,

@@ -4,7 +4,7 @@
 app, so nothing about a site lives in module globals.  Sessions are signed
 cookies (HttpOnly, SameSite=Lax, Secure outside of local HTTP when
 ``CRM_SECURE_COOKIES`` is set) that expire after a period of inactivity;
-the key that signs them comes from :func:`engine.web.security.secret_key`.
+the key that signs them comes from :func:`engine.http.security.secret_key`.
 Engine errors become pages with their own status (404, 403, 409, 422,
 429); anything unexpected becomes a plain 500 page, never a stack trace.
 
@@ -27,14 +27,19 @@ from werkzeug.routing import IntegerConverter
 from werkzeug.wrappers import Response
 
 from engine.errors import CrmError, DatabaseBusy, SchemaOutOfDate
+from engine.http import reload  # noqa: F401 - routes
+from engine.http.context import EXTENSION, WebState, language, load_actor, state
+from engine.http.security import add_security_headers, check_csrf, csrf_token, secret_key
+from engine.metadata.entity_views import ViewRegistry
+from engine.metadata.values import INT_MAX
 from engine.services.dashboards import DashboardService
-from engine.services.values import INT_MAX
 from engine.site import Site
 from engine.web import (  # noqa: F401 - routes
     attachments,
     auth,
     calendar,
     dashboard,
+    export_links,
     form_rules,
     imports,
     inbox,
@@ -47,15 +52,11 @@ from engine.web import (  # noqa: F401 - routes
     record_actions,
     record_forms,
     records,
-    reload,
     till,
     transfer,
 )
-from engine.web.context import EXTENSION, WebState, language, load_actor, state
 from engine.web.i18n import LANGUAGES, translate
 from engine.web.navigation import navigation
-from engine.web.security import add_security_headers, check_csrf, csrf_token, secret_key
-from engine.web.views import ViewRegistry
 
 log = logging.getLogger(__name__)
 SESSION_TIMEOUT = dt.timedelta(hours=8)

@@ -13,8 +13,8 @@ from typing import Any
 from flask import Blueprint, Response, flash, redirect, request, url_for
 
 from engine.errors import CrmError, TooLarge, ValidationFailed
-from engine.web.context import actor, language, login_required, site
-from engine.web.downloads import file_response
+from engine.http.context import actor, language, login_required, site
+from engine.http.downloads import file_response
 from engine.web.i18n import translate
 
 bp = Blueprint("attachments", __name__)

@@ -16,9 +16,9 @@ from flask import Blueprint, flash, g, redirect, render_template, request, sessi
 from werkzeug.wrappers import Response
 
 from engine.errors import Throttled, ValidationFailed
-from engine.web.context import SESSION_EPOCH, actor, language, login_required, site
+from engine.http.context import SESSION_EPOCH, actor, language, login_required, site
+from engine.http.security import csrf_token
 from engine.web.i18n import LANGUAGES, translate
-from engine.web.security import csrf_token
 
 bp = Blueprint("auth", __name__)
 

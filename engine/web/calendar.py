@@ -18,10 +18,10 @@ from flask import Blueprint, Response, jsonify, render_template, request, url_fo
 from werkzeug.exceptions import NotFound as HttpNotFound
 
 from engine.errors import Conflict, CrmError, NotFound, ValidationFailed
+from engine.http.context import actor, login_required, site
+from engine.metadata.values import whole_number
 from engine.services.calendar import CalendarEvent, in_calendar_years
-from engine.services.values import whole_number
 from engine.web.calendar_people import colour_class, people
-from engine.web.context import actor, login_required, site
 
 bp = Blueprint("calendar", __name__)
 @dataclass

@@ -20,10 +20,10 @@ from flask import render_template, request
 from markupsafe import Markup
 
 from engine.errors import ValidationFailed
+from engine.http.context import actor, language, login_required, site, state
 from engine.metadata.durations import zone
 from engine.services.dashboard_filters import PERIODS, DashboardFilter
 from engine.services.dashboards import HOME
-from engine.web.context import actor, language, login_required, site, state
 from engine.web.figures import draw
 from engine.web.records import bp
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from engine.context import Actor
 from engine.errors import CrmError
+from engine.metadata.entity_views import column_field
 from engine.metadata.model import Entity, Field
 from engine.metadata.view_defs import RelatedDef
 from engine.services.workflows import TransitionOption
@@ -21,7 +22,6 @@ from engine.storage.queries import Filter
 from engine.web.display import Presenter
 from engine.web.formatting import parse_iso
 from engine.web.i18n import translate
-from engine.web.views import column_field
 
 RELATED_ROWS = 5
 _EVENT_WORDS = {"create": "created_event", "archive": "archived_event",

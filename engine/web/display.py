@@ -14,12 +14,12 @@ from typing import Any
 
 from engine.context import Actor
 from engine.errors import CrmError
+from engine.metadata.entity_views import is_money
 from engine.metadata.model import Entity, Field
 from engine.site import Site
 from engine.storage.queries import Filter
 from engine.web import formatting
 from engine.web.i18n import translate
-from engine.web.views import is_money
 
 
 class Presenter:
@@ -115,7 +115,7 @@ class Presenter:
             return translate("yes" if value else "no", self.language)
         if kind == "reference":
             return self.reference_title(field.to or "", value)
-        if kind == "user":  # the owner column of a view (engine.web.views.SYSTEM_FIELDS)
+        if kind == "user":  # the owner column of a view (engine.metadata.entity_views.SYSTEM_FIELDS)
             return self.user_name(value)
         if kind == "many_to_many":
             return ", ".join(self.reference_title(field.to or "", v) for v in value)

@@ -17,9 +17,9 @@ from typing import Any
 from flask import jsonify, request
 from werkzeug.wrappers import Response
 
+from engine.http.context import actor, login_required, site
 from engine.metadata.model import Entity
-from engine.services.values import ValueProblem, coerce, whole_number
-from engine.web.context import actor, login_required, site
+from engine.metadata.values import ValueProblem, coerce, whole_number
 from engine.web.forms import read_form
 from engine.web.records import bp, entity_and_views
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.i18n import normalise
+
 LANGUAGES: dict[str, str] = {"en": "English", "zh": "中文"}
 
 WORDS: dict[str, dict[str, str]] = {
@@ -320,11 +322,6 @@ WORDS.update({
     "rule_balanced": {"en": "Balanced (fewest records first)", "zh": "均衡分配(记录最少者优先)"},
     "rule_by_field": {"en": "By a field's value", "zh": "按字段值分配"},
 })
-
-
-def normalise(language: str | None) -> str:
-    """The catalogue language for a user's setting (``zh-CN`` → ``zh``)."""
-    return "zh" if language and language.lower().startswith("zh") else "en"
 
 
 def translate(key: str, language: str | None = "en", **params: Any) -> str:

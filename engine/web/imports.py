@@ -26,6 +26,8 @@ from typing import Any
 from flask import Response, jsonify, redirect, render_template, request, url_for
 
 from engine.errors import NotFound, ValidationFailed
+from engine.http.context import actor, language, login_required, site
+from engine.http.downloads import export_response
 from engine.services.exporting import Exporter
 from engine.services.importing import Importer
 from engine.services.importing.queue import (
@@ -36,8 +38,6 @@ from engine.services.importing.queue import (
     rows_estimate,
 )
 from engine.storage.queries import Sort
-from engine.web.context import actor, language, login_required, site
-from engine.web.downloads import export_response
 from engine.web.records import _list_filters, bp, entity_and_views
 
 #: The largest file checked in the request (the page carries it again, to import after the

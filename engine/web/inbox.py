@@ -14,9 +14,9 @@ from typing import Any
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from engine.http.context import actor, language, login_required, site
+from engine.metadata.values import whole_number
 from engine.notifications.inbox import InboxService
-from engine.services.values import whole_number
-from engine.web.context import actor, language, login_required, site
 from engine.web.i18n import translate
 
 bp = Blueprint("inbox", __name__)

@@ -15,12 +15,12 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, render_template
 
 from engine.errors import PermissionDenied
+from engine.http.context import actor, language, login_required, site
 from engine.jobs.backups import last_backup, read_backup_settings
 from engine.jobs.runner import scheduled_jobs
 from engine.metadata.durations import format_duration
 from engine.notifications.jobs import JobLog
 from engine.notifications.settings import read_settings
-from engine.web.context import actor, language, login_required, site
 
 bp = Blueprint("job_admin", __name__)
 

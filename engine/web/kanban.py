@@ -25,15 +25,15 @@ from werkzeug.wrappers import Response
 
 from engine.context import Actor
 from engine.errors import Conflict, CrmError, Throttled, TransitionRefused, ValidationFailed
+from engine.http.context import actor, language, login_required, site
+from engine.metadata.entity_views import column_field
 from engine.metadata.model import Entity
 from engine.metadata.workflow_model import Pipeline, Workflow, workflow_for
 from engine.site import Site
-from engine.web.context import actor, language, login_required, site
 from engine.web.display import Presenter
 from engine.web.forms import read_form
 from engine.web.i18n import translate
 from engine.web.records import bp, entity_and_views
-from engine.web.views import column_field
 
 #: Cards per board; a bigger pipeline is better read as a filtered list.
 BOARD_LIMIT = 500

@@ -17,11 +17,11 @@ from werkzeug.wrappers import Response
 
 from engine.context import Actor
 from engine.errors import CrmError, TransitionRefused, ValidationFailed
+from engine.http.context import actor, language, login_required, site
 from engine.metadata.model import Entity
+from engine.metadata.values import whole_number
 from engine.metadata.workflow_model import workflow_for
 from engine.services.saved_filters import SavedFilterService, clean_query
-from engine.services.values import whole_number
-from engine.web.context import actor, language, login_required, site
 from engine.web.i18n import translate
 from engine.web.records import bp, entity_and_views
 

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from engine.errors import ValidationFailed
+from engine.http.context import actor, site
 from engine.metadata.model import Entity
 from engine.services.dashboard_filters import team_owners
 from engine.storage.queries import Filter
-from engine.web.context import actor, site
 from engine.web.display import Presenter
 from engine.web.i18n import translate
 

@@ -23,13 +23,13 @@ from flask import flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from engine.errors import CrmError
+from engine.http.context import actor, language, login_required, site
+from engine.metadata.entity_views import EntityViews
 from engine.metadata.model import Entity
 from engine.services.duplicates import CHECKED_ENTITIES, likely_duplicates
 from engine.services.merge import merge, plan_merge
-from engine.web.context import actor, language, login_required, site
 from engine.web.i18n import translate
 from engine.web.records import bp, entity_and_views, presenter
-from engine.web.views import EntityViews
 
 #: The form field that confirms saving despite likely duplicates.
 CONFIRM_FIELD = "confirm_duplicates"

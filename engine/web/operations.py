@@ -42,8 +42,8 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select, text
 
 from engine.errors import NotFound, PermissionDenied
+from engine.http.context import EXTENSION, site
 from engine.storage.migration.state import applied_state
-from engine.web.context import EXTENSION, site
 from engine.web.job_metrics import job_gauges, redis_check
 
 bp = Blueprint("operations", __name__)

@@ -13,8 +13,8 @@ from urllib.parse import quote
 from flask import Blueprint, Response, flash, redirect, url_for
 
 from engine.errors import CrmError
+from engine.http.context import actor, language, login_required, site
 from engine.printing.documents import formats_for, render_html, render_pdf
-from engine.web.context import actor, language, login_required, site
 from engine.web.i18n import translate
 
 bp = Blueprint("printing", __name__)

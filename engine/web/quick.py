@@ -20,16 +20,16 @@ from werkzeug.wrappers import Response
 
 from engine.context import Actor
 from engine.errors import NotFound, ValidationFailed
+from engine.http.context import actor, language, login_required, site, state
+from engine.metadata.entity_views import ViewRegistry
 from engine.metadata.model import Entity, Field
 from engine.metadata.view_defs import QuickDef
 from engine.site import Site
-from engine.web.context import actor, language, login_required, site, state
 from engine.web.forms import read_form
 from engine.web.i18n import translate
 from engine.web.merge import duplicate_warning
 from engine.web.record_forms import render_form
 from engine.web.records import bp, entity_and_views, presenter
-from engine.web.views import ViewRegistry
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from flask import flash, redirect, request, url_for
 from werkzeug.wrappers import Response
 
 from engine.errors import Conflict, Throttled, TransitionRefused, ValidationFailed
-from engine.web.context import actor, language, login_required, site
+from engine.http.context import actor, language, login_required, site
 from engine.web.forms import read_form
 from engine.web.i18n import translate
 from engine.web.records import bp, entity_and_views, render_detail

@@ -17,17 +17,17 @@ from flask import flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from engine.errors import Conflict, CrmError, PermissionDenied, ValidationFailed
+from engine.http.context import actor, language, login_required, site
+from engine.metadata.entity_views import EntityViews
 from engine.metadata.model import Entity, Field
+from engine.metadata.values import ValueProblem, coerce, whole_number
 from engine.services.record_choices import MAX_CHOICES, MAX_QUERY, choose
-from engine.services.values import ValueProblem, coerce, whole_number
-from engine.web.context import actor, language, login_required, site
 from engine.web.display import Presenter
 from engine.web.form_rules import conditional_keys, evaluate, typed
 from engine.web.forms import applies, field_errors, input_value, read_form
 from engine.web.i18n import translate
 from engine.web.merge import duplicate_warning
 from engine.web.records import bp, entity_and_views, presenter
-from engine.web.views import EntityViews
 
 PICKER_OPTIONS = MAX_CHOICES
 #: The button that asks a picker's search instead of saving (forms without JS).

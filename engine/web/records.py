@@ -1,6 +1,6 @@
 """Pages for any entity of the registry: home, list, detail and the reference lookup.
 
-Nothing here is written for one entity: the views (:mod:`engine.web.views`)
+Nothing here is written for one entity: the views (:mod:`engine.metadata.entity_views`)
 say what to show, and the record service decides what the actor may see.
 A list counts its rows only on its first page; later pages ask for one row
 more than they show to know whether there is a next page, so paging a big
@@ -16,17 +16,17 @@ from flask import Blueprint, jsonify, render_template, request
 from werkzeug.wrappers import Response
 
 from engine.errors import ValidationFailed
+from engine.http.context import actor, language, login_required, site, state
+from engine.metadata.entity_views import FILTER_KINDS, EntityViews, column_field
 from engine.metadata.model import Entity
 from engine.services.record_choices import MAX_CHOICES, choose
 from engine.services.records import Page
 from engine.services.saved_filters import SavedFilterService
 from engine.storage.queries import Filter, Sort
-from engine.web.context import actor, language, login_required, site, state
 from engine.web.detail import related_lists, timeline, transitions
 from engine.web.display import Presenter
 from engine.web.forms import applies
 from engine.web.list_narrowing import narrowing
-from engine.web.views import FILTER_KINDS, EntityViews, column_field
 
 bp = Blueprint("records", __name__)
 PAGE_SIZE = 25

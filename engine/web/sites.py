@@ -118,7 +118,7 @@ class SiteDispatcher:
 
     def close(self) -> None:
         for app in self._apps.values():
-            from engine.web.context import EXTENSION
+            from engine.http.context import EXTENSION
 
             app.extensions[EXTENSION].site.close()
         self._apps.clear()

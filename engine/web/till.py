@@ -36,14 +36,14 @@ from werkzeug.wrappers import Response
 
 from engine.context import Actor
 from engine.errors import CrmError, LedgerRefused, NotFound, ValidationFailed
+from engine.http.context import actor, language, login_required, site, state
+from engine.metadata.entity_views import column_field
 from engine.metadata.model import Entity, Field
 from engine.metadata.view_defs import QuickDef
 from engine.site import Site
-from engine.web.context import actor, language, login_required, site, state
 from engine.web.display import Presenter
 from engine.web.forms import input_value, read_form
 from engine.web.i18n import translate
-from engine.web.views import column_field
 
 bp = Blueprint("till", __name__)
 #: Rows of each related list shown on the card (the newest first).

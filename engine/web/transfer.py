@@ -17,8 +17,8 @@ from flask import flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from engine.errors import PermissionDenied, ValidationFailed
+from engine.http.context import actor, language, login_required, site
 from engine.services.transfer import RULES
-from engine.web.context import actor, language, login_required, site
 from engine.web.i18n import translate
 from engine.web.records import bp
 

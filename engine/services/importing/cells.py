@@ -28,9 +28,9 @@ from sqlalchemy import Connection, or_, select
 
 from engine.context import Actor
 from engine.metadata.model import Entity, Field
+from engine.metadata.values import ValueProblem
 from engine.services.importing.mapping import normalise
 from engine.services.importing.messages import say
-from engine.services.values import ValueProblem
 
 TEXT_TYPES = frozenset({"string", "text", "email", "phone", "url", "sequence"})
 EXTRA_TRUE = {"√", "✓", "✔", "对", "有"}

@@ -47,6 +47,7 @@ from engine.context import Actor
 from engine.errors import CrmError, PermissionDenied, ValidationFailed
 from engine.i18n import message
 from engine.metadata.model import Entity
+from engine.metadata.values import ValueProblem, coerce
 from engine.services.duplicates import DuplicateIndex, duplicate_fields, duplicate_index
 from engine.services.importing.cells import (
     SPLIT_MANY,
@@ -66,7 +67,6 @@ from engine.services.importing.mapping import (
 from engine.services.importing.messages import say
 from engine.services.importing.readers import Sheet, read_sheet
 from engine.services.importing.report import ImportReport, LikelyDuplicate, RowError
-from engine.services.values import ValueProblem, coerce
 from engine.storage.database import read_transaction, write_transaction
 
 #: Rows handed to the record service at once.

@@ -24,7 +24,7 @@ from sqlalchemy.types import TypeEngine
 
 from engine.metadata.field_types import DEFAULT_MAX_LENGTH
 from engine.metadata.model import Field, Label
-from engine.services.values import FALSE_WORDS, TRUE_WORDS, to_json
+from engine.metadata.values import FALSE_WORDS, TRUE_WORDS, to_json
 from engine.storage.tables import JsonType
 from engine.storage.types import ExactDecimal, IdType, UTCDateTime
 

@@ -44,7 +44,7 @@ from sqlalchemy.types import TypeEngine
 from engine.context import Clock, default_clock
 from engine.errors import CrmError, MigrationFailed, MigrationRefused
 from engine.metadata.model import Registry
-from engine.services.values import to_json
+from engine.metadata.values import to_json
 from engine.storage.database import WRITE_OPTION, lock_definitions
 from engine.storage.ids import continue_after, highest_id_used, sqlite_sequence, table_options
 from engine.storage.migration.convert import convert, sql_type

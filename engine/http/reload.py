@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from flask import Flask, current_app
 
 from engine.errors import CrmError
+from engine.http.context import EXTENSION, WebState, state
 from engine.site import Site
 from engine.storage.migration.state import applied_state
-from engine.web.context import EXTENSION, WebState, state
 
 log = logging.getLogger(__name__)
 WATCH = "visioncrm_definitions_watch"

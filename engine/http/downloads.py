@@ -75,30 +75,3 @@ def file_response(found: Attachment, chunks: Any) -> Response:
     response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
     response.headers["Cache-Control"] = "private, no-store"
     return response
-
-
-def lines_exports(entity: Any) -> list[tuple[str, str]]:
-    """The lines fields a list page offers to export a row per line of: (key, the link's
-    words), those the actor sees, when they may export at all."""
-    from engine.services.importing.messages import say
-    from engine.web.context import actor, language, site
-
-    me = actor()
-    records = site().records
-    if me is None or not records.policy.can(me, entity, "export"):
-        return []
-    hidden = records.hidden(me, entity)
-    lang = language()
-    return [(f.key, say("export_lines", lang, lines=f.label.get(lang)))
-            for f in entity.fields.values() if f.type == "lines" and f.key not in hidden]
-
-
-def _register_template_helpers() -> None:
-    from engine.web.records import bp
-
-    @bp.app_context_processor
-    def _download_helpers() -> dict[str, Any]:
-        return {"lines_exports": lines_exports}
-
-
-_register_template_helpers()

@@ -1,4 +1,7 @@
-"""Secrets, CSRF tokens and security headers for the web app.
+"""Secrets, CSRF tokens and security headers for the web pages and the API.
+
+The API accepts the same session cookie as the pages (with the same CSRF
+check), so both import this module from engine.http.
 
 **Secret key.**  Sessions are signed cookies, so every process serving a
 site must sign with the same key, and the key must outlive a restart or

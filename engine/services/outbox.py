@@ -18,6 +18,10 @@ Which users may be told at all — only those who may read the record — is
 decided before the writer by :mod:`engine.services.recipients`; a user
 target carries the fields hidden from that user, and each message is
 rendered without them.
+
+The writer lives in the service layer because services write messages inside
+their own transactions (a workflow's ``notify`` action); the notifications
+package above it sends what was written and imports it from here.
 """
 
 from __future__ import annotations

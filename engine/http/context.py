@@ -1,4 +1,7 @@
-"""Who is asking, and which site they ask: the web layer's request context.
+"""Who is asking, and which site they ask: the request context of the pages and the API.
+
+Both HTTP front ends (engine.web and engine.api) read the site and the actor
+here, which is why it lives in engine.http rather than in the web pages.
 
 The site is stored on the app (``app.extensions``), never in a module
 global, so one process can serve several sites and tests can run apps
@@ -6,7 +9,7 @@ side by side.  The actor is rebuilt from the user record on every request
 (a deactivated user, a changed role or ended sessions take effect at once,
 in every process: nothing about the actor is kept between requests) and handed
 explicitly to every service call; Flask's ``g`` and ``session`` stay here,
-in the web layer.
+in the HTTP layer.
 """
 
 from __future__ import annotations
@@ -20,10 +23,10 @@ from flask import current_app, g, redirect, request, session, url_for
 
 from engine.context import Actor
 from engine.errors import NotFound
+from engine.i18n import normalise
+from engine.metadata.entity_views import ViewRegistry
 from engine.services.dashboards import DashboardService
 from engine.site import Site
-from engine.web.i18n import normalise
-from engine.web.views import ViewRegistry
 
 EXTENSION = "visioncrm"
 #: The session's copy of the user's ``session_epoch`` when it was issued.

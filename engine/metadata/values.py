@@ -3,6 +3,11 @@
 Callers are forms (strings), the API (JSON), imports (cells) and the CLI
 (``key=value`` text); all of them go through :func:`coerce`, so a value is
 accepted or refused the same way whichever door it came through.
+
+It lives with the definitions, below storage and the services, because what a
+field accepts is part of its definition: workflow actions are checked against
+it when definitions load, and schema migrations convert stored columns with it,
+so metadata and storage need it without importing the service layer.
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@ typed by users, so they run in Jinja2's :class:`SandboxedEnvironment`
 off — messages are plain text for e-mail bodies, SMS and the inbox, which
 escapes on display.  Templates are compiled once, when the definitions
 load, so a syntax error is reported with the file and line of the rule.
+
+It lives with the definitions because the reminder rules check their templates
+when they load (engine.metadata.reminder_rules); the notifications that render
+the texts later sit above the services and import it from here.
 """
 
 from __future__ import annotations

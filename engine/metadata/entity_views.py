@@ -5,6 +5,10 @@ declares no views still has a usable UI; the ``view:`` documents of packs
 and sites (``engine.metadata.view_defs``, checked by the loader) override
 them key by key.  The views are plain frozen data built here and nowhere
 else, and the templates only ever read an :class:`EntityViews`.
+
+They are computed from the definitions alone (no request, no database), so
+they live with the metadata, where the web pages and the request context that
+the API shares (engine.http.context) can both import them.
 """
 
 from __future__ import annotations
