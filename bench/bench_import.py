@@ -35,8 +35,8 @@ from sqlalchemy import delete, func, insert, select
 
 from bench.common import print_table, scratch_database, write_result
 from engine.context import Actor
-from engine.services.exporting import Exporter
-from engine.services.importing import Importer
+from engine.services.dataio.exporting import Exporter
+from engine.services.dataio.importing import Importer
 from engine.site import Site
 from engine.storage.database import write_transaction
 from tests.support import apply_migration, write_pack, write_site

@@ -44,7 +44,7 @@ from sqlalchemy import Select, and_, case, delete, func, select, text
 
 from bench.common import percentiles, print_table, write_result
 from bench.scale_data import OWNER_LOGIN, PASSWORD, SALES_LOGIN, scale_site
-from engine.services.dashboards import month_starts
+from engine.services.views.dashboards import month_starts
 from engine.site import Site
 from engine.storage.database import write_transaction
 from engine.storage.queries import Filter, Sort

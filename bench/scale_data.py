@@ -39,7 +39,7 @@ from urllib.parse import quote
 from sqlalchemy import create_engine, func, insert, select, text
 
 from engine.metadata.loader import load_registry
-from engine.services.sequences import next_numbers
+from engine.services.records.sequences import next_numbers
 from engine.site import Site
 from engine.storage.database import write_transaction
 from engine.storage.migration.executor import apply_migration

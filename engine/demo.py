@@ -22,8 +22,8 @@ from typing import Any
 from engine.context import Actor, Clock, default_clock
 from engine.errors import DefinitionError, Problem, TransitionRefused, ValidationFailed
 from engine.metadata.yaml_source import load_yaml
-from engine.services.records import RecordService
-from engine.services.workflows import WorkflowService
+from engine.services.records.service import RecordService
+from engine.services.workflows.service import WorkflowService
 from engine.storage.queries import Filter
 
 

@@ -62,16 +62,16 @@ from engine.errors import (
 )
 from engine.i18n import message
 from engine.jobs.context import JobContext
-from engine.services.duplicates import normalise_name, normalise_phone
-from engine.services.figures import Figure, ReportRequest, Series
-from engine.services.outbox import Cause as _Cause
-from engine.services.outbox import UserDirectory as _UserDirectory
-from engine.services.outbox import unique_targets as _unique_targets
-from engine.services.recipients import Notifier as _Notifier
-from engine.services.record_hooks import RecordHookContext
-from engine.services.records import RecordService as Records
-from engine.services.workflow_actions import HookContext
-from engine.services.workflows import WorkflowService as Workflows
+from engine.services.messaging.outbox import Cause as _Cause
+from engine.services.messaging.outbox import UserDirectory as _UserDirectory
+from engine.services.messaging.outbox import unique_targets as _unique_targets
+from engine.services.messaging.recipients import Notifier as _Notifier
+from engine.services.records.duplicates import normalise_name, normalise_phone
+from engine.services.records.hooks import RecordHookContext
+from engine.services.records.service import RecordService as Records
+from engine.services.views.figures import Figure, ReportRequest, Series
+from engine.services.workflows.actions import HookContext
+from engine.services.workflows.service import WorkflowService as Workflows
 from engine.site import Site
 from engine.storage.database import write_transaction as _write_transaction
 from engine.storage.queries import Filter

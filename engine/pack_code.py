@@ -17,7 +17,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from engine.metadata.pack_python import PackModules
-from engine.services.figures import Figure
+from engine.services.views.figures import Figure
 
 if TYPE_CHECKING:
     from engine.site import Site

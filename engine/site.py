@@ -25,14 +25,14 @@ from engine.metadata.model import Registry
 from engine.metadata.packs import Requirement
 from engine.metadata.schema_check import schema_problems
 from engine.metadata.yaml_source import SourceDocument, load_yaml
-from engine.services.attachments import DEFAULT_MAX_MB, AttachmentService
-from engine.services.calendar import CalendarService
-from engine.services.pipeline import PipelineService
-from engine.services.records import RecordService
-from engine.services.role_policy import build_policy
-from engine.services.transfer import TransferService
-from engine.services.users import UserService
-from engine.services.workflows import WorkflowService
+from engine.services.access.roles import build_policy
+from engine.services.access.users import UserService
+from engine.services.records.attachments import DEFAULT_MAX_MB, AttachmentService
+from engine.services.records.service import RecordService
+from engine.services.records.transfer import TransferService
+from engine.services.views.calendar import CalendarService
+from engine.services.views.pipeline import PipelineService
+from engine.services.workflows.service import WorkflowService
 from engine.storage.database import (
     bind_definitions,
     create_db_engine,
@@ -77,7 +77,7 @@ class SiteConfig:
     #: ``backups:`` of crm.yaml: scheduled backups and their retention (engine.jobs.backups).
     backups: Mapping[str, Any] = field(default_factory=dict, compare=False)
     #: ``metrics:`` of crm.yaml: the token /metrics asks for, or ``open: true`` behind a proxy
-    #: that lets only the scraper reach it (engine.web.operations).
+    #: that lets only the scraper reach it (engine.web.admin.operations).
     metrics: Mapping[str, Any] = field(default_factory=dict, compare=False)
     document: SourceDocument | None = field(default=None, compare=False, repr=False)
 

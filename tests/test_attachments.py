@@ -10,7 +10,7 @@ import pytest
 
 from engine.context import Actor
 from engine.errors import NotFound, PermissionDenied, TooLarge
-from engine.services.attachments import clean_name, sniff_content_type
+from engine.services.records.attachments import clean_name, sniff_content_type
 from tests.support import open_migrated, write_site
 
 SYSTEM = Actor.system()
@@ -142,7 +142,7 @@ def test_the_file_commands(site, tmp_path: Path):
 
 
 def test_files_follow_a_merge_and_a_transfer(site):
-    from engine.services.merge import merge
+    from engine.services.records.merge import merge
 
     wang = site.users.actor("wang")
     keep, duplicate = _customer(site, "wang"), _customer(site, "wang")

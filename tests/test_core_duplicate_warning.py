@@ -129,7 +129,7 @@ def test_quick_create_warns_as_the_form_does(site):
 
 
 def test_an_import_warns_of_rows_like_readable_records_and_earlier_rows(site):
-    from engine.services.importing import Importer
+    from engine.services.dataio.importing import Importer
 
     site.users.create("mgr", password=PASSWORD, roles=["manager"])
     site.users.teams.create("east", manager="mgr")
@@ -165,7 +165,7 @@ def test_an_import_warns_of_rows_like_readable_records_and_earlier_rows(site):
 
 def test_an_import_by_a_role_that_cannot_read_compares_with_nothing(tmp_path, db_url):
     """A loader may import customers without reading them: no records to compare, no error."""
-    from engine.services.importing import Importer
+    from engine.services.dataio.importing import Importer
     from tests.support import open_migrated, write_site
 
     root = write_site(tmp_path / "loader", db_url, ["core"], overlays={"roles.yaml": """

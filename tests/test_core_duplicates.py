@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from engine.context import Actor, FixedClock
 from engine.errors import PermissionDenied, ValidationFailed
-from engine.services.duplicates import (
+from engine.services.records.duplicates import (
     DuplicateIndex,
     find_duplicates,
     merge,

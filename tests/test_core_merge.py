@@ -18,7 +18,7 @@ from sqlalchemy import select
 from engine.cli import main
 from engine.context import Actor, FixedClock
 from engine.errors import NotFound, PermissionDenied, ValidationFailed
-from engine.services.merge import merge, plan_merge
+from engine.services.records.merge import merge, plan_merge
 from engine.web import create_app
 from tests.support import open_migrated, write_pack, write_site
 from tests.web_support import login, post

@@ -11,7 +11,7 @@ from engine.context import Actor, FixedClock
 from engine.demo import load_demo
 from engine.errors import NotFound, PermissionDenied, TransitionRefused, ValidationFailed
 from engine.metadata.loader import load_registry
-from engine.services.transfer import TransferService
+from engine.services.records.transfer import TransferService
 from tests.support import open_migrated, write_site
 
 # 09:00 in Shanghai

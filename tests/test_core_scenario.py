@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from engine.cli import main
 from engine.context import FixedClock
-from engine.services.figures import ReportRequest
+from engine.services.views.figures import ReportRequest
 from engine.web import create_app
 from packs.core import reports
 from packs.core.reports import prefill_sales_report

@@ -21,8 +21,8 @@ from click.testing import CliRunner
 
 from engine.cli.main import main
 from engine.context import Actor
-from engine.services.dashboard_filters import DashboardFilter, period_bounds, team_owners
-from engine.services.dashboards import DashboardService
+from engine.services.views.dashboard_filters import DashboardFilter, period_bounds, team_owners
+from engine.services.views.dashboards import DashboardService
 from engine.web import create_app
 from packs.core.demo_generator import DEMO_PASSWORD, generate
 from tests.support import open_migrated, write_site

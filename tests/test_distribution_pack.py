@@ -12,7 +12,7 @@ import pytest
 from engine.context import Actor, FixedClock
 from engine.demo import load_demo
 from engine.errors import LedgerRefused, NotFound, PermissionDenied, TransitionRefused
-from engine.services.figures import ReportRequest
+from engine.services.views.figures import ReportRequest
 from engine.storage.queries import Filter
 from tests.api_support import PASSWORD, api_for
 from tests.support import open_migrated, write_site
@@ -238,7 +238,7 @@ def test_a_dealer_user_sees_only_its_own_through_every_door(site, network):
 
 
 def test_a_dealer_imports_its_sell_out_spreadsheet_all_or_nothing(site, network):
-    from engine.services.importing.importer import Importer
+    from engine.services.dataio.importing.importer import Importer
 
     cm, ann = site.users.actor("cm"), site.users.actor("ann")
     shipment = ship(site, "cm", network["alpha"], [{"product": network["unit"], "quantity": 10},
@@ -279,7 +279,7 @@ def test_demo_data_loads_through_the_rules(site):
     assert site.records.count(boss, "dealer_level") >= 2
     stock = site.ledgers.balances(boss, "dealer_stock_move", by=["dealer"])
     assert stock and all(b.quantity >= 0 for b in stock)
-    from engine.services.dashboards import DashboardService
+    from engine.services.views.dashboards import DashboardService
 
     dashboards = DashboardService(site)
     figures = dashboards.figures(boss, dashboards.get(boss, "distribution"))

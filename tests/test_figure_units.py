@@ -21,9 +21,9 @@ from engine.cli.report_commands import figure_lines
 from engine.context import Actor, SetClock
 from engine.demo import load_demo
 from engine.errors import DefinitionError
-from engine.services.dashboards import DashboardService
-from engine.services.figure_text import UNITS, format_value
-from engine.services.figures import Figure, Series
+from engine.services.views.dashboards import DashboardService
+from engine.services.views.figure_text import UNITS, format_value
+from engine.services.views.figures import Figure, Series
 from engine.web import create_app
 from tests.api_support import api_for
 from tests.support import open_migrated, write_site

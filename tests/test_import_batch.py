@@ -237,7 +237,7 @@ def test_coercer_agrees_with_coerce_value_for_value(site):
 
 def test_a_decimal_comma_is_refused_not_read_as_thousands(site):
     """"3,5" is 3.5 or 35 depending on the writer: refused with a field message, on every door."""
-    from engine.services.importing import Importer
+    from engine.services.dataio.importing import Importer
 
     clerk = site.users.actor("clerk")
     data = ("name,amount,quantity\n"

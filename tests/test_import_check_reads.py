@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import event, func, select
 
 from engine.context import FixedClock
-from engine.services.importing import Importer
+from engine.services.dataio.importing import Importer
 from tests.api_support import NOW, PASSWORD
 from tests.support import open_migrated, write_pack, write_site
 

@@ -23,8 +23,8 @@ from sqlalchemy import event, func, select
 from engine.cli import main
 from engine.context import Actor, FixedClock
 from engine.errors import PermissionDenied
-from engine.services.exporting import Exporter
-from engine.services.importing import Importer
+from engine.services.dataio.exporting import Exporter
+from engine.services.dataio.importing import Importer
 from engine.storage.queries import Filter, Sort
 from engine.web import create_app
 from tests.support import open_migrated, write_pack, write_site
@@ -268,7 +268,7 @@ def test_mapping_file_and_the_mapping_saved_for_the_site(site, tmp_path):
     mapping = tmp_path / "m.yaml"
     mapping.write_text(yaml.safe_dump({"entity": "deal", "columns": {
         "Deal name": "title", "Legacy id": None}}, allow_unicode=True), encoding="utf-8")
-    from engine.services.importing.mapping import load_mapping_file
+    from engine.services.dataio.importing.mapping import load_mapping_file
 
     columns = load_mapping_file(mapping, "deal")
     data = csv_bytes([["Deal name", "Legacy id", "code"], ["Mapped", "77", "D-1"]])

@@ -26,9 +26,9 @@ from sqlalchemy import event, func, select
 
 from engine.cli import main
 from engine.context import FixedClock
-from engine.services.importing import Importer
-from engine.services.importing.queue import REQUEST_ROWS, STALLED_AFTER, ImportQueue
-from engine.services.importing.xlsx_limits import MAX_CELL
+from engine.services.dataio.importing import Importer
+from engine.services.dataio.importing.queue import REQUEST_ROWS, STALLED_AFTER, ImportQueue
+from engine.services.dataio.importing.xlsx_limits import MAX_CELL
 from engine.web import create_app
 from tests.api_support import NOW, PASSWORD, api_for
 from tests.support import open_migrated, write_pack, write_site
@@ -390,7 +390,7 @@ def test_an_xlsx_bomb_is_refused_at_once_in_little_memory(site, cell_mib, says):
 
 
 def test_a_long_cell_within_a_spreadsheets_limit_is_read():
-    from engine.services.importing.readers import read_sheet
+    from engine.services.dataio.importing.readers import read_sheet
 
     cell = "字" * 32_767  # Excel's longest cell, three bytes a character in UTF-8
     assert len(cell.encode()) < MAX_CELL
@@ -416,7 +416,7 @@ def test_a_run_whose_worker_stopped_shows_as_stalled_at_once(site, tmp_path):
     assert claimed.id == run.id and queue.get(rep, run.id).shown_status == "running"
 
     # while the worker lives, its heartbeat thread keeps the run from looking stalled
-    from engine.services.importing.queue import _Heartbeat, _Progress
+    from engine.services.dataio.importing.queue import _Heartbeat, _Progress
 
     with _Heartbeat(_Progress(queue, run.id, "w1"), 0.05):
         site.clock.advance(seconds=STALLED_AFTER.total_seconds() + 1)

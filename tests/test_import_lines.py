@@ -24,8 +24,8 @@ from sqlalchemy import func, select
 from engine.cli import main
 from engine.context import Actor, FixedClock
 from engine.errors import ValidationFailed
-from engine.services.exporting import Exporter
-from engine.services.importing import Importer
+from engine.services.dataio.exporting import Exporter
+from engine.services.dataio.importing import Importer
 from engine.storage.queries import Sort
 from engine.web import create_app
 from tests.support import open_migrated, write_pack, write_site

@@ -21,8 +21,8 @@ from engine.cli import main
 from engine.context import FixedClock
 from engine.errors import NotFound, PermissionDenied, ValidationFailed
 from engine.notifications.worker import NotificationWorker
-from engine.services.importing import Importer
-from engine.services.importing.queue import (
+from engine.services.dataio.importing import Importer
+from engine.services.dataio.importing.queue import (
     BACKGROUND_ROWS,
     MAX_ATTEMPTS,
     TAKEOVER_AFTER,
@@ -515,7 +515,7 @@ def test_what_a_run_records_commits_with_the_rows_or_not_at_all(site):
 def test_the_upload_page_takes_files_up_to_the_queues_limit(site):
     """Above the page's usual 4 MB, a file goes to the background; above MAX_FILE it is refused
     with a message (413), before anything is queued."""
-    from engine.services.importing.queue import MAX_FILE
+    from engine.services.dataio.importing.queue import MAX_FILE
 
     client = create_app(site, testing=True).test_client()
     login(client, "rep", PASSWORD)

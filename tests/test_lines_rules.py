@@ -7,7 +7,7 @@ import pytest
 
 from engine.context import Actor
 from engine.errors import ValidationFailed
-from engine.services.importing import Importer
+from engine.services.dataio.importing import Importer
 from tests.support import open_migrated, write_pack, write_site
 
 PACK = {

@@ -21,7 +21,7 @@ from engine.errors import (
 )
 from engine.metadata.loader import load_registry
 from engine.notifications.reminders import ReminderScheduler
-from engine.services.figures import ReportRequest
+from engine.services.views.figures import ReportRequest
 from engine.storage.queries import Filter, Sort
 from packs.membership import reports
 from packs.membership.demo_generator import generate
@@ -358,7 +358,7 @@ def test_failed_lookups_are_throttled_for_every_process(site, clock):
     whichever path guesses (lookup, a purchase given by keys) and whichever process counts:
     a second Site on the same database sees the same counter. Lookups that find their
     member count nothing; the boss, who reads members by scope, is never throttled."""
-    from engine.services.record_access import LOOKUP_THROTTLE
+    from engine.services.records.reads import LOOKUP_THROTTLE
     from engine.site import Site
 
     clerk = site.users.actor("clerk")

@@ -324,7 +324,7 @@ def test_a_notification_nobody_may_read_is_recorded_not_dropped(site, smtp, sms,
     site.users.create("lone", password=None, roles=["agent"], email="lone@example.com")
     case = site.records.create(actor(site, "lone"), "case", {"subject": "Orphan",
                                                              "review_on": "2026-05-25"})
-    with caplog.at_level(logging.WARNING, logger="engine.services.recipients"):
+    with caplog.at_level(logging.WARNING, logger="engine.services.messaging.recipients"):
         site.workflows.transition(actor(site, "lone"), "case", case["id"], "submitted")
     managers = f"user:{uid(site, 'east_mgr')}, user:{uid(site, 'west_mgr')}"
     reason = (f"nobody was told: role:manager gave {managers}, who may not read "

@@ -47,7 +47,7 @@ def test_the_check_sees_every_form_of_import():
               "def f():\n    from engine.services.records import RecordService\n")
     assert outside_the_api(source, "x.py") == [
         "x.py:1: imports engine.site", "x.py:2: imports engine", "x.py:5: imports "
-        "engine.services.records"]
+        "engine.services.records.service"]
 
 
 def test_the_built_in_packs_and_the_tutorial_import_only_the_pack_api():

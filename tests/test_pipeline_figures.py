@@ -10,7 +10,7 @@ from sqlalchemy import update
 
 from engine.context import FixedClock
 from engine.errors import PermissionDenied
-from engine.services.access import AllowAll
+from engine.services.access.policy import AllowAll
 from engine.storage.database import write_transaction
 from tests.workflow_pack import NOW, open_flow_site
 

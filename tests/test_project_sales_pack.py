@@ -14,7 +14,7 @@ from engine.context import Actor, FixedClock
 from engine.demo import load_demo
 from engine.errors import DefinitionError
 from engine.metadata.loader import load_registry
-from engine.services.dashboards import DashboardService
+from engine.services.views.dashboards import DashboardService
 from tests.support import open_migrated, write_pack, write_site
 
 SYSTEM = Actor.system()

@@ -13,8 +13,8 @@ from decimal import Decimal
 import pytest
 
 from engine.errors import NotFound, PermissionDenied, TransitionRefused, ValidationFailed
-from engine.services.figures import ReportRequest
-from engine.services.transfer import TransferService
+from engine.services.records.transfer import TransferService
+from engine.services.views.figures import ReportRequest
 from packs.project_sales import reports
 from tests.project_sales_support import SYSTEM, open_project_site, project_in_negotiation
 

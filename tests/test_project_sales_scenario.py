@@ -15,7 +15,7 @@ from decimal import Decimal
 import pytest
 
 from engine.errors import TransitionRefused, ValidationFailed
-from engine.services.dashboards import DashboardService
+from engine.services.views.dashboards import DashboardService
 from tests.project_sales_support import SYSTEM, open_project_site, project_in_negotiation
 
 

@@ -25,10 +25,10 @@ from sqlalchemy import delete, insert, select, text
 from engine.cli import main
 from engine.context import FixedClock
 from engine.errors import CrmError, DefinitionError
-from engine.services.dashboards import DashboardService
-from engine.services.exporting import Exporter
-from engine.services.figures import ReportRequest
-from engine.services.reports import ReportLoader
+from engine.services.dataio.exporting import Exporter
+from engine.services.views.dashboards import DashboardService
+from engine.services.views.figures import ReportRequest
+from engine.services.views.reports import ReportLoader
 from engine.site import Site
 from engine.storage.database import DEFINITIONS_OPTION, write_transaction
 from engine.web import create_app

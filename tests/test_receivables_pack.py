@@ -105,7 +105,7 @@ def test_not_yet_due_money_stays_out_of_the_overdue_buckets(site):
 
 
 def test_the_api_and_an_import_are_refused_the_same_way(site):
-    from engine.services.importing import Importer
+    from engine.services.dataio.importing import Importer
     from tests.api_support import api_for
 
     fin = site.users.actor("fin")

@@ -17,7 +17,7 @@ import pytest
 
 from engine.context import Actor, FixedClock
 from engine.demo import load_demo
-from engine.services.record_choices import choose
+from engine.services.records.choices import choose
 from engine.web import create_app
 from tests.api_support import api_for
 from tests.conftest import BACKEND, fresh_pg_schema

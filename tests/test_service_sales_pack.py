@@ -14,7 +14,7 @@ from engine.demo import load_demo
 from engine.errors import PermissionDenied, TransitionRefused, ValidationFailed
 from engine.metadata.loader import load_registry
 from engine.notifications.reminders import ReminderScheduler
-from engine.services.figures import ReportRequest
+from engine.services.views.figures import ReportRequest
 from engine.storage.queries import Filter, Sort
 from packs.service_sales import reports
 from packs.service_sales.delivery import delivery_progress, utilisation, working_days

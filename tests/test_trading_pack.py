@@ -10,7 +10,7 @@ import pytest
 from engine.context import Actor, FixedClock
 from engine.demo import load_demo
 from engine.errors import LedgerRefused, PermissionDenied, TransitionRefused, ValidationFailed
-from engine.services.figures import ReportRequest
+from engine.services.views.figures import ReportRequest
 from engine.storage.queries import Filter
 from tests.support import open_migrated, write_site
 
@@ -234,7 +234,7 @@ def test_demo_data_loads_through_the_rules(site):
     on_hand = site.ledgers.balances(boss, "stock_move", by=["product"])
     assert on_hand and all(b.quantity >= 0 for b in on_hand)
     assert report(site, boss, "not_sold_in_days", days=30).categories
-    from engine.services.dashboards import DashboardService
+    from engine.services.views.dashboards import DashboardService
 
     dashboards = DashboardService(site)
     home = dashboards.home(boss)

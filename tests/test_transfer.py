@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 
 from engine.context import Actor, FixedClock
 from engine.errors import NotFound, PermissionDenied, ValidationFailed
-from engine.services.transfer import TransferService
+from engine.services.records.transfer import TransferService
 from tests.support import open_migrated, write_site
 
 NOW = dt.datetime(2026, 7, 1, 8, 0, tzinfo=dt.UTC)

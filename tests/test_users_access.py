@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from engine.context import Actor, FixedClock
 from engine.errors import NotFound, PermissionDenied, Throttled, ValidationFailed
-from engine.services.users import UserService
+from engine.services.access.users import UserService
 from engine.storage.database import create_db_engine
 from tests.support import open_migrated, write_site
 

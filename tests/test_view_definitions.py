@@ -11,8 +11,8 @@ from engine.context import Actor, FixedClock
 from engine.errors import DefinitionError
 from engine.metadata.entity_views import ViewRegistry
 from engine.metadata.loader import load_registry
-from engine.services.dashboards import DashboardService
-from engine.services.figures import Figure
+from engine.services.views.dashboards import DashboardService
+from engine.services.views.figures import Figure
 from tests.support import open_migrated, write_pack, write_site
 
 FILES = {
@@ -187,7 +187,7 @@ BOARD = """
 REPORTS = '''
 from decimal import Decimal
 
-from engine.services.figures import Figure, Series
+from engine.services.views.figures import Figure, Series
 
 
 def deals_by_name(request):

@@ -11,7 +11,7 @@ import re
 import pytest
 
 from engine.notifications.worker import NotificationWorker
-from engine.services.importing.queue import BACKGROUND_ROWS
+from engine.services.dataio.importing.queue import BACKGROUND_ROWS
 from tests.browser_support import (
     CHROMIUM,
     CHROMIUM_ARGS,

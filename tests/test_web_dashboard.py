@@ -10,7 +10,7 @@ import pytest
 
 from engine.context import FixedClock
 from engine.web import create_app
-from engine.web.charts import (
+from engine.web.dashboards.charts import (
     Bar,
     Series,
     bar_chart,
@@ -121,8 +121,8 @@ def test_home_shows_only_what_the_actor_may_read(site):
 
 
 def _figure(kind: str, unit: str = "count", **extra):
-    from engine.services.figures import Figure
-    from engine.services.figures import Series as FigureSeries
+    from engine.services.views.figures import Figure
+    from engine.services.views.figures import Series as FigureSeries
 
     return Figure(title={"en": "<T>", "zh": "图"}, kind=kind, unit=unit,
                   categories=("<a>", "b"),
@@ -130,7 +130,7 @@ def _figure(kind: str, unit: str = "count", **extra):
 
 
 def test_figures_are_drawn_by_kind_and_formatted_by_unit():
-    from engine.web.figures import draw
+    from engine.web.dashboards.figures import draw
 
     bar = draw(_figure("bar", "money"), "en", "CNY")
     assert bar.startswith("<svg") and "¥1,200.50" in bar and "&lt;a&gt;" in bar

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from engine.context import Actor
-from engine.web.display import Presenter
+from engine.web.presentation.display import Presenter
 from tests.support import open_migrated, write_site
 
 

@@ -134,7 +134,7 @@ def test_every_answer_carries_a_request_id_that_logs_share(tmp_path: Path, db_ur
     import json
     import logging
 
-    from engine.web.operations import JsonLines, RequestIdFilter
+    from engine.web.admin.operations import JsonLines, RequestIdFilter
 
     with _site(tmp_path, db_url) as site:
         app = create_app(site, testing=True)

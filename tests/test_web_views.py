@@ -8,8 +8,8 @@ from decimal import Decimal
 import pytest
 
 from engine.metadata.entity_views import ViewRegistry, generate
-from engine.web import formatting
 from engine.web.i18n import translate
+from engine.web.presentation import formatting
 from tests.support import open_migrated, write_site
 
 

@@ -16,8 +16,8 @@ from engine.errors import (
     TransitionRefused,
     ValidationFailed,
 )
-from engine.services.access import AllowAll
-from engine.services.workflows import WorkflowService
+from engine.services.access.policy import AllowAll
+from engine.services.workflows.service import WorkflowService
 from tests.workflow_pack import NOW, open_flow_site
 
 pytestmark = pytest.mark.dates  # records in fixed weeks: see .ci/run

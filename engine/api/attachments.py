@@ -24,7 +24,7 @@ from engine.errors import CrmError, TooLarge, ValidationFailed
 from engine.http.context import site
 from engine.http.downloads import file_response
 from engine.metadata.model import Entity
-from engine.services.attachments import Attachment
+from engine.services.records.attachments import Attachment
 
 #: Parts one upload may carry; the request as a whole is capped accordingly.
 MAX_FILES_PER_REQUEST = 10

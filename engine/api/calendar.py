@@ -20,7 +20,7 @@ from engine.api.records import answer, body, version_of
 from engine.context import Actor
 from engine.errors import ValidationFailed
 from engine.http.context import site
-from engine.services.calendar import FIRST_YEAR, LAST_YEAR, in_calendar_years
+from engine.services.views.calendar import FIRST_YEAR, LAST_YEAR, in_calendar_years
 from engine.site import Site
 
 #: The widest window one request may ask for.

@@ -2,7 +2,7 @@
 
 ``GET /dashboards`` lists the declared dashboards the caller may open;
 ``GET /dashboards/<name>`` computes one (``home``: the caller's own) with
-the caller's rights, through :class:`engine.services.dashboards.DashboardService`,
+the caller's rights, through :class:`engine.services.views.dashboards.DashboardService`,
 narrowed by the same ``period``/``from``/``to``/``team``/``owner`` arguments
 as the web page (a team or owner the caller may not pick is a 422). Each
 series carries its unit (and currency for money) and its values as text in

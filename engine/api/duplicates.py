@@ -3,7 +3,7 @@
 A client about to create a customer asks for its likely duplicates with the
 values it would send (``?name=华信科技&phone=021-50801234``) and shows them
 before posting — the same matching as the web form's warning
-(:mod:`engine.services.duplicates`), within the caller's scope.  Merging
+(:mod:`engine.services.records.duplicates`), within the caller's scope.  Merging
 folds a duplicate into the record in the path; ``"dry_run": true`` answers
 what would change without changing it.  Only the entities checked for
 duplicates (``CHECKED_ENTITIES``) have these endpoints.
@@ -21,8 +21,8 @@ from engine.errors import NotFound, ValidationFailed
 from engine.http.context import site
 from engine.metadata.model import Entity
 from engine.metadata.values import whole_number
-from engine.services.duplicates import CHECKED_ENTITIES, duplicate_fields, likely_duplicates
-from engine.services.merge import merge, plan_merge
+from engine.services.records.duplicates import CHECKED_ENTITIES, duplicate_fields, likely_duplicates
+from engine.services.records.merge import merge, plan_merge
 
 LIMIT = 20
 

@@ -21,7 +21,7 @@ from engine.api.records import RESERVED
 from engine.http.context import site
 from engine.http.downloads import export_response
 from engine.metadata.model import Entity
-from engine.services.exporting import FORMATS, MEDIA_TYPES, Exporter
+from engine.services.dataio.exporting import FORMATS, MEDIA_TYPES, Exporter
 from engine.storage.queries import Filter, Sort
 
 EXPORT_ARGS = frozenset({"format", "keys", "lines", "version"})

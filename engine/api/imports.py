@@ -14,14 +14,14 @@ the same report (``report``) and the file's problems (``errors.file``)
 when nothing was written because of them.
 
 With ``background=true`` the import is queued for ``crm worker``
-(:mod:`engine.services.importing.queue`) instead: ``202`` with the run and
+(:mod:`engine.services.dataio.importing.queue`) instead: ``202`` with the run and
 ``Location: /api/v1/imports/<id>``, where ``GET`` follows its status and
 progress and, once it is done, gives the same report; the refused rows are
 at ``/api/v1/imports/<id>/rejected.csv``.  Only the user who queued a run
 (or an administrator) sees it; anyone else gets 404.  The default stays in
 the request, so a client's answer never changes shape under it: a client
 with big files asks for the background.  A file of more than
-:data:`~engine.services.importing.queue.REQUEST_ROWS` rows is refused in
+:data:`~engine.services.dataio.importing.queue.REQUEST_ROWS` rows is refused in
 the request (``422 import_refused``, saying to use ``background=true``):
 it would hold a web worker, and on SQLite the write lock, too long.
 """
@@ -40,9 +40,9 @@ from engine.api.records import UnsupportedMedia, answer
 from engine.errors import CrmError, NotFound, ValidationFailed
 from engine.http.context import site
 from engine.metadata.model import Entity
-from engine.services.importing import Importer
-from engine.services.importing.queue import REQUEST_ROWS, ImportQueue
-from engine.services.importing.report import ImportReport
+from engine.services.dataio.importing import Importer
+from engine.services.dataio.importing.queue import REQUEST_ROWS, ImportQueue
+from engine.services.dataio.importing.report import ImportReport
 
 #: The largest import request body (bytes): files of tens of thousands of rows.
 MAX_IMPORT_BODY = 20 * 1024 * 1024

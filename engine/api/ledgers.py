@@ -3,7 +3,7 @@
 ``?by=product`` groups by some of the ledger's dimensions (all by default);
 any other ``dimension=value`` narrows to it (``?warehouse=2``).  The sums
 cover the movements the caller may read, so a dealer's user gets the stock
-of its own dealer only — the same :class:`~engine.services.ledgers.LedgerService`
+of its own dealer only — the same :class:`~engine.services.records.ledgers.LedgerService`
 the UI and reports use.
 """
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from engine.context import Actor
 from engine.metadata.model import Entity, Field
-from engine.services.records import SYSTEM_FIELD_TYPES
+from engine.services.records.service import SYSTEM_FIELD_TYPES
 from engine.site import Site
 
 

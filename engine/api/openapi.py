@@ -27,7 +27,7 @@ from engine.errors import DefinitionError
 from engine.metadata.model import Entity, Field
 from engine.metadata.values import INT_MAX, INT_MIN
 from engine.printing.documents import GENERIC, print_formats
-from engine.services.record_choices import DEFAULT_CHOICES, MAX_CHOICES, MAX_QUERY
+from engine.services.records.choices import DEFAULT_CHOICES, MAX_CHOICES, MAX_QUERY
 from engine.site import Site
 
 DECIMAL_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"

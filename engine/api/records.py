@@ -19,7 +19,7 @@ from engine.api.auth import api_actor
 from engine.errors import CrmError, NotFound, ValidationFailed
 from engine.http.context import site
 from engine.metadata.values import INT_MAX, to_json
-from engine.services.record_choices import DEFAULT_CHOICES, MAX_CHOICES, choose
+from engine.services.records.choices import DEFAULT_CHOICES, MAX_CHOICES, choose
 from engine.storage.queries import Filter, Sort
 
 RESERVED = frozenset({"sort", "limit", "offset", "fields", "q", "count", "include_archived"})

@@ -8,7 +8,7 @@ from engine.cli.main import echo_json, report_errors
 from engine.cli.output import table
 from engine.cli.record_commands import cli_actor
 from engine.cli.site_commands import open_site
-from engine.services.merge import MergePlan, merge, plan_merge
+from engine.services.records.merge import MergePlan, merge, plan_merge
 
 
 def _print_plan(plan: MergePlan, entity_label: str, title_field: str | None) -> None:

@@ -10,8 +10,8 @@ from engine.cli.record_commands import cli_actor
 from engine.cli.site_commands import open_site
 from engine.errors import NotFound
 from engine.pack_code import available_reports
-from engine.services.figures import Figure, ReportRequest
-from engine.services.reports import ReportLoader
+from engine.services.views.figures import Figure, ReportRequest
+from engine.services.views.reports import ReportLoader
 
 
 def figure_lines(figure: Figure, language: str, currency: str = "CNY") -> list[str]:

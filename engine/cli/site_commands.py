@@ -12,7 +12,7 @@ from engine.cli.main import echo_json, report_errors
 from engine.context import Clock
 from engine.errors import DefinitionError, MigrationRefused, SchemaOutOfDate
 from engine.metadata.schema_check import all_schemas
-from engine.services.users import generate_password
+from engine.services.access.users import generate_password
 from engine.site import (
     OVERLAY_DIR,
     SITE_FILE,

@@ -9,7 +9,7 @@ import click
 from engine.cli.main import echo_json, report_errors
 from engine.cli.record_commands import cli_actor
 from engine.cli.site_commands import open_site
-from engine.services.transfer import RULES, TransferPlan
+from engine.services.records.transfer import RULES, TransferPlan
 
 
 @click.group()

@@ -18,10 +18,10 @@ from engine.cli import output
 from engine.cli.main import echo_json, report_errors
 from engine.cli.record_commands import as_option, cli_actor
 from engine.cli.site_commands import open_site
-from engine.services.exporting import FORMATS, Exporter
-from engine.services.importing import Importer, ImportReport
-from engine.services.importing.mapping import load_mapping_file
-from engine.services.importing.queue import ImportQueue
+from engine.services.dataio.exporting import FORMATS, Exporter
+from engine.services.dataio.importing import Importer, ImportReport
+from engine.services.dataio.importing.mapping import load_mapping_file
+from engine.services.dataio.importing.queue import ImportQueue
 from engine.storage.queries import Filter, Sort
 
 #: Refused rows printed before "… and N more" (all of them are in --rejected).

@@ -11,7 +11,7 @@ import click
 
 from engine.cli.main import echo_json, report_errors
 from engine.cli.site_commands import open_site
-from engine.services.users import generate_password
+from engine.services.access.users import generate_password
 
 
 @click.group()

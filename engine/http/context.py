@@ -25,7 +25,7 @@ from engine.context import Actor
 from engine.errors import NotFound
 from engine.i18n import normalise
 from engine.metadata.entity_views import ViewRegistry
-from engine.services.dashboards import DashboardService
+from engine.services.views.dashboards import DashboardService
 from engine.site import Site
 
 EXTENSION = "visioncrm"

@@ -17,8 +17,8 @@ from urllib.parse import quote
 from flask import Response, has_request_context, request, stream_with_context
 
 from engine.errors import ValidationFailed
-from engine.services.attachments import Attachment
-from engine.services.exporting import FORMATS, MEDIA_TYPES, Exporter
+from engine.services.dataio.exporting import FORMATS, MEDIA_TYPES, Exporter
+from engine.services.records.attachments import Attachment
 from engine.storage.queries import Filter, Sort
 
 #: Bytes of an XLSX kept in memory before it spills to a temporary file.

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from engine.context import Actor, Clock
 
 if TYPE_CHECKING:
-    from engine.services.records import RecordService
+    from engine.services.records.service import RecordService
     from engine.site import Site
 
 

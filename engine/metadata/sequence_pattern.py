@@ -10,7 +10,7 @@ apart tell how many joined in between).  A ``{*****}`` counter is *opaque*:
 the counter is put through a keyed permutation of the numbers of its width
 (:func:`scramble`), so numbers stay unique, without gaps in the counter and
 without retries, but their order and size say nothing.  The key is the
-site's, kept with the counters (engine.services.sequences).  Once the
+site's, kept with the counters (engine.services.records.sequences).  Once the
 counter passes the width (99999 for five stars) numbers get longer and are
 no longer scrambled: give an opaque counter room.
 """

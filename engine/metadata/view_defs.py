@@ -39,7 +39,7 @@ SITE_REPORTS = "site"
 #: Built-in widget kinds: each names an entity with a workflow.
 BUILTIN_WIDGETS: tuple[str, ...] = ("funnel", "weighted_pipeline", "won_lost", "sla_overdue")
 WIDGET_KINDS: tuple[str, ...] = (*BUILTIN_WIDGETS, "report")
-#: What a figure's measure may be (engine/services/figure_text.py writes each).
+#: What a figure's measure may be (engine/services/views/figure_text.py writes each).
 FIGURE_UNITS: tuple[str, ...] = ("count", "money", "percent", "days", "hours", "number")
 #: The series keys of the built-in widgets, which a widget's ``units:`` may name.
 BUILTIN_SERIES: dict[str, tuple[str, ...]] = {

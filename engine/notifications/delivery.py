@@ -29,7 +29,7 @@ key and the gateway drops the copy).  Uncertain rows are listed by
 ``crm outbox`` and sent again only when someone says so.
 
 Before a message to a user is handed over, the worker asks again whether
-that user may still read the record (engine/services/recipients.py): one
+that user may still read the record (engine/services/messaging/recipients.py): one
 whose access ended while the message waited gets nothing, and the row
 becomes ``skipped`` with the reason.  A digest is checked message by
 message and sent with those still readable.
@@ -59,7 +59,7 @@ from engine.notifications.channels import (
 )
 from engine.notifications.digest import digest_body, withhold_unreadable
 from engine.notifications.settings import NotificationSettings
-from engine.services.recipients import RecipientAccess
+from engine.services.messaging.recipients import RecipientAccess
 from engine.storage.database import write_transaction
 from engine.storage.tables import Schema
 

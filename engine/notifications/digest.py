@@ -10,7 +10,7 @@ transaction.  The digest itself is then delivered like any e-mail.
 A held message whose recipient may no longer read its record (or is no
 longer active) is left out and marked ``skipped`` with the reason; the
 delivery checks the digest's messages once more before sending it
-(engine/services/recipients.py).
+(engine/services/messaging/recipients.py).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from sqlalchemy import Connection, Engine, select, update
 from engine.context import Clock
 from engine.metadata.durations import zone
 from engine.notifications.settings import NotificationSettings
-from engine.services.outbox import Cause, OutboxWriter, Target
-from engine.services.recipients import RecipientAccess
+from engine.services.messaging.outbox import Cause, OutboxWriter, Target
+from engine.services.messaging.recipients import RecipientAccess
 from engine.storage.database import write_transaction
 from engine.storage.tables import Schema
 

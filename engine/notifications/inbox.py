@@ -14,7 +14,7 @@ from sqlalchemy import Engine, func, select, update
 
 from engine.context import Actor, Clock
 from engine.errors import Conflict, NotFound, PermissionDenied
-from engine.services.outbox import OutboxWriter
+from engine.services.messaging.outbox import OutboxWriter
 from engine.storage.database import write_transaction
 from engine.storage.tables import Schema
 

@@ -15,7 +15,7 @@ An occurrence is due from its moment until ``catch_up`` later; its
 messages carry the occurrence in their unique key, so running the scan
 again (or on two machines) creates nothing new.  Records are read through
 the record service as the system actor; who is told is screened by
-:class:`~engine.services.recipients.Notifier` — only users who may read the
+:class:`~engine.services.messaging.recipients.Notifier` — only users who may read the
 record, each without the fields hidden from them — and an occurrence that
 reaches nobody is recorded (``nobody:<rule>`` in the job's summary, a
 ``skipped`` outbox row with the reason).
@@ -37,10 +37,10 @@ from engine.metadata.message_templates import render_text
 from engine.metadata.model import Entity
 from engine.metadata.reminder_rules import ReminderRule
 from engine.metadata.values import to_json
-from engine.services.outbox import Cause, Target, UserDirectory, applies, unique_targets
-from engine.services.pipeline import PipelineService
-from engine.services.recipients import Notifier
-from engine.services.records import RecordService
+from engine.services.messaging.outbox import Cause, Target, UserDirectory, applies, unique_targets
+from engine.services.messaging.recipients import Notifier
+from engine.services.records.service import RecordService
+from engine.services.views.pipeline import PipelineService
 from engine.storage.database import write_transaction
 from engine.storage.queries import Filter
 

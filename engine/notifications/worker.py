@@ -24,9 +24,9 @@ from engine.notifications.digest import DigestJob
 from engine.notifications.jobs import JobLog
 from engine.notifications.reminders import ReminderScheduler, ScanFailed
 from engine.notifications.settings import NotificationSettings, read_settings
-from engine.services.importing.queue import ImportQueue
-from engine.services.pipeline import PipelineService
-from engine.services.recipients import RecipientAccess
+from engine.services.dataio.importing.queue import ImportQueue
+from engine.services.messaging.recipients import RecipientAccess
+from engine.services.views.pipeline import PipelineService
 
 if TYPE_CHECKING:
     from engine.site import Site
@@ -60,7 +60,7 @@ class NotificationWorker:
         self.jobs = JobLog(site.schema, site.engine, clock, self.delivery.worker)
         # Pack jobs and backups (engine/jobs): once per occurrence across all workers.
         self.scheduled = JobScheduler(site, clock, self.delivery.worker)
-        # Imports queued by the web and the API (engine/services/importing/queue.py).
+        # Imports queued by the web and the API (engine/services/dataio/importing/queue.py).
         self.imports = ImportQueue.for_site(site, clock=clock)
         if coordinator is None:
             coordinator = (RedisCoordinator(self.settings.redis_url,

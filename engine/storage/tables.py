@@ -212,7 +212,7 @@ def system_tables(metadata: MetaData) -> None:
         Column("updated_at", UTCDateTime, nullable=False),
         Column("updated_by", IdType, nullable=True),
     )
-    # Imports run by `crm worker` rather than in a web request (engine/services/importing/
+    # Imports run by `crm worker` rather than in a web request (engine/services/dataio/importing/
     # queue.py): the file, the options, the progress and the report, in the database so any
     # web process can queue one and any worker on any machine can run it.
     Table(

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from engine.context import Actor, FixedClock
 from engine.demo import load_demo
-from engine.services.workflows import TransitionOption
+from engine.services.workflows.service import TransitionOption
 from engine.site import Site
 from engine.storage.migration import apply_migration
 from engine.storage.queries import Filter

@@ -32,31 +32,27 @@ from engine.http.context import EXTENSION, WebState, language, load_actor, state
 from engine.http.security import add_security_headers, check_csrf, csrf_token, secret_key
 from engine.metadata.entity_views import ViewRegistry
 from engine.metadata.values import INT_MAX
-from engine.services.dashboards import DashboardService
+from engine.services.views.dashboards import DashboardService
 from engine.site import Site
-from engine.web import (  # noqa: F401 - routes
-    attachments,
-    auth,
-    calendar,
-    dashboard,
+from engine.web import auth, calendar, inbox, till  # noqa: F401 - routes
+from engine.web.admin import jobs as job_admin  # noqa: F401 - routes
+from engine.web.admin import operations
+from engine.web.dashboards import pages as dashboard  # noqa: F401 - routes
+from engine.web.documents import attachments, printing  # noqa: F401 - routes
+from engine.web.i18n import LANGUAGES, translate
+from engine.web.navigation import navigation
+from engine.web.records import actions as record_actions
+from engine.web.records import (  # noqa: F401 - routes
     export_links,
     form_rules,
     imports,
-    inbox,
-    job_admin,
     kanban,
     list_actions,
-    operations,
-    printing,
     quick,
-    record_actions,
-    record_forms,
-    records,
-    till,
     transfer,
 )
-from engine.web.i18n import LANGUAGES, translate
-from engine.web.navigation import navigation
+from engine.web.records import forms as record_forms
+from engine.web.records import pages as records
 
 log = logging.getLogger(__name__)
 SESSION_TIMEOUT = dt.timedelta(hours=8)

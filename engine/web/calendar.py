@@ -1,6 +1,6 @@
 """The calendar page (week or month), moving events, and the phone feed.
 
-Events come from :class:`engine.services.calendar.CalendarService` with the
+Events come from :class:`engine.services.views.calendar.CalendarService` with the
 actor, coloured by owner and narrowed to a person or team
 (``calendar_people``).  Dragging an event onto another day (``static/calendar.js``) posts a
 move that is an ordinary update — rights, validation and the version the
@@ -20,7 +20,7 @@ from werkzeug.exceptions import NotFound as HttpNotFound
 from engine.errors import Conflict, CrmError, NotFound, ValidationFailed
 from engine.http.context import actor, login_required, site
 from engine.metadata.values import whole_number
-from engine.services.calendar import CalendarEvent, in_calendar_years
+from engine.services.views.calendar import CalendarEvent, in_calendar_years
 from engine.web.calendar_people import colour_class, people
 
 bp = Blueprint("calendar", __name__)

@@ -3,7 +3,7 @@
 Colours are CSS classes (``owner-c0`` … ``owner-c11`` in app.css), never inline
 styles, which the Content Security Policy blocks.  A person keeps their
 colour on every page and every week (it follows their user id).  The filter
-only narrows what :class:`~engine.services.calendar.CalendarService` already
+only narrows what :class:`~engine.services.views.calendar.CalendarService` already
 lets the actor read: it offers the people and teams whose records the actor
 sees — everyone for an owner or administrator, the teams they manage (and
 the teams below) for a manager — and nothing to a salesperson, who works

@@ -180,7 +180,7 @@ WORDS: dict[str, dict[str, str]] = {
     "days": {"en": "{n} d", "zh": "{n} 天"},
     "hours": {"en": "{n} h", "zh": "{n} 小时"},
     "minutes": {"en": "{n} min", "zh": "{n} 分钟"},
-    # lists: saved filters, counting, bulk actions (engine/web/list_actions.py)
+    # lists: saved filters, counting, bulk actions (engine/web/records/list_actions.py)
     "filter_name": {"en": "Name this filter", "zh": "筛选名称"},
     "save_filter": {"en": "Save filter", "zh": "保存筛选"},
     "filter_saved": {"en": "Filter “{name}” saved.", "zh": "已保存筛选“{name}”。"},
@@ -197,7 +197,7 @@ WORDS: dict[str, dict[str, str]] = {
     "bulk_reassign_done": {"en": "{count} handed over.", "zh": "已转交 {count} 条。"},
     "bulk_archive_done": {"en": "{count} archived.", "zh": "已归档 {count} 条。"},
     "bulk_refused": {"en": "{count} refused: {reasons}", "zh": "{count} 条被拒绝:{reasons}"},
-    # forms, quick create (engine/web/quick.py), transfer (engine/web/transfer.py)
+    # forms, quick create (engine/web/records/quick.py), transfer (engine/web/records/transfer.py)
     "your_value": {"en": "Yours", "zh": "您的值"},
     "quick_create": {"en": "Quick add", "zh": "快速新建"},
     "quick_saved": {"en": "Saved: {title}", "zh": "已保存:{title}"},
@@ -210,7 +210,7 @@ WORDS: dict[str, dict[str, str]] = {
     "transfer_done": {"en": "{count} record(s) transferred.", "zh": "已转移 {count} 条记录。"},
     "transfer_moves": {"en": "{count} × {entity} will move.", "zh": "将转移 {count} 条{entity}。"},
     "transfer_rule": {"en": "Spread by", "zh": "分配方式"},
-    # duplicates and merging (engine/web/merge.py)
+    # duplicates and merging (engine/web/records/merge.py)
     "merge": {"en": "Merge…", "zh": "合并…"},
     "merge_title": {"en": "Merge a duplicate into {title}", "zh": "将重复记录合并到 {title}"},
     "merge_help": {

@@ -41,9 +41,9 @@ from engine.metadata.entity_views import column_field
 from engine.metadata.model import Entity, Field
 from engine.metadata.view_defs import QuickDef
 from engine.site import Site
-from engine.web.display import Presenter
-from engine.web.forms import input_value, read_form
 from engine.web.i18n import translate
+from engine.web.presentation.display import Presenter
+from engine.web.records.form_values import input_value, read_form
 
 bp = Blueprint("till", __name__)
 #: Rows of each related list shown on the card (the newest first).

@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 
 from engine.site import Site
+from engine.web.admin.operations import configure_logging
 from engine.web.app import create_app
-from engine.web.operations import configure_logging
 from engine.web.sites import SiteDispatcher, load_installation
 
 configure_logging()

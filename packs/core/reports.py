@@ -85,7 +85,7 @@ def prefill_sales_report(records: Records, actor: Actor, period: str, day: dt.da
 
 # -- dashboard reports ------------------------------------------------------------------
 #
-# Each report below follows engine/services/figures.py: ``report(request) -> Figure``,
+# Each report below follows engine/services/views/figures.py: ``report(request) -> Figure``,
 # reading through ``request.records`` and ``request.site`` services with ``request.actor``
 # (the records from the read-only replica when the site has one) so its numbers stay
 # inside the actor's scope (a salesperson's figures are theirs, a manager's their team's).

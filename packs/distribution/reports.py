@@ -1,4 +1,4 @@
-"""The distribution pack's reports (engine/services/figures.py).
+"""The distribution pack's reports (engine/services/views/figures.py).
 
 Every query adds the record service's scope conditions for the actor, so
 a dealer's user sees its own dealer only, a channel manager their reach,

@@ -1,4 +1,4 @@
-"""The membership figures (engine/services/figures.py contract), for dashboards.
+"""The membership figures (engine/services/views/figures.py contract), for dashboards.
 
 Each reads through :mod:`packs.membership.figures` with the request's actor.
 """

@@ -1,7 +1,7 @@
 """Reports of project sales: the weighted pipeline, delivery, receivables and margins.
 
 Each report is a function taking a :class:`ReportRequest` and returning a
-:class:`Figure` (``engine/services/figures.py``), declared as a widget of the
+:class:`Figure` (``engine/services/views/figures.py``), declared as a widget of the
 pack's dashboard (``dashboards/projects.yaml``). Every number is read through
 the record service or the pipeline service with ``request.actor``, so a
 salesperson's figures cover only the projects they reach (their own and

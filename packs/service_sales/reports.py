@@ -1,4 +1,4 @@
-"""The service-sales figures (see engine/services/figures.py for the contract).
+"""The service-sales figures (see engine/services/views/figures.py for the contract).
 
 Each function takes a :class:`ReportRequest` and returns a :class:`Figure`,
 reading with the request's actor so every number stays inside their scope.

@@ -1,4 +1,4 @@
-"""The trading pack's reports (engine/services/figures.py): sales, margin, stock, buying.
+"""The trading pack's reports (engine/services/views/figures.py): sales, margin, stock, buying.
 
 Sales and gross margin are read from the stock ledger: every delivery line
 wrote a movement out with its sales amount and its cost of goods (the

@@ -1,0 +1,3 @@
+"""Read-only views over records: dashboards, report figures, the stage-flow pipeline,
+pack reports, the calendar and saved list filters.
+"""

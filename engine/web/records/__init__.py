@@ -1,0 +1,3 @@
+"""The record pages (the ``records`` blueprint): list, detail, forms, kanban, quick
+create, bulk actions, merge, transfer, import and export links.
+"""
