@@ -27,31 +27,31 @@ from werkzeug.routing import IntegerConverter
 from werkzeug.wrappers import Response
 
 from engine.errors import CrmError, DatabaseBusy, SchemaOutOfDate
-from engine.http import reload  # noqa: F401 - routes
+from engine.http import reload
 from engine.http.context import EXTENSION, WebState, language, load_actor, state
 from engine.http.security import add_security_headers, check_csrf, csrf_token, secret_key
 from engine.metadata.entity_views import ViewRegistry
 from engine.metadata.values import INT_MAX
 from engine.services.views.dashboards import DashboardService
 from engine.site import Site
-from engine.web import auth, calendar, inbox, till  # noqa: F401 - routes
-from engine.web.admin import jobs as job_admin  # noqa: F401 - routes
+from engine.web import auth, calendar, inbox, till
+from engine.web.admin import jobs as job_admin
 from engine.web.admin import operations
 from engine.web.dashboards import pages as dashboard  # noqa: F401 - routes
-from engine.web.documents import attachments, printing  # noqa: F401 - routes
+from engine.web.documents import attachments, printing
 from engine.web.i18n import LANGUAGES, translate
 from engine.web.navigation import navigation
-from engine.web.records import actions as record_actions
-from engine.web.records import (  # noqa: F401 - routes
+from engine.web.records import (  # noqa: F401 - routes of the records blueprint
+    actions,
     export_links,
     form_rules,
+    forms,
     imports,
     kanban,
     list_actions,
     quick,
     transfer,
 )
-from engine.web.records import forms as record_forms
 from engine.web.records import pages as records
 
 log = logging.getLogger(__name__)
