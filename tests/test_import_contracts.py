@@ -45,5 +45,5 @@ def test_an_upward_import_breaks_the_contracts(tmp_path):
 
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Contracts: 0 kept, 3 broken." in result.stdout
-    assert "engine.metadata.durations -> engine.services.records.service" in result.stdout
+    assert "engine.metadata.durations -> engine.services.records (l." in result.stdout
     assert "engine.api.meta -> engine.web.navigation" in result.stdout
