@@ -44,7 +44,7 @@ def outside_the_api(source: str, filename: str) -> list[str]:
 
 def test_the_check_sees_every_form_of_import():
     source = ("import engine.site\nfrom engine import errors\nfrom engine.pack_api import Filter\n"
-              "def f():\n    from engine.services.records import RecordService\n")
+              "def f():\n    from engine.services.records.service import RecordService\n")
     assert outside_the_api(source, "x.py") == [
         "x.py:1: imports engine.site", "x.py:2: imports engine", "x.py:5: imports "
         "engine.services.records.service"]
