@@ -25,6 +25,37 @@ from tests.support import open_migrated, write_site
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu"]
 LOGIN, PASSWORD = "demo", "demo-password-1"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1440, "height": 900}
+
+#: Defines ``contrast(el)`` in a page function: the WCAG 2 contrast ratio of an element's
+#: text colour against the first opaque background behind it (white when none is).
+CONTRAST_FUNCTION = """
+  const rgba = (text) => (text.match(/[\\d.]+/g) || []).map(Number);
+  const background = (el) => {
+    for (let node = el; node; node = node.parentElement) {
+      const c = rgba(getComputedStyle(node).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] > 0.5)) return c;
+    }
+    return [255, 255, 255];
+  };
+  const luminance = (c) => {
+    const [r, g, b] = c.slice(0, 3).map((v) => {
+      v /= 255;
+      return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const contrast = (el) => {
+    const [a, b] = [luminance(rgba(getComputedStyle(el).color)), luminance(background(el))];
+    return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+  };
+"""
+
+
+def with_contrast(body: str) -> str:
+    """A page function (for ``page.evaluate``) whose ``body`` may call ``contrast(el)``."""
+    return "() => {" + CONTRAST_FUNCTION + body + "}"
 
 
 def chromium_missing() -> str | None:

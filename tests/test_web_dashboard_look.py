@@ -23,8 +23,10 @@ from packs.core.demo_generator import generate
 from tests.browser_support import (
     CHROMIUM,
     CHROMIUM_ARGS,
+    DESKTOP,
     LOGIN,
     PASSWORD,
+    PHONE,
     demo_site,
     require_chromium,
     serve,
@@ -32,8 +34,6 @@ from tests.browser_support import (
 
 pytestmark = pytest.mark.browser
 ZH_LOGIN = "demo-zh"
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1440, "height": 900}
 SIZES = [pytest.param(PHONE, ZH_LOGIN, id="phone-zh"),
          pytest.param(DESKTOP, LOGIN, id="desktop-en")]
 SHOTS = Path("/tmp/visioncrm-dashboards")

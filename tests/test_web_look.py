@@ -19,48 +19,29 @@ from engine.context import SetClock
 from tests.browser_support import (
     CHROMIUM,
     CHROMIUM_ARGS,
+    DESKTOP,
     LOGIN,
     PASSWORD,
+    PHONE,
     demo_site,
     require_chromium,
     serve,
+    with_contrast,
 )
 
 pytestmark = pytest.mark.browser
 ZH_LOGIN = "demo-zh"
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1440, "height": 900}
 SIZES = [pytest.param(PHONE, ZH_LOGIN, id="phone-zh"), pytest.param(DESKTOP, LOGIN, id="desktop-en")]
 
 #: WCAG 2 contrast of each visible label and input of the quick-create panel, against the
 #: first opaque background behind it.
-CONTRASTS_JS = """
-() => {
-  const rgba = (text) => (text.match(/[\\d.]+/g) || []).map(Number);
-  const background = (el) => {
-    for (let node = el; node; node = node.parentElement) {
-      const c = rgba(getComputedStyle(node).backgroundColor);
-      if (c.length === 3 || (c.length === 4 && c[3] > 0.5)) return c;
-    }
-    return [255, 255, 255];
-  };
-  const luminance = (c) => {
-    const [r, g, b] = c.slice(0, 3).map((v) => {
-      v /= 255;
-      return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
-    });
-    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
-  };
+CONTRASTS_JS = with_contrast("""
   const panel = document.querySelector('.quick-panel');
   return [...panel.querySelectorAll('label, input:not([type=hidden]), select, textarea, h3')]
     .filter((el) => el.getClientRects().length)
-    .map((el) => {
-      const [a, b] = [luminance(rgba(getComputedStyle(el).color)), luminance(background(el))];
-      return {what: el.tagName + ' ' + (el.textContent || el.name || '').trim().slice(0, 30),
-              ratio: (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)};
-    });
-}
-"""
+    .map((el) => ({what: el.tagName + ' ' + (el.textContent || el.name || '').trim().slice(0, 30),
+                   ratio: contrast(el)}));
+""")
 
 #: The button at the centre of ``el`` is the one a tap reaches (nothing covers it).
 HIT_JS = """

@@ -27,45 +27,25 @@ from packs.core.demo_generator import DEMO_PASSWORD, generate
 from tests.browser_support import (
     CHROMIUM,
     CHROMIUM_ARGS,
+    DESKTOP,
+    PHONE,
     demo_site,
     require_chromium,
     serve,
+    with_contrast,
 )
 
 pytestmark = pytest.mark.browser
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1440, "height": 900}
 OWNER, SALES, MANAGER = "owner-en", "na.li", "haiyan.ma"  # the generator's east team
 SIZES = [pytest.param(PHONE, SALES, id="phone-zh"),
          pytest.param(DESKTOP, OWNER, id="desktop-en")]
 
 #: WCAG 2 contrast of every visible badge against the first opaque background behind it.
-BADGES_JS = """
-() => {
-  const rgba = (text) => (text.match(/[\\d.]+/g) || []).map(Number);
-  const background = (el) => {
-    for (let node = el; node; node = node.parentElement) {
-      const c = rgba(getComputedStyle(node).backgroundColor);
-      if (c.length === 3 || (c.length === 4 && c[3] > 0.5)) return c;
-    }
-    return [255, 255, 255];
-  };
-  const luminance = (c) => {
-    const [r, g, b] = c.slice(0, 3).map((v) => {
-      v /= 255;
-      return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
-    });
-    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
-  };
+BADGES_JS = with_contrast("""
   return [...document.querySelectorAll('.badge')]
     .filter((el) => el.getClientRects().length)
-    .map((el) => {
-      const [a, b] = [luminance(rgba(getComputedStyle(el).color)), luminance(background(el))];
-      return {text: el.textContent.trim().slice(0, 20),
-              ratio: (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)};
-    });
-}
-"""
+    .map((el) => ({text: el.textContent.trim().slice(0, 20), ratio: contrast(el)}));
+""")
 
 #: The size of every visible control of the header a finger or a pointer aims at.
 HEADER_TARGETS_JS = """

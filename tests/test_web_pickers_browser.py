@@ -17,39 +17,27 @@ import pytest
 
 from engine.context import Actor, SetClock
 from engine.demo import load_demo
-from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, require_chromium, serve
+from tests.browser_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    DESKTOP,
+    PHONE,
+    require_chromium,
+    serve,
+    with_contrast,
+)
 from tests.support import open_migrated, write_site
-from tests.test_web_look import DESKTOP, PHONE
 
 pytestmark = pytest.mark.browser
 PASSWORD = "password-1"
 
 #: Contrast of every option's text against the list's background, where each option is
 #: drawn, and whether the option at its centre is what a tap there reaches.
-LISTBOX_JS = """
-() => {
-  const rgba = (text) => (text.match(/[\\d.]+/g) || []).map(Number);
-  const background = (el) => {
-    for (let node = el; node; node = node.parentElement) {
-      const c = rgba(getComputedStyle(node).backgroundColor);
-      if (c.length === 3 || (c.length === 4 && c[3] > 0.5)) return c;
-    }
-    return [255, 255, 255];
-  };
-  const luminance = (c) => {
-    const [r, g, b] = c.slice(0, 3).map((v) => {
-      v /= 255;
-      return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
-    });
-    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
-  };
+LISTBOX_JS = with_contrast("""
   const list = document.querySelector('.picker-list:not([hidden])');
   const box = list.getBoundingClientRect();
   const texts = [...list.querySelectorAll('.picker-title, .picker-detail, .picker-note')]
-    .filter((el) => el.getClientRects().length).map((el) => {
-      const [a, b] = [luminance(rgba(getComputedStyle(el).color)), luminance(background(el))];
-      return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
-    });
+    .filter((el) => el.getClientRects().length).map(contrast);
   const first = list.querySelector('[role=option]');
   const at = first.getBoundingClientRect();
   const hit = document.elementFromPoint(at.left + at.width / 2, at.top + at.height / 2);
@@ -58,8 +46,7 @@ LISTBOX_JS = """
           lowest: Math.min(...texts), optionHeight: at.height,
           reached: hit !== null && first.contains(hit),
           fontSize: parseFloat(getComputedStyle(first).fontSize)};
-}
-"""
+""")
 
 
 @pytest.fixture(scope="module")
