@@ -56,9 +56,10 @@ def did_you_mean(name: Any, candidates: Sequence[str]) -> str:
 def python_functions(path: Path) -> tuple[dict[str, int], Problem | None]:
     """The top-level functions of a Python file (name → line), read without running it.
 
-    A name the file imports at its top (``from packs.trading.hooks import
-    post_delivery``) counts too: a site's ``custom/hooks.py`` may hand on a
-    pack's function to a workflow it took over.
+    A name the file imports at its top from a pack (``from packs.trading.hooks
+    import post_delivery``, or a relative import) counts too: a site's
+    ``custom/hooks.py`` may hand on a pack's function to a workflow it took
+    over. Names imported from libraries (``from sqlalchemy import select``) do not.
     """
     display = f"{path.parent.name}/{path.name}"
     try:
@@ -72,9 +73,13 @@ def python_functions(path: Path) -> tuple[dict[str, int], Problem | None]:
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             found[node.name] = node.lineno
-        elif isinstance(node, ast.ImportFrom):
+        elif isinstance(node, ast.ImportFrom) and _from_a_pack(node):
             found.update({a.asname or a.name: node.lineno for a in node.names if a.name != "*"})
     return found, None
+
+
+def _from_a_pack(node: ast.ImportFrom) -> bool:
+    return node.level > 0 or (node.module or "").split(".")[0] == "packs"
 
 
 def missing_function(shown: str, name: str, functions: Sequence[str]) -> str:
