@@ -89,7 +89,7 @@ def test_only_the_exact_pair_finds_the_member(site, clerk):
     member = site.test_member
     number = member["member_number"]
     misses = [keys("张", number),                        # a partial name
-              keys("张伟", number[:-1] + "9"),           # a wrong number
+              keys("张伟", number[:-1] + str((int(number[-1]) + 1) % 10)),  # wrong
               keys(site.test_other["name"], number)]     # someone else's name
     for typed in misses:
         page = post(clerk, "/lookup/member", typed)
