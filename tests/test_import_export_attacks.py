@@ -219,7 +219,7 @@ def test_other_users_save_while_a_50000_row_file_is_checked(site):
         thread.join()
     assert report.ok and report.rows == rows and report.created == rows and not report.written
     assert failures == []
-    assert len(waits) >= 5, waits
+    assert waits  # saves ran during the check (how many depends on how fast it reads)
     # That no save waits on the check's lock is shown without timing, by the barrier test
     # in test_import_check_reads.py; here: every save went through, none failed.
     assert count(site) == len(waits)  # the saves, and nothing of the check
